@@ -1,0 +1,1 @@
+//! summary.json (placeholder; helper writes it)

@@ -1,0 +1,1 @@
+//! The built-in reference target (placeholder; helper writes it).
