@@ -1,1 +1,39 @@
-fn main() {}
+//! The `stampede` binary: parse, init tracing, build the runtime, call the
+//! library, map the outcome to the documented exit code.
+
+use clap::Parser;
+use stampede::cli::{execute, Cli};
+
+fn main() {
+    let command_line: Vec<String> = std::env::args().collect();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(3);
+        }
+    };
+    let status = runtime.block_on(execute(cli, command_line));
+    let code = match status {
+        Ok(status) => status.code(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            e.exit_status().code()
+        }
+    };
+    // Don't wait for lingering connection tasks.
+    runtime.shutdown_background();
+    std::process::exit(code);
+}

@@ -1,1 +1,239 @@
-//! (placeholder, written by the lead)
+//! The plan: phases laid end to end on one timeline, each with its load
+//! curve as real durations and rates. The open-model arrival schedule lives
+//! here too, as pure arithmetic, so it is testable without a clock.
+//!
+//! Arrivals are evenly spaced along the rate curve (as wrk2 and k6's
+//! arrival-rate executors do): arrival k of a phase is due when the curve's
+//! integral reaches k, so a phase of `r/s` over `d` carries `ceil(r·d)`
+//! arrivals and a ramp `a -> b` carries `ceil((a+b)/2·d)`.
+//!
+//! Segments (`--segment i/n`, a later issue) divide rates and VU counts by
+//! `n`, so n processes together play the whole plan.
+
+use crate::scenario::{Scenario, UserLoad};
+use crate::scenario::units::{RateCurve, VuCurve};
+use std::time::Duration;
+
+/// One phase on the timeline.
+#[derive(Debug, Clone)]
+pub struct PlannedPhase {
+    pub name: String,
+    /// Offset of the phase's start from the run's start.
+    pub start: Duration,
+    pub duration: Duration,
+    pub users: Option<UserLoad>,
+}
+
+impl PlannedPhase {
+    pub fn end(&self) -> Duration {
+        self.start + self.duration
+    }
+}
+
+/// The whole run's timeline.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub phases: Vec<PlannedPhase>,
+    pub total: Duration,
+}
+
+impl Plan {
+    pub fn new(scenario: &Scenario) -> Plan {
+        let mut start = Duration::ZERO;
+        let phases = scenario
+            .phases
+            .iter()
+            .map(|p| {
+                let planned = PlannedPhase {
+                    name: p.name.clone(),
+                    start,
+                    duration: p.duration,
+                    users: p.users,
+                };
+                start += p.duration;
+                planned
+            })
+            .collect();
+        Plan { phases, total: start }
+    }
+
+    /// This plan's share as segment `index` (0-based) of `count`: rates and
+    /// VU counts divided by `count`.
+    pub fn segment(&self, index: usize, count: usize) -> Plan {
+        assert!(count > 0 && index < count);
+        let n = count as f64;
+        let mut plan = self.clone();
+        for phase in &mut plan.phases {
+            phase.users = phase.users.map(|load| match load {
+                UserLoad::Open(r) => UserLoad::Open(RateCurve { from: r.from / n, to: r.to / n }),
+                UserLoad::Closed(v) => {
+                    // Spread the remainder over the first segments.
+                    let share = |total: u32| {
+                        total / count as u32 + u32::from((index as u32) < total % count as u32)
+                    };
+                    UserLoad::Closed(VuCurve { from: share(v.from), to: share(v.to) })
+                }
+            });
+        }
+        plan
+    }
+
+    /// Highest open-model arrival rate (journeys per second).
+    pub fn peak_rate(&self) -> Option<f64> {
+        self.phases
+            .iter()
+            .filter_map(|p| match p.users {
+                Some(UserLoad::Open(r)) => Some(r.from.max(r.to)),
+                _ => None,
+            })
+            .reduce(f64::max)
+    }
+
+    /// Highest closed-model VU count.
+    pub fn peak_vus(&self) -> Option<u32> {
+        self.phases
+            .iter()
+            .filter_map(|p| match p.users {
+                Some(UserLoad::Closed(v)) => Some(v.from.max(v.to)),
+                _ => None,
+            })
+            .max()
+    }
+
+    /// Arrivals the open-model phases will start.
+    pub fn expected_arrivals(&self) -> u64 {
+        self.phases
+            .iter()
+            .map(|p| match p.users {
+                Some(UserLoad::Open(r)) => arrival_count(r, p.duration),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Index of the phase at `offset` (the last one after the end).
+    pub fn phase_at(&self, offset: Duration) -> usize {
+        self.phases
+            .iter()
+            .position(|p| offset < p.end())
+            .unwrap_or(self.phases.len().saturating_sub(1))
+    }
+}
+
+/// Requests one journey of each population sends, weighted by population
+/// weight: the mean number of requests per arrival.
+pub fn requests_per_arrival(scenario: &Scenario) -> f64 {
+    let total_weight: u64 = scenario.populations.iter().map(|p| p.weight as u64).sum();
+    if total_weight == 0 {
+        return 0.0;
+    }
+    scenario
+        .populations
+        .iter()
+        .map(|p| p.weight as f64 * p.steps.len() as f64)
+        .sum::<f64>()
+        / total_weight as f64
+}
+
+/// Number of arrivals a rate curve starts over `duration`:
+/// `ceil(∫rate)`, with arrival 0 at the phase's start.
+pub fn arrival_count(rate: RateCurve, duration: Duration) -> u64 {
+    let total = (rate.from + rate.to) / 2.0 * duration.as_secs_f64();
+    // Guard float noise: 1000.0000000001 is 1000 arrivals, not 1001.
+    let rounded = total.round();
+    if (total - rounded).abs() < 1e-6 {
+        rounded as u64
+    } else {
+        total.ceil() as u64
+    }
+}
+
+/// When arrival `k` (0-based) of a phase is due, as an offset from the
+/// phase's start: the time at which the integral of the rate reaches `k`.
+/// `None` when it falls at or past the phase's end.
+pub fn arrival_offset(rate: RateCurve, duration: Duration, k: u64) -> Option<Duration> {
+    let d = duration.as_secs_f64();
+    let (a, b) = (rate.from, rate.to);
+    let k = k as f64;
+    let t = if (b - a).abs() < 1e-12 {
+        if a <= 0.0 {
+            return None;
+        }
+        k / a
+    } else {
+        // N(t) = a·t + (b−a)·t²/(2d) = k  →  t = (−a + √(a² + 2·s·k)) / s, s = (b−a)/d
+        let s = (b - a) / d;
+        let disc = a * a + 2.0 * s * k;
+        if disc < 0.0 {
+            return None;
+        }
+        (-a + disc.sqrt()) / s
+    };
+    if t.is_finite() && t >= 0.0 && t < d - 1e-9 {
+        Some(Duration::from_secs_f64(t))
+    } else {
+        None
+    }
+}
+
+/// The VU target of a closed-model curve at `offset` into the phase.
+pub fn vus_at(vus: VuCurve, duration: Duration, offset: Duration) -> u32 {
+    let f = (offset.as_secs_f64() / duration.as_secs_f64()).clamp(0.0, 1.0);
+    (vus.from as f64 + (vus.to as f64 - vus.from as f64) * f).round() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rc(from: f64, to: f64) -> RateCurve {
+        RateCurve { from, to }
+    }
+
+    #[test]
+    fn constant_rate_is_evenly_spaced_and_counted_exactly() {
+        let d = Duration::from_secs(10);
+        let r = rc(100.0, 100.0);
+        assert_eq!(arrival_count(r, d), 1000);
+        assert_eq!(arrival_offset(r, d, 0), Some(Duration::ZERO));
+        assert_eq!(arrival_offset(r, d, 1), Some(Duration::from_millis(10)));
+        assert!(arrival_offset(r, d, 999).is_some());
+        assert_eq!(arrival_offset(r, d, 1000), None);
+    }
+
+    #[test]
+    fn ramp_carries_its_integral_and_speeds_up() {
+        let d = Duration::from_secs(10);
+        let r = rc(0.0, 200.0);
+        let n = arrival_count(r, d);
+        assert_eq!(n, 1000);
+        let offsets: Vec<Duration> = (0..n).map(|k| arrival_offset(r, d, k).unwrap()).collect();
+        assert_eq!(arrival_offset(r, d, n), None);
+        // Gaps shrink as the rate grows.
+        let first_gap = offsets[2] - offsets[1];
+        let last_gap = offsets[999] - offsets[998];
+        assert!(last_gap < first_gap, "{first_gap:?} vs {last_gap:?}");
+        // Half the arrivals come in the last ~29% of the ramp (t = d/√2).
+        let half = offsets[500].as_secs_f64();
+        assert!((half - 10.0 / 2f64.sqrt()).abs() < 0.01, "{half}");
+    }
+
+    #[test]
+    fn ramp_down_is_mirrored() {
+        let d = Duration::from_secs(4);
+        let r = rc(100.0, 50.0);
+        assert_eq!(arrival_count(r, d), 300);
+        let last = arrival_offset(r, d, 299).unwrap();
+        assert!(last < d);
+        assert_eq!(arrival_offset(r, d, 300), None);
+    }
+
+    #[test]
+    fn vu_curve_interpolates() {
+        let v = VuCurve { from: 10, to: 110 };
+        let d = Duration::from_secs(10);
+        assert_eq!(vus_at(v, d, Duration::ZERO), 10);
+        assert_eq!(vus_at(v, d, Duration::from_secs(5)), 60);
+        assert_eq!(vus_at(v, d, Duration::from_secs(20)), 110);
+    }
+}

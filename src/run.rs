@@ -1,1 +1,469 @@
-//! (placeholder, written by the lead)
+//! `stampede run`: scenario → plan → targets → engine → metrics → SLO
+//! verdicts → result directory → exit status.
+//!
+//! The aggregator runs on its own thread: once a second it swaps the
+//! recorders out, samples the gauges (CPU, in flight, VUs, queue), prints a
+//! progress line and, with `abort_on_fail`, judges the SLOs so far.
+//! Ctrl-C or SIGTERM interrupts the run: no new arrivals, in-flight work
+//! drains for the grace period, results are written, exit 3.
+
+use crate::engine::{Engine, Ids, Live, Shared};
+use crate::error::{CommandError, ExitStatus};
+use crate::metrics::{Aggregator, Metrics, Totals};
+use crate::plan::Plan;
+use crate::protocol::http::{Client, Endpoint};
+use crate::report::console;
+use crate::scenario::{self, ApiTarget, Origin, Overrides, Scenario};
+use crate::slo::{PhaseSpan, Verdict};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How progress is shown while the run goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing until the end (CI: `--quiet`).
+    Quiet,
+    /// A plain line every few seconds, on stderr.
+    Lines,
+}
+
+/// Everything `stampede run` needs, already validated by the CLI.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    pub overrides: Overrides,
+    /// Parent of the result directory (`reports/`).
+    pub out_dir: PathBuf,
+    pub progress: Progress,
+    /// How long in-flight work may drain after an interruption.
+    pub grace: Duration,
+    /// The command line, already redacted.
+    pub command_line: Vec<String>,
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub exit: ExitStatus,
+    pub result_dir: PathBuf,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// Load a scenario, mapping errors to bad input.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario, CommandError> {
+    scenario::load(path, overrides).map_err(|e| CommandError::BadInput(e.to_string()))
+}
+
+/// Keeps the in-process built-in target alive for the run.
+pub struct Targets {
+    pub endpoints: Vec<Endpoint>,
+    _builtin: Option<crate::target::RunningTarget>,
+}
+
+/// Start the built-in target if asked, resolve every origin, and check each
+/// one accepts a TCP connection (unreachable at start → exit 3).
+pub async fn prepare_targets(scenario: &Scenario) -> Result<Targets, CommandError> {
+    let mut builtin = None;
+    let mut origins: Vec<Origin> = Vec::new();
+    match &scenario.api {
+        Some(ApiTarget::Builtin(config)) => {
+            let running = crate::target::spawn("127.0.0.1:0".parse().expect("literal"), config.clone())
+                .await
+                .context("starting the built-in target")?;
+            origins.push(Origin {
+                scheme: "http".into(),
+                host: running.addr.ip().to_string(),
+                port: running.addr.port(),
+            });
+            builtin = Some(running);
+        }
+        Some(ApiTarget::Url(origin)) => origins.push(origin.clone()),
+        None => origins.push(Origin {
+            // Never used: compile refuses relative steps without an api.
+            scheme: "http".into(),
+            host: "127.0.0.1".into(),
+            port: 9,
+        }),
+    }
+    origins.extend(scenario.extra_origins.iter().cloned());
+    let mut endpoints = Vec::new();
+    for (i, origin) in origins.iter().enumerate() {
+        let endpoint = Endpoint::resolve(origin).await.map_err(|e| CommandError::Unreachable {
+            target: origin.to_string(),
+            detail: format!("cannot resolve: {e}"),
+        })?;
+        let used = scenario.populations.iter().any(|p| {
+            p.steps.iter().any(|s| match s.origin {
+                scenario::OriginRef::Api => i == 0,
+                scenario::OriginRef::Extra(x) => x + 1 == i,
+            })
+        });
+        if used {
+            preflight(&endpoint, scenario.http.connect_timeout).await?;
+        }
+        endpoints.push(endpoint);
+    }
+    Ok(Targets {
+        endpoints,
+        _builtin: builtin,
+    })
+}
+
+async fn preflight(endpoint: &Endpoint, timeout: Duration) -> Result<(), CommandError> {
+    let addrs = &endpoint.addrs[..];
+    let shown = || {
+        let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        format!("{} ({})", endpoint.origin, list.join(", "))
+    };
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addrs)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(CommandError::Unreachable {
+            target: shown(),
+            detail: e.to_string(),
+        }),
+        Err(_) => Err(CommandError::Unreachable {
+            target: shown(),
+            detail: format!("no TCP connection within {}", crate::scenario::units::format_duration(timeout)),
+        }),
+    }
+}
+
+/// A new result directory `<out>/<name>-<UTC time>` (suffixed if taken).
+pub fn result_dir(out: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) -> std::io::Result<PathBuf> {
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    let stamp = at.format("%Y%m%dT%H%M%SZ");
+    std::fs::create_dir_all(out)?;
+    for n in 0..1000 {
+        let dir = if n == 0 {
+            out.join(format!("{safe}-{stamp}"))
+        } else {
+            out.join(format!("{safe}-{stamp}-{n}"))
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("no free result directory name"))
+}
+
+/// CPU time (user + system) this process has used.
+pub fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+enum AggregatorMsg {
+    Stop,
+}
+
+struct AggregatorThread {
+    tx: std::sync::mpsc::Sender<AggregatorMsg>,
+    handle: std::thread::JoinHandle<std::io::Result<(Totals, bool)>>,
+}
+
+struct TickContext {
+    live: Arc<Live>,
+    ids: Ids,
+    progress: Progress,
+    plan: Plan,
+    scenario: Arc<Scenario>,
+}
+
+fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorThread {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("stampede-aggregator".into())
+        .spawn(move || {
+            let start = std::time::Instant::now();
+            let mut last_cpu = process_cpu();
+            let mut last_wall = start;
+            let mut n = 1u32;
+            let mut aborted = false;
+            loop {
+                let due = start + Duration::from_secs(n as u64);
+                let wait = due.saturating_duration_since(std::time::Instant::now());
+                let stop = matches!(rx.recv_timeout(wait), Ok(AggregatorMsg::Stop) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected));
+                let now = std::time::Instant::now();
+                let cpu = process_cpu();
+                let wall = now.duration_since(last_wall).as_secs_f64().max(1e-9);
+                let cpu_percent = (cpu.saturating_sub(last_cpu)).as_secs_f64() / wall * 100.0;
+                last_cpu = cpu;
+                last_wall = now;
+                let mut gauges = vec![0.0; aggregator_gauges(&ctx.ids)];
+                gauges[ctx.ids.cpu.0 as usize] = cpu_percent;
+                gauges[ctx.ids.in_flight.0 as usize] = ctx.live.in_flight.load(Ordering::Relaxed) as f64;
+                gauges[ctx.ids.vus.0 as usize] = ctx.live.vus.load(Ordering::Relaxed) as f64;
+                gauges[ctx.ids.queued.0 as usize] = ctx.live.queued.load(Ordering::Relaxed) as f64;
+                gauges[ctx.ids.offered.0 as usize] = ctx.live.arrivals.load(Ordering::Relaxed) as f64;
+                let elapsed = now.duration_since(start);
+                let point = aggregator.tick(elapsed, &gauges).clone();
+                if ctx.progress == Progress::Lines && (n % 5 == 0) && !stop {
+                    eprintln!("{}", console::progress_line(&ctx.plan, &ctx.ids, elapsed, &point, &ctx.live));
+                }
+                if ctx.scenario.abort_on_fail && !aborted && !stop {
+                    let spans = phase_spans(&ctx.plan, elapsed);
+                    let verdicts = crate::slo::evaluate(&ctx.scenario.slos, aggregator.totals(), &spans, elapsed);
+                    if let Some(failed) = verdicts.iter().find(|v| !v.pass && v.measured.is_some()) {
+                        eprintln!(
+                            "abort_on_fail: SLO `{}` {} failed (measured {}); stopping the run",
+                            failed.slo.key, failed.slo.target, failed.measured_text
+                        );
+                        aborted = true;
+                        ctx.live.interrupt();
+                    }
+                }
+                if stop {
+                    break;
+                }
+                // Skip ticks that were missed (a stalled machine) rather than bunching them.
+                n = (now.duration_since(start).as_secs() as u32 + 1).max(n + 1);
+            }
+            let totals = aggregator.finish()?;
+            Ok((totals, aborted))
+        })
+        .expect("spawn aggregator thread");
+    AggregatorThread { tx, handle }
+}
+
+fn aggregator_gauges(ids: &Ids) -> usize {
+    [ids.cpu, ids.in_flight, ids.vus, ids.queued, ids.offered]
+        .iter()
+        .map(|g| g.0 as usize + 1)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The plan's phases as they happened: clipped to the measured length.
+pub fn phase_spans(plan: &Plan, elapsed: Duration) -> Vec<PhaseSpan> {
+    plan.phases
+        .iter()
+        .filter(|p| p.start < elapsed || p.start.is_zero())
+        .map(|p| PhaseSpan {
+            name: p.name.clone(),
+            start: p.start,
+            end: p.end().min(elapsed.max(p.start)),
+        })
+        .collect()
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Run a scenario to the end and write its results.
+pub async fn run(options: RunOptions) -> Result<RunOutcome, CommandError> {
+    let scenario = Arc::new(load(&options.scenario, &options.overrides)?);
+    run_scenario(scenario, &options).await
+}
+
+/// As [`run`], for a scenario already loaded.
+pub async fn run_scenario(scenario: Arc<Scenario>, options: &RunOptions) -> Result<RunOutcome, CommandError> {
+    let plan = Plan::new(&scenario);
+    let targets = prepare_targets(&scenario).await?;
+    let started_at = chrono::Utc::now();
+    let dir = result_dir(&options.out_dir, &scenario.name, started_at)
+        .with_context(|| format!("creating a result directory in {}", options.out_dir.display()))?;
+
+    let (layout, ids) = Ids::register(&scenario);
+    let metrics = Metrics::new(layout);
+    let hlog_path = dir.join("metrics.hlog");
+    let hlog = std::fs::File::create(&hlog_path).with_context(|| format!("creating {}", hlog_path.display()))?;
+    let aggregator = Aggregator::new(
+        metrics.clone(),
+        Some(Box::new(std::io::BufWriter::new(hlog))),
+        SystemTime::now(),
+    );
+    let live = Arc::new(Live::default());
+    let needs_tls = targets.endpoints.iter().any(|e| e.origin.is_tls());
+    let client = Client::new(
+        scenario.http.version,
+        scenario.http.connect_timeout,
+        scenario.http.insecure,
+        needs_tls,
+    );
+    let engine = Engine::new(Shared {
+        scenario: scenario.clone(),
+        plan: plan.clone(),
+        client,
+        endpoints: targets.endpoints.clone(),
+        metrics,
+        ids: ids.clone(),
+        live: live.clone(),
+        start: tokio::time::Instant::now(),
+    });
+    if options.progress != Progress::Quiet {
+        eprintln!(
+            "stampede: running `{}` for {} against {} → {}",
+            scenario.name,
+            crate::scenario::units::format_duration(plan.total),
+            targets.endpoints.first().map(|e| e.origin.to_string()).unwrap_or_default(),
+            dir.display()
+        );
+    }
+    let agg = spawn_aggregator(
+        aggregator,
+        TickContext {
+            live: live.clone(),
+            ids: ids.clone(),
+            progress: options.progress,
+            plan: plan.clone(),
+            scenario: scenario.clone(),
+        },
+    );
+
+    let signal_live = live.clone();
+    let signals = tokio::spawn(async move {
+        interrupted().await;
+        eprintln!("stampede: interrupted; draining in-flight work (results will be written)");
+        signal_live.interrupt();
+    });
+    let report = engine.run(options.grace).await;
+    signals.abort();
+    let _ = agg.tx.send(AggregatorMsg::Stop);
+    let (totals, aborted) = agg
+        .handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the aggregator thread panicked"))?
+        .context("writing metrics.hlog")?;
+    drop(targets);
+
+    let spans = phase_spans(&plan, report.elapsed);
+    let verdicts = crate::slo::evaluate(&scenario.slos, &totals, &spans, report.elapsed);
+    let interrupted = report.stopped_early && !aborted;
+    let exit = if interrupted {
+        ExitStatus::NotCarriedOut
+    } else if verdicts.iter().any(|v| !v.pass) {
+        ExitStatus::SloFailed
+    } else {
+        ExitStatus::Passed
+    };
+
+    let mut notes = console::notes(&scenario, &plan, &totals);
+    if aborted {
+        notes.push("stopped early: an SLO failed and abort_on_fail is set".into());
+    }
+    if interrupted {
+        notes.push("interrupted: the run was stopped before the end of its plan".into());
+    }
+    if report.cancelled > 0 {
+        notes.push(format!(
+            "{} journeys were still in flight after the grace period and were cancelled (counted as `cancelled`)",
+            report.cancelled
+        ));
+    }
+    let meta = crate::report::json::RunMeta {
+        name: scenario.name.clone(),
+        scenario_path: options.scenario.display().to_string(),
+        scenario_hash: scenario.content_hash.clone(),
+        stampede_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ended_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        duration_s: report.elapsed.as_secs_f64(),
+        host: hostname(),
+        command_line: options.command_line.clone(),
+        seed: scenario.seed,
+        interrupted,
+        exit_code: exit.code(),
+        notes: notes.clone(),
+    };
+    let summary = crate::report::json::build(meta, &spans, &totals, &verdicts);
+    crate::report::json::write(&dir, &summary).with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
+
+    if options.progress != Progress::Quiet || exit != ExitStatus::Passed {
+        print!("{}", console::final_report(&scenario, &totals, &spans, report.elapsed, &verdicts, &notes));
+    }
+    println!("results: {}", dir.display());
+    Ok(RunOutcome {
+        exit,
+        result_dir: dir,
+        verdicts,
+    })
+}
+
+/// The machine's name, for run metadata.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Hide secrets in a command line: values of `--set` keys that look like
+/// secrets, and passwords in URLs.
+pub fn redact(args: &[String]) -> Vec<String> {
+    let secret_key = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        ["password", "passwd", "secret", "token", "key", "auth", "cookie"]
+            .iter()
+            .any(|s| k.contains(s))
+    };
+    let url_password = regex::Regex::new(r"(://[^:/@\s]+):[^@/\s]+@").expect("valid regex");
+    args.iter()
+        .map(|a| {
+            let a = url_password.replace_all(a, "$1:***@").to_string();
+            match a.split_once('=') {
+                Some((k, _)) if secret_key(k) => format!("{k}=***"),
+                _ => a,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let args: Vec<String> = ["run", "x.toml", "--set", "users.0.token=abc", "--api", "http://u:pw@host:1", "--set", "seed=3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let r = redact(&args);
+        assert_eq!(r[3], "users.0.token=***");
+        assert_eq!(r[5], "http://u:***@host:1");
+        assert_eq!(r[7], "seed=3");
+    }
+
+    #[test]
+    fn result_dirs_do_not_collide() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = chrono::Utc::now();
+        let a = result_dir(tmp.path(), "black friday", at).unwrap();
+        let b = result_dir(tmp.path(), "black friday", at).unwrap();
+        assert_ne!(a, b);
+        assert!(a.file_name().unwrap().to_str().unwrap().starts_with("black-friday-"));
+    }
+}

@@ -1,1 +1,152 @@
-//! (placeholder, written by the lead)
+//! The engine: plays a [`Plan`] of HTTP users against resolved endpoints and
+//! records every outcome into [`Metrics`].
+//!
+//! # Layout
+//! - [`driver`]: the one driver. Work reaches VUs as [`Arrival`]s; the open
+//!   model's dispatcher makes them on the rate curve's schedule, the closed
+//!   model's VUs make their own. Both feed the same VU loop.
+//! - [`user`]: a VU walking a journey: render, send, read, check, extract,
+//!   record.
+//! - [`ids`]: the metric series of a run, registered before it starts.
+//!
+//! Stopping: [`Engine::stop`] (end of plan, Ctrl-C, `abort_on_fail`) stops
+//! new arrivals; in-flight journeys drain up to a grace period; what is
+//! still in flight then is cancelled and counted (`cancelled`), never lost.
+
+pub mod driver;
+pub mod ids;
+pub mod user;
+
+use crate::metrics::Metrics;
+use crate::plan::Plan;
+use crate::protocol::http::{Client, Endpoint};
+use crate::scenario::Scenario;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+pub use driver::Arrival;
+pub use ids::Ids;
+
+/// Live numbers the aggregator samples once per interval (gauges) and the
+/// stop signal. Every field is an atomic: no lock on the hot path.
+#[derive(Default)]
+pub struct Live {
+    /// Journeys being walked right now.
+    pub in_flight: AtomicUsize,
+    /// Arrivals waiting for a free VU (open model).
+    pub queued: AtomicUsize,
+    /// VU tasks alive (open pool + closed).
+    pub vus: AtomicUsize,
+    /// Open-model VUs waiting for work.
+    pub idle: AtomicUsize,
+    /// Arrivals made so far (offered load).
+    pub arrivals: AtomicU64,
+    /// Set by an interruption (Ctrl-C, SIGTERM, `abort_on_fail`): queued
+    /// arrivals are dropped, in-flight journeys get the grace period.
+    interrupted: AtomicBool,
+    /// Set at the plan's end or an interruption: no new arrivals or iterations.
+    over: AtomicBool,
+    over_notify: Notify,
+    /// Index of the phase the timeline is in.
+    pub phase: AtomicUsize,
+}
+
+impl Live {
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Acquire)
+    }
+
+    pub fn is_over(&self) -> bool {
+        self.over.load(Ordering::Acquire)
+    }
+
+    /// Stop the run before its end (idempotent): no new arrivals, queued
+    /// ones dropped, in-flight ones drained for the grace period.
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::Release);
+        self.finish();
+    }
+
+    /// The plan is over: no new arrivals or iterations; work in flight and
+    /// queued finishes.
+    pub fn finish(&self) {
+        self.over.store(true, Ordering::Release);
+        self.over_notify.notify_waiters();
+    }
+
+    /// Resolves once the plan is over or interrupted.
+    pub async fn ended(&self) {
+        let notified = self.over_notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_over() {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Everything the VU tasks share, immutable but for [`Live`].
+pub struct Shared {
+    pub scenario: Arc<Scenario>,
+    pub plan: Plan,
+    pub client: Client,
+    /// Index 0 is `[target] api` (when set); then `extra_origins` in order.
+    pub endpoints: Vec<Endpoint>,
+    pub metrics: Metrics,
+    pub ids: Ids,
+    pub live: Arc<Live>,
+    /// The run's time zero (tokio clock, so tests can pause it).
+    pub start: Instant,
+}
+
+impl Shared {
+    pub fn endpoint(&self, origin: crate::scenario::OriginRef) -> usize {
+        match origin {
+            crate::scenario::OriginRef::Api => 0,
+            crate::scenario::OriginRef::Extra(i) => i + 1,
+        }
+    }
+}
+
+/// How the engine run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineReport {
+    /// Measured length, from start to the last drained journey.
+    pub elapsed: Duration,
+    /// True when it stopped before the plan's end.
+    pub stopped_early: bool,
+    /// Journeys in flight when the drain limit ran out (counted as `cancelled`).
+    pub cancelled: usize,
+}
+
+/// A configured run, ready to play.
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    pub fn new(shared: Shared) -> Engine {
+        Engine {
+            shared: Arc::new(shared),
+        }
+    }
+
+    pub fn live(&self) -> Arc<Live> {
+        self.shared.live.clone()
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Play the plan to its end (or until stopped), then drain in-flight
+    /// journeys for at most `grace` after a stop (after a normal end, for
+    /// the longest step timeout).
+    pub async fn run(&self, grace: Duration) -> EngineReport {
+        driver::run(self.shared.clone(), grace).await
+    }
+}

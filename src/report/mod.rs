@@ -1,5 +1,6 @@
 //! Result files and console output.
 
+pub mod console;
 pub mod json;
 
 use std::io::Write;

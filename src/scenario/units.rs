@@ -86,3 +86,8 @@ macro_rules! placeholder_de {
     )*};
 }
 placeholder_de!(Dur, PositiveDur, DurRange, RateCurve, VuCurve, Fraction);
+
+/// Human form of a duration (stub; helper replaces).
+pub fn format_duration(d: Duration) -> String {
+    format!("{d:?}")
+}

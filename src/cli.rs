@@ -1,0 +1,241 @@
+//! Command line (clap derive). Flags become core settings here; no clap type
+//! goes past this module. Each subcommand's args are destructured
+//! exhaustively, so a flag nobody wires up fails to compile.
+
+use crate::error::{CommandError, ExitStatus};
+use crate::run::{Progress, RunOptions};
+use crate::scenario::overrides::parse_set;
+use crate::scenario::units::parse_duration;
+use crate::scenario::Overrides;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const EXAMPLES: &str = "\
+Examples:
+  stampede run scenarios/quickstart.toml
+  stampede run scenarios/black-friday.toml --api http://127.0.0.1:8080 --quiet
+  stampede run scenarios/black-friday.toml --set phases.1.duration=30s --set http.max_in_flight=200
+  stampede validate scenarios/black-friday.toml
+  stampede target --listen 127.0.0.1:8080 --latency 2ms..10ms --concurrency 64
+
+Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 the run could not be carried out";
+
+/// stampede — load tests and capacity benchmarks from a scenario file.
+#[derive(Debug, Parser)]
+#[command(name = "stampede", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Log filter for diagnostics on stderr (e.g. `debug`, `stampede=trace`).
+    #[arg(long, global = true, env = "STAMPEDE_LOG", default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Play a scenario against its target and judge it against its SLOs.
+    #[command(after_help = "Examples:
+  stampede run scenarios/quickstart.toml
+  stampede run scenarios/black-friday.toml --api https://staging.example.internal --quiet
+  stampede run scenarios/black-friday.toml --set http.max_in_flight=500 --set 'slo.\"http.latency.p95\"=< 300ms'
+
+Results go to reports/<name>-<UTC time>/summary.json (and metrics.hlog).
+Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 not carried out (unreachable target, interrupted)")]
+    Run(RunArgs),
+    /// Parse and check a scenario; print the resolved plan.
+    #[command(after_help = "Example:
+  stampede validate scenarios/black-friday.toml --set phases.0.duration=10s")]
+    Validate(ValidateArgs),
+    /// Serve the built-in reference target (API) on loopback.
+    #[command(after_help = "Examples:
+  stampede target                                   # 127.0.0.1:8080
+  stampede target --listen 127.0.0.1:0 --latency exp:5ms --error-rate 0.01
+  stampede target --concurrency 8 --latency 10ms    # a knee at 800 req/s
+
+Knobs can be changed while it runs: POST /admin/config {\"latency\":\"5ms\"},
+POST /admin/stall {\"duration\":\"500ms\"}; GET /admin/stats.")]
+    Target(TargetArgs),
+}
+
+/// Flags that change the scenario before it is compiled.
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Replace `[target] api` (e.g. point a scenario at staging without editing it).
+    #[arg(long, value_name = "URL")]
+    pub api: Option<String>,
+    /// Replace `[target] hub`.
+    #[arg(long, value_name = "URL")]
+    pub hub: Option<String>,
+    /// Override any scenario value: `--set seed=7`, `--set phases.0.duration=30s`,
+    /// `--set users.shopper.think=1s`. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Skip TLS certificate verification.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Parent directory of the result directory.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub out: PathBuf,
+    /// No progress lines and no tables when every SLO held (for CI).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// After Ctrl-C / SIGTERM, how long in-flight requests may finish.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
+    pub grace: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Address to listen on (loopback unless --allow-non-loopback).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Service time added to each API request: `0`, `5ms`, `2ms..10ms`, `exp:5ms`.
+    #[arg(long, default_value = "0")]
+    pub latency: String,
+    /// Fraction of API requests answered with 500 (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// At most this many API requests served at once (others queue).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Requests that may wait for the concurrency limit; beyond it: 503.
+    #[arg(long, default_value_t = 1024)]
+    pub queue: usize,
+    /// How long a submitted job takes to complete.
+    #[arg(long, default_value = "2s", value_parser = duration_arg)]
+    pub job_duration: Duration,
+    /// Allow listening on a non-loopback address.
+    #[arg(long)]
+    pub allow_non_loopback: bool,
+}
+
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+}
+
+fn overrides(args: ScenarioArgs) -> Result<(PathBuf, Overrides), CommandError> {
+    let ScenarioArgs {
+        scenario,
+        api,
+        hub,
+        sets,
+        insecure,
+    } = args;
+    let sets = sets
+        .iter()
+        .map(|s| parse_set(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CommandError::BadInput(e.to_string()))?;
+    Ok((
+        scenario,
+        Overrides {
+            api,
+            hub,
+            sets,
+            insecure,
+        },
+    ))
+}
+
+/// Settled form of `stampede run`'s flags.
+pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOptions, CommandError> {
+    let RunArgs {
+        scenario,
+        out,
+        quiet,
+        grace,
+    } = args;
+    let (scenario, overrides) = overrides(scenario)?;
+    Ok(RunOptions {
+        scenario,
+        overrides,
+        out_dir: out,
+        progress: if quiet { Progress::Quiet } else { Progress::Lines },
+        grace,
+        command_line: crate::run::redact(&command_line),
+    })
+}
+
+/// Settled form of `stampede target`'s flags.
+pub fn target_config(args: TargetArgs) -> Result<(SocketAddr, crate::target::TargetConfig), CommandError> {
+    let TargetArgs {
+        listen,
+        latency,
+        error_rate,
+        concurrency,
+        queue,
+        job_duration,
+        allow_non_loopback,
+    } = args;
+    crate::target::check_listen(listen, allow_non_loopback).map_err(CommandError::BadInput)?;
+    if !(0.0..=1.0).contains(&error_rate) {
+        return Err(CommandError::BadInput(format!(
+            "--error-rate {error_rate}: expected a fraction between 0 and 1"
+        )));
+    }
+    if concurrency == Some(0) {
+        return Err(CommandError::BadInput("--concurrency must be at least 1".into()));
+    }
+    let latency = latency
+        .parse()
+        .map_err(|e: String| CommandError::BadInput(format!("--latency {latency}: {e}")))?;
+    Ok((
+        listen,
+        crate::target::TargetConfig {
+            latency,
+            error_rate,
+            concurrency,
+            queue,
+            job_duration,
+            ..Default::default()
+        },
+    ))
+}
+
+/// Run a parsed command line; returns the exit status.
+pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, CommandError> {
+    match cli.command {
+        Command::Run(args) => {
+            let options = run_options(args, command_line)?;
+            Ok(crate::run::run(options).await?.exit)
+        }
+        Command::Validate(args) => {
+            let ValidateArgs { scenario } = args;
+            let (path, overrides) = overrides(scenario)?;
+            let scenario = crate::run::load(&path, &overrides)?;
+            let plan = crate::plan::Plan::new(&scenario);
+            print!("{}", crate::report::console::describe(&scenario, &plan));
+            Ok(ExitStatus::Passed)
+        }
+        Command::Target(args) => {
+            let (listen, config) = target_config(args)?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| CommandError::BadInput(format!("cannot listen on {listen}: {e}")))?;
+            let addr = listener.local_addr().map_err(anyhow::Error::from)?;
+            println!("stampede target listening on http://{addr} (Ctrl-C to stop)");
+            crate::target::serve(listener, config, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(anyhow::Error::from)?;
+            Ok(ExitStatus::Passed)
+        }
+    }
+}

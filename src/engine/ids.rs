@@ -1,0 +1,72 @@
+//! The metric series of a run, registered before it starts so that the hot
+//! path records by index.
+//!
+//! Per population × step: `http.latency` (from the intended start: corrected
+//! for coordinated omission), `http.service_time` (from the actual send),
+//! `http.requests` and `http.errors{kind}`. Per run: `generator.lag` (how
+//! late the dispatcher made each arrival) and gauges.
+
+use crate::error::ErrorKind;
+use crate::metrics::{CounterId, GaugeId, HistId, Layout};
+use crate::scenario::Scenario;
+
+/// Series of one step.
+#[derive(Debug, Clone)]
+pub struct StepIds {
+    pub latency: HistId,
+    pub service: HistId,
+    pub requests: CounterId,
+    /// Index = [`ErrorKind::index`].
+    pub errors: Vec<CounterId>,
+}
+
+/// Series of a run.
+#[derive(Debug, Clone)]
+pub struct Ids {
+    /// `[population][step]`.
+    pub steps: Vec<Vec<StepIds>>,
+    pub lag: HistId,
+    pub cpu: GaugeId,
+    pub in_flight: GaugeId,
+    pub vus: GaugeId,
+    pub queued: GaugeId,
+    pub offered: GaugeId,
+}
+
+impl Ids {
+    /// Register every series of `scenario` in a new layout.
+    pub fn register(scenario: &Scenario) -> (Layout, Ids) {
+        let mut layout = Layout {
+            phases: scenario.phases.iter().map(|p| p.name.clone()).collect(),
+            ..Layout::default()
+        };
+        let steps = scenario
+            .populations
+            .iter()
+            .map(|pop| {
+                pop.steps
+                    .iter()
+                    .map(|step| StepIds {
+                        latency: layout.add_hist("http.latency", &pop.name, &step.name),
+                        service: layout.add_hist("http.service_time", &pop.name, &step.name),
+                        requests: layout.add_counter("http.requests", &pop.name, &step.name, None),
+                        errors: ErrorKind::ALL
+                            .iter()
+                            .map(|k| layout.add_counter("http.errors", &pop.name, &step.name, Some(k.name())))
+                            .collect(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let ids = Ids {
+            steps,
+            lag: layout.add_hist("generator.lag", "", ""),
+            cpu: layout.add_gauge("generator.cpu"),
+            in_flight: layout.add_gauge("users.in_flight"),
+            vus: layout.add_gauge("users.vus"),
+            queued: layout.add_gauge("users.queued"),
+            offered: layout.add_gauge("users.arrivals"),
+        };
+        (layout, ids)
+    }
+}

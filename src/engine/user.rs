@@ -1,0 +1,361 @@
+//! A VU walking a journey: for each step render the request from its
+//! compiled templates, send it on the VU's own connection, read the
+//! response, judge it (status, checks), extract values for later steps and
+//! record the outcome — one shard lock per request, no message.
+//!
+//! A failed step ends the journey: later steps usually depend on it (a
+//! token, an id), and sending them anyway would count errors the target did
+//! not cause.
+
+use super::driver::{mix_seed, Arrival};
+use super::Shared;
+use crate::error::ErrorKind;
+use crate::protocol::http::{read_body, Conn, OutRequest};
+use crate::scenario::check::ResponseView;
+use crate::scenario::template::RenderCtx;
+use crate::scenario::units::DurRange;
+use crate::scenario::{Body, Population, Step};
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::Full;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// One virtual user: its connections and reusable buffers.
+pub struct Vu {
+    pub id: u64,
+    iteration: u64,
+    /// One per endpoint (index as in `Shared::endpoints`).
+    conns: Vec<Conn>,
+    vars: Vec<Option<String>>,
+    rows: Vec<usize>,
+    text: String,
+}
+
+/// The latency sample of one request. Built only from an intended start and
+/// an actual send, so coordinated-omission correction cannot be forgotten:
+/// `latency` counts from when the request was due, `service` from when it
+/// was sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub intended: Instant,
+    pub sent: Instant,
+    pub done: Instant,
+}
+
+impl Timing {
+    pub fn latency(&self) -> Duration {
+        self.done.saturating_duration_since(self.intended)
+    }
+    pub fn service(&self) -> Duration {
+        self.done.saturating_duration_since(self.sent)
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u64::MAX as u128) as u64
+}
+
+/// Count an arrival that never started (queue full or waited too long).
+pub fn record_dropped(shared: &Shared, arrival: &Arrival) {
+    if let Some(first) = shared.ids.steps[arrival.population].first() {
+        let errors = first.errors[ErrorKind::Dropped.index()];
+        let requests = first.requests;
+        shared.metrics.with(|s| {
+            s.add(requests, arrival.phase, 1);
+            s.add(errors, arrival.phase, 1);
+        });
+    }
+}
+
+/// Counts a request as `cancelled` if its future is dropped before it
+/// finished (the run was interrupted and the grace period ran out).
+struct InFlight<'a> {
+    shared: &'a Shared,
+    population: usize,
+    step: usize,
+    phase: usize,
+    armed: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let ids = &self.shared.ids.steps[self.population][self.step];
+            let (requests, errors) = (ids.requests, ids.errors[ErrorKind::Cancelled.index()]);
+            self.shared.metrics.with(|s| {
+                s.add(requests, self.phase, 1);
+                s.add(errors, self.phase, 1);
+            });
+        }
+    }
+}
+
+/// Decrements `in_flight` however the journey ends.
+struct JourneyGuard<'a>(&'a super::Live);
+
+impl Drop for JourneyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn sample(range: DurRange, rng: &mut SmallRng) -> Duration {
+    if range.max <= range.min {
+        range.min
+    } else {
+        rng.gen_range(range.min..=range.max)
+    }
+}
+
+/// Percent-encode a query component (RFC 3986 unreserved kept).
+fn encode_component(text: &str, out: &mut String) {
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+}
+
+impl Vu {
+    pub fn new(id: u64, shared: &Shared) -> Vu {
+        Vu {
+            id,
+            iteration: 0,
+            conns: (0..shared.endpoints.len()).map(|_| Conn::default()).collect(),
+            vars: Vec::new(),
+            rows: vec![0; shared.scenario.feeders.len()],
+            text: String::with_capacity(256),
+        }
+    }
+
+    /// Walk one journey. `think_after_last`: the closed model paces its
+    /// loop with the think time after the last step too.
+    pub async fn journey(&mut self, shared: &Shared, arrival: Arrival, think_after_last: bool) {
+        let live = &shared.live;
+        live.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _guard = JourneyGuard(live);
+        let population: &Population = &shared.scenario.populations[arrival.population];
+        let mut rng = SmallRng::seed_from_u64(mix_seed(shared.scenario.seed, arrival.seq));
+        self.vars.clear();
+        self.vars.resize(population.vars, None);
+        for &f in &population.feeders_used {
+            self.rows[f] = shared.scenario.feeders[f].pick(self.id, &mut rng);
+        }
+        let mut intended = arrival.intended;
+        let last = population.steps.len().saturating_sub(1);
+        for (index, step) in population.steps.iter().enumerate() {
+            let ok = self.step(shared, &arrival, index, step, intended, &mut rng).await;
+            if !ok {
+                break;
+            }
+            if let Some(think) = step.think {
+                if index < last || think_after_last {
+                    let pause = sample(think, &mut rng);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = live.ended() => {}
+                    }
+                }
+            }
+            // The next step is due now: its latency counts from here.
+            intended = Instant::now();
+        }
+        if !shared.scenario.http.keep_alive {
+            for conn in &mut self.conns {
+                conn.close();
+            }
+        }
+        self.iteration += 1;
+    }
+
+    fn render_request(&mut self, shared: &Shared, step: &Step, rng: &mut SmallRng) -> Result<OutRequest, String> {
+        let feeders = &shared.scenario.feeders;
+        let mut ctx = RenderCtx {
+            vu_id: self.id,
+            iteration: self.iteration,
+            rng,
+            vars: &self.vars,
+            feeders,
+            rows: &self.rows,
+        };
+        let text = &mut self.text;
+        text.clear();
+        step.path.render(&mut ctx, text);
+        if !step.query.is_empty() {
+            let mut value = String::new();
+            for (name, template) in &step.query {
+                text.push(if text.contains('?') { '&' } else { '?' });
+                encode_component(name, text);
+                text.push('=');
+                value.clear();
+                template.render(&mut ctx, &mut value);
+                encode_component(&value, text);
+            }
+        }
+        let uri: http::Uri = text.parse().map_err(|e| format!("URL `{text}`: {e}"))?;
+        let mut builder = http::Request::builder().method(step.method.clone()).uri(uri);
+        for (name, template) in &step.headers {
+            let value = match template.as_static() {
+                Some(s) => HeaderValue::from_str(s),
+                None => {
+                    text.clear();
+                    template.render(&mut ctx, text);
+                    HeaderValue::from_str(text)
+                }
+            }
+            .map_err(|e| format!("header {name}: {e}"))?;
+            builder = builder.header(name, value);
+        }
+        let body = match &step.body {
+            Body::None => Bytes::new(),
+            Body::Text(t) => {
+                let mut out = String::new();
+                t.render(&mut ctx, &mut out);
+                Bytes::from(out)
+            }
+            Body::Json(j) => {
+                let mut out = String::new();
+                j.render(&mut ctx, &mut out);
+                Bytes::from(out)
+            }
+        };
+        builder.body(Full::new(body)).map_err(|e| e.to_string())
+    }
+
+    /// Send one step; true when it succeeded.
+    async fn step(
+        &mut self,
+        shared: &Shared,
+        arrival: &Arrival,
+        index: usize,
+        step: &Step,
+        intended: Instant,
+        rng: &mut SmallRng,
+    ) -> bool {
+        let ids = &shared.ids.steps[arrival.population][index];
+        let phase = arrival.phase;
+        let request = match self.render_request(shared, step, rng) {
+            Ok(r) => r,
+            Err(detail) => {
+                tracing::debug!(step = %step.name, %detail, "request could not be built");
+                let (requests, errors) = (ids.requests, ids.errors[ErrorKind::Protocol.index()]);
+                shared.metrics.with(|s| {
+                    s.add(requests, phase, 1);
+                    s.add(errors, phase, 1);
+                });
+                return false;
+            }
+        };
+        let endpoint_index = shared.endpoint(step.origin);
+        let endpoint = &shared.endpoints[endpoint_index];
+        let conn = &mut self.conns[endpoint_index];
+        let mut guard = InFlight {
+            shared,
+            population: arrival.population,
+            step: index,
+            phase,
+            armed: true,
+        };
+        let sent = Instant::now();
+        let result = tokio::time::timeout(step.timeout, async {
+            let response = conn.send(&shared.client, endpoint, request).await?;
+            let (parts, body) = response.into_parts();
+            let bytes = read_body(body, step.needs_body).await?;
+            Ok::<_, crate::protocol::http::HttpError>((parts, bytes))
+        })
+        .await;
+        let timing = Timing {
+            intended,
+            sent,
+            done: Instant::now(),
+        };
+        guard.armed = false;
+
+        let (error, record_latency) = match result {
+            Err(_) => {
+                // The connection is in an unknown state: start afresh.
+                conn.close();
+                (Some(ErrorKind::Timeout), true)
+            }
+            Ok(Err(e)) => {
+                let kind = e.kind();
+                tracing::trace!(step = %step.name, error = %e, "request failed");
+                (Some(kind), !super::driver::is_connect_failure(kind))
+            }
+            Ok(Ok((parts, body))) => {
+                let status = parts.status.as_u16();
+                let error = if !step.check.status_allowed(status) {
+                    Some(match status {
+                        400..=499 => ErrorKind::Http4xx,
+                        500..=599 => ErrorKind::Http5xx,
+                        _ => ErrorKind::Check,
+                    })
+                } else {
+                    let view = ResponseView::new(status, &parts.headers, &body);
+                    match step.check.evaluate(&view, timing.latency()) {
+                        Ok(()) => {
+                            for (slot, extractor) in &step.extract {
+                                self.vars[*slot] = extractor.extract(&view);
+                            }
+                            None
+                        }
+                        Err(detail) => {
+                            tracing::debug!(step = %step.name, %detail, "check failed");
+                            Some(ErrorKind::Check)
+                        }
+                    }
+                };
+                (error, true)
+            }
+        };
+        let (latency_id, service_id, requests) = (ids.latency, ids.service, ids.requests);
+        let error_id = error.map(|k| ids.errors[k.index()]);
+        shared.metrics.with(|s| {
+            if record_latency {
+                s.record(latency_id, phase, micros(timing.latency()));
+                s.record(service_id, phase, micros(timing.service()));
+            }
+            s.add(requests, phase, 1);
+            if let Some(id) = error_id {
+                s.add(id, phase, 1);
+            }
+        });
+        error.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_components_are_percent_encoded() {
+        let mut out = String::new();
+        encode_component("a b&c=d/é~", &mut out);
+        assert_eq!(out, "a%20b%26c%3Dd%2F%C3%A9~");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timing_separates_latency_from_service_time() {
+        let intended = Instant::now();
+        tokio::time::advance(Duration::from_millis(300)).await;
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_millis(20)).await;
+        let t = Timing {
+            intended,
+            sent,
+            done: Instant::now(),
+        };
+        assert_eq!(t.latency(), Duration::from_millis(320));
+        assert_eq!(t.service(), Duration::from_millis(20));
+    }
+}

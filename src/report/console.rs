@@ -1,0 +1,291 @@
+//! What a person reads in the terminal: the resolved plan (`validate`), a
+//! progress line during the run, and the final tables: per-step
+//! percentiles, errors by kind, SLO verdicts, notes.
+
+use crate::engine::{Ids, Live};
+use crate::metrics::{Point, TagFilter, Totals};
+use crate::plan::{arrival_count, requests_per_arrival, Plan};
+use crate::scenario::units::format_duration;
+use crate::scenario::{Scenario, UserLoad};
+use crate::slo::{PhaseSpan, Verdict};
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+fn ms(us: u64) -> String {
+    if us >= 10_000_000 {
+        format!("{:.1}s", us as f64 / 1e6)
+    } else if us >= 1000 {
+        format!("{:.1}ms", us as f64 / 1e3)
+    } else {
+        format!("{us}µs")
+    }
+}
+
+/// Left-aligned first column, right-aligned others.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        out.push_str("  ");
+        for (c, cell) in row.iter().enumerate() {
+            let pad = widths[c] - cell.chars().count();
+            if c == 0 {
+                out.push_str(cell);
+                out.push_str(&" ".repeat(pad));
+            } else {
+                out.push_str("  ");
+                out.push_str(&" ".repeat(pad));
+                out.push_str(cell);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn load_text(load: &Option<UserLoad>) -> String {
+    match load {
+        None => "idle".into(),
+        Some(UserLoad::Open(r)) if r.from == r.to => format!("rate {}/s", trim(r.from)),
+        Some(UserLoad::Open(r)) => format!("rate {}/s -> {}/s", trim(r.from), trim(r.to)),
+        Some(UserLoad::Closed(v)) if v.from == v.to => format!("{} VUs", v.from),
+        Some(UserLoad::Closed(v)) => format!("{} -> {} VUs", v.from, v.to),
+    }
+}
+
+fn trim(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// `stampede validate`: the resolved plan.
+pub fn describe(scenario: &Scenario, plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario `{}` is valid (seed {})", scenario.name, scenario.seed);
+    let target = match &scenario.api {
+        Some(crate::scenario::ApiTarget::Builtin(_)) => "builtin (started in-process on 127.0.0.1)".to_string(),
+        Some(crate::scenario::ApiTarget::Url(o)) => o.to_string(),
+        None => "none".into(),
+    };
+    let _ = writeln!(out, "api: {target}");
+    let per_arrival = requests_per_arrival(scenario);
+    let mut rows = vec![vec![
+        "phase".to_string(),
+        "start".into(),
+        "duration".into(),
+        "users".into(),
+        "arrivals".into(),
+        "requests".into(),
+    ]];
+    for p in &plan.phases {
+        let (arrivals, requests) = match p.users {
+            Some(UserLoad::Open(r)) => {
+                let n = arrival_count(r, p.duration);
+                (n.to_string(), format!("{:.0}", n as f64 * per_arrival))
+            }
+            Some(UserLoad::Closed(_)) => ("closed".into(), "—".into()),
+            None => ("0".into(), "0".into()),
+        };
+        rows.push(vec![
+            p.name.clone(),
+            format_duration(p.start),
+            format_duration(p.duration),
+            load_text(&p.users),
+            arrivals,
+            requests,
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let _ = writeln!(out, "total duration: {}", format_duration(plan.total));
+    if let Some(peak) = plan.peak_rate() {
+        let _ = writeln!(
+            out,
+            "peak arrival rate: {}/s ({:.0} requests/s at {:.2} requests per journey)",
+            trim(peak),
+            peak * per_arrival,
+            per_arrival
+        );
+    }
+    if let Some(vus) = plan.peak_vus() {
+        let _ = writeln!(out, "peak VUs (closed model): {vus}");
+    }
+    let arrivals = plan.expected_arrivals();
+    if arrivals > 0 {
+        let _ = writeln!(
+            out,
+            "expected requests (open-model phases): {:.0} from {arrivals} journeys",
+            arrivals as f64 * per_arrival
+        );
+    }
+    let _ = writeln!(
+        out,
+        "max in flight: {} · queue: {} · request timeout: {}",
+        scenario.http.max_in_flight,
+        scenario.http.queue,
+        format_duration(scenario.http.timeout)
+    );
+    for pop in &scenario.populations {
+        let steps: Vec<&str> = pop.steps.iter().map(|s| s.name.as_str()).collect();
+        let _ = writeln!(out, "users `{}` (weight {}): {}", pop.name, pop.weight, steps.join(" → "));
+    }
+    if scenario.slos.is_empty() {
+        let _ = writeln!(out, "no SLOs: the run always passes unless interrupted");
+    } else {
+        let _ = writeln!(out, "SLOs:{}", if scenario.abort_on_fail { " (abort_on_fail)" } else { "" });
+        for slo in &scenario.slos {
+            let _ = writeln!(out, "  {} {}", slo.key, slo.target);
+        }
+    }
+    out
+}
+
+/// One plain progress line (no control characters): the last interval's
+/// request rate, worst step p95 and errors, and the live gauges.
+pub fn progress_line(plan: &Plan, ids: &Ids, elapsed: Duration, point: &Point, live: &Live) -> String {
+    let phase = plan
+        .phases
+        .get(live.phase.load(Ordering::Relaxed))
+        .map(|p| p.name.as_str())
+        .unwrap_or("-");
+    let counter = |id: crate::metrics::CounterId| point.counters.get(id.0 as usize).copied().unwrap_or(0);
+    let steps = ids.steps.iter().flatten();
+    let requests: u64 = steps.clone().map(|s| counter(s.requests)).sum();
+    let errors: u64 = steps.clone().flat_map(|s| s.errors.iter().map(|&e| counter(e))).sum();
+    let p95 = steps
+        .map(|s| point.hists.get(s.latency.0 as usize).map(|h| h.p95).unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    format!(
+        "[{:>6} / {}] {phase} · {requests} req/s · p95 {} · errors {errors} · in flight {} · VUs {} · queued {}",
+        format_duration(Duration::from_secs(elapsed.as_secs())),
+        format_duration(plan.total),
+        ms(p95),
+        live.in_flight.load(Ordering::Relaxed),
+        live.vus.load(Ordering::Relaxed),
+        live.queued.load(Ordering::Relaxed),
+    )
+}
+
+/// Notes for the summary: generator health and model caveats.
+pub fn notes(scenario: &Scenario, plan: &Plan, totals: &Totals) -> Vec<String> {
+    let mut notes = Vec::new();
+    if plan.phases.iter().any(|p| matches!(p.users, Some(UserLoad::Closed(_)))) {
+        notes.push(
+            "closed-model phases: latency is measured from the actual send (a closed loop cannot correct for coordinated omission)".into(),
+        );
+    }
+    if let Some(lag) = totals.select_hist("generator.lag", &TagFilter::default()) {
+        if !lag.is_empty() && lag.value_at_quantile(0.99) > 10_000 {
+            notes.push(format!(
+                "GENERATOR SATURATED: 1% of arrivals were made more than {} late (p99 generator.lag); the offered rate was not held — use more CPU, more processes, or a lower rate",
+                ms(lag.value_at_quantile(0.99))
+            ));
+        }
+    }
+    let dropped = totals.sum_counters("http.errors", Some("dropped"), &TagFilter::default());
+    if dropped > 0 {
+        notes.push(format!(
+            "{dropped} arrivals were dropped: max_in_flight ({}) was reached and they could not start in time",
+            scenario.http.max_in_flight
+        ));
+    }
+    notes
+}
+
+/// The final tables.
+pub fn final_report(
+    scenario: &Scenario,
+    totals: &Totals,
+    phases: &[PhaseSpan],
+    elapsed: Duration,
+    verdicts: &[Verdict],
+    notes: &[String],
+) -> String {
+    let _ = phases;
+    let mut out = String::new();
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let mut rows = vec![vec![
+        "step".to_string(),
+        "requests".into(),
+        "rate".into(),
+        "p50".into(),
+        "p95".into(),
+        "p99".into(),
+        "max".into(),
+        "errors".into(),
+    ]];
+    let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
+    for pop in &scenario.populations {
+        for step in &pop.steps {
+            let filter = TagFilter {
+                population: Some(pop.name.clone()),
+                step: Some(step.name.clone()),
+                phase: None,
+            };
+            let requests = totals.sum_counters("http.requests", None, &filter);
+            let errors = totals.sum_counters("http.errors", None, &filter);
+            let (p50, p95, p99, max) = match totals.select_hist("http.latency", &filter) {
+                Some(h) if !h.is_empty() => (
+                    ms(h.value_at_quantile(0.5)),
+                    ms(h.value_at_quantile(0.95)),
+                    ms(h.value_at_quantile(0.99)),
+                    ms(h.max()),
+                ),
+                _ => ("-".into(), "-".into(), "-".into(), "-".into()),
+            };
+            let label = if scenario.populations.len() > 1 {
+                format!("{}/{}", pop.name, step.name)
+            } else {
+                step.name.clone()
+            };
+            rows.push(vec![
+                label,
+                requests.to_string(),
+                format!("{:.1}/s", requests as f64 / secs),
+                p50,
+                p95,
+                p99,
+                max,
+                errors.to_string(),
+            ]);
+        }
+    }
+    for kind in crate::error::ErrorKind::ALL {
+        let n = totals.sum_counters("http.errors", Some(kind.name()), &TagFilter::default());
+        if n > 0 {
+            kinds.insert(kind.name().to_string(), n);
+        }
+    }
+    let _ = writeln!(out, "\nlatency (from intended start) over {}:", format_duration(Duration::from_secs_f64(secs)));
+    out.push_str(&table(&rows));
+    if !kinds.is_empty() {
+        let _ = writeln!(out, "errors by kind:");
+        for (kind, n) in &kinds {
+            let _ = writeln!(out, "  {n} × {kind}");
+        }
+    }
+    if !verdicts.is_empty() {
+        let _ = writeln!(out, "SLOs:");
+        let mut rows = vec![vec!["slo".to_string(), "target".into(), "measured".into(), "verdict".into()]];
+        for v in verdicts {
+            rows.push(vec![
+                v.slo.key.clone(),
+                v.slo.target.clone(),
+                v.measured_text.clone(),
+                if v.pass { "pass".into() } else { "FAIL".into() },
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+    for note in notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    out
+}
