@@ -45,11 +45,14 @@ pub struct RunOptions {
 }
 
 /// What a finished run produced.
-#[derive(Debug)]
 pub struct RunOutcome {
     pub exit: ExitStatus,
     pub result_dir: PathBuf,
     pub verdicts: Vec<Verdict>,
+    /// Everything recorded (also in `summary.json`).
+    pub totals: Totals,
+    /// Measured length of the run.
+    pub elapsed: Duration,
 }
 
 /// Load a scenario, mapping errors to bad input.
@@ -409,6 +412,8 @@ pub async fn run_scenario(scenario: Arc<Scenario>, options: &RunOptions) -> Resu
         exit,
         result_dir: dir,
         verdicts,
+        totals,
+        elapsed: report.elapsed,
     })
 }
 

@@ -1,0 +1,236 @@
+//! The binary as a user runs it: exit codes 0 / 1 / 2 / 3 and the messages
+//! that go with them.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::Path;
+
+fn stampede() -> Command {
+    let mut cmd = Command::cargo_bin("stampede").unwrap();
+    cmd.env_remove("STAMPEDE_LOG");
+    cmd
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const GOOD: &str = r#"
+name = "good"
+[target]
+api = "builtin"
+[[users]]
+name = "u"
+steps = [{ name = "list", get = "/api/servers" }]
+[[phases]]
+name = "p"
+duration = "1s"
+users = { rate = "20/s" }
+"#;
+
+fn with(extra: &str) -> String {
+    format!("{GOOD}{extra}")
+}
+
+/// Run `validate` on `text`; expect exit 2 and every needle in stderr.
+fn bad_input(text: &str, needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "bad.toml", text);
+    let mut assert = stampede().arg("validate").arg(&path).assert().code(2);
+    for needle in needles {
+        assert = assert.stderr(predicate::str::contains(*needle));
+    }
+    // Never a panic.
+    assert.stderr(predicate::str::contains("panicked").not());
+}
+
+#[test]
+fn validate_prints_the_resolved_plan() {
+    stampede()
+        .args(["validate", "scenarios/black-friday.toml"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("peak arrival rate: 400/s"))
+        .stdout(predicate::str::contains("expected requests"))
+        .stdout(predicate::str::contains("total duration: 2m20s"))
+        .stdout(predicate::str::contains("spike"));
+}
+
+#[test]
+fn set_overrides_any_value() {
+    stampede()
+        .args(["validate", "scenarios/black-friday.toml", "--set", "phases.spike.duration=10s", "--set", "seed=9"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("seed 9"))
+        .stdout(predicate::str::contains("total duration: 1m30s"));
+}
+
+#[test]
+fn toml_syntax_error_names_file_line_and_column() {
+    bad_input("name = \"x\"\n[target\napi = 1\n", &["bad.toml:2:", "error"]);
+}
+
+#[test]
+fn unknown_key_suggests_the_nearest() {
+    bad_input(&GOOD.replace("duration = \"1s\"", "duraton = \"1s\""), &["duraton", "did you mean `duration`?", "bad.toml:"]);
+}
+
+#[test]
+fn negative_or_zero_rate_is_refused() {
+    bad_input(&GOOD.replace("20/s", "-5/s"), &["bad.toml:11:"]);
+    bad_input(&GOOD.replace("20/s", "0/s"), &["bad.toml:11:"]);
+}
+
+#[test]
+fn zero_duration_is_refused() {
+    bad_input(&GOOD.replace("\"1s\"", "\"0s\""), &["bad.toml:10:"]);
+}
+
+#[test]
+fn duration_without_unit_is_refused() {
+    bad_input(&GOOD.replace("\"1s\"", "\"5\""), &["bad.toml:10:", "unit"]);
+}
+
+#[test]
+fn slo_on_unknown_metric_is_refused() {
+    bad_input(&with("[slo]\n\"http.latencyy.p95\" = \"< 200ms\"\n"), &["unknown metric", "http.latency"]);
+}
+
+#[test]
+fn slo_on_unknown_step_is_refused() {
+    bad_input(&with("[slo]\n\"http.latency{step=lst}.p95\" = \"< 200ms\"\n"), &["no step is named `lst`", "did you mean `list`?"]);
+}
+
+#[test]
+fn undeclared_host_is_refused() {
+    bad_input(
+        &GOOD.replace("get = \"/api/servers\"", "get = \"http://203.0.113.9/steal\""),
+        &["not declared in [target]", "bad.toml:8:"],
+    );
+}
+
+#[test]
+fn missing_or_empty_feeder_is_refused() {
+    let text = with("[[feeders]]\nname = \"f\"\nfile = \"nope.csv\"\n");
+    bad_input(&text, &["nope.csv", "feeder `f`"]);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "empty.csv", "user,password\n");
+    let path = write(dir.path(), "s.toml", &with("[[feeders]]\nname = \"f\"\nfile = \"empty.csv\"\n"));
+    stampede()
+        .arg("validate")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no data rows"));
+}
+
+#[test]
+fn missing_scenario_file_is_bad_input() {
+    stampede()
+        .args(["validate", "no/such/file.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no/such/file.toml"));
+}
+
+#[test]
+fn bad_set_is_bad_input() {
+    stampede()
+        .args(["validate", "scenarios/quickstart.toml", "--set", "noequals"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("key=value"));
+}
+
+#[test]
+fn unreachable_target_at_start_exits_3_with_the_address() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "s.toml", GOOD);
+    stampede()
+        .arg("run")
+        .arg(&path)
+        .args(["--api", &format!("http://127.0.0.1:{port}"), "--quiet", "--out"])
+        .arg(dir.path().join("reports"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(format!("127.0.0.1:{port}")))
+        .stderr(predicate::str::contains("unreachable"));
+}
+
+#[test]
+fn slo_pass_exits_0_and_fail_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let pass = write(dir.path(), "pass.toml", &with("[slo]\n\"http.latency.p95\" = \"< 5s\"\n\"http.errors.rate\" = \"< 1%\"\n"));
+    stampede()
+        .arg("run")
+        .arg(&pass)
+        .args(["--quiet", "--out"])
+        .arg(dir.path().join("reports"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("results:"));
+    let fail = write(dir.path(), "fail.toml", &with("[slo]\n\"http.latency.p95\" = \"< 1us\"\n"));
+    stampede()
+        .arg("run")
+        .arg(&fail)
+        .args(["--quiet", "--out"])
+        .arg(dir.path().join("reports"))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAIL"));
+    // Both runs left a result directory with a summary.
+    let dirs: Vec<_> = std::fs::read_dir(dir.path().join("reports")).unwrap().collect();
+    assert_eq!(dirs.len(), 2);
+    for d in dirs {
+        assert!(d.unwrap().path().join("summary.json").is_file());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_drains_writes_results_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "long.toml", &GOOD.replace("\"1s\"", "\"60s\""));
+    let reports = dir.path().join("reports");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("stampede"))
+        .arg("run")
+        .arg(&path)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&reports)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the run has started: its hlog exists and has data.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let started = loop {
+        let hlog = std::fs::read_dir(&reports)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("metrics.hlog"));
+        if let Some(h) = &hlog {
+            if std::fs::metadata(h).map(|m| m.len() > 0).unwrap_or(false) {
+                break true;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert!(started, "the run never started");
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    let result = std::fs::read_dir(&reports).unwrap().next().unwrap().unwrap().path();
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(result.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["meta"]["interrupted"], true);
+    assert_eq!(summary["meta"]["exit_code"], 3);
+}

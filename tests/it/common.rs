@@ -1,0 +1,84 @@
+//! Shared helpers: scenarios from text in a temp dir, runs through the
+//! library, the built-in target on 127.0.0.1:0.
+
+use stampede::metrics::{TagFilter, Totals};
+use stampede::run::{Progress, RunOptions, RunOutcome};
+use stampede::scenario::{self, Overrides};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A temp dir holding `scenario.toml` (and any extra files).
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new(scenario_text: &str) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("scenario.toml"), scenario_text).expect("write scenario");
+        Fixture { dir }
+    }
+
+    pub fn file(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).expect("write file");
+        path
+    }
+
+    pub fn scenario_path(&self) -> PathBuf {
+        self.dir.path().join("scenario.toml")
+    }
+
+    pub fn out_dir(&self) -> PathBuf {
+        self.dir.path().join("reports")
+    }
+
+    /// Load and run through the library, quietly.
+    pub async fn run(&self, overrides: Overrides) -> RunOutcome {
+        let path = self.scenario_path();
+        let loaded = scenario::load(&path, &overrides).unwrap_or_else(|e| panic!("scenario invalid:\n{e}"));
+        let options = RunOptions {
+            scenario: path,
+            overrides,
+            out_dir: self.out_dir(),
+            progress: Progress::Quiet,
+            grace: Duration::from_secs(2),
+            command_line: vec!["test".into()],
+        };
+        match stampede::run::run_scenario(Arc::new(loaded), &options).await {
+            Ok(outcome) => outcome,
+            Err(e) => panic!("run failed: {e:#}"),
+        }
+    }
+}
+
+pub fn api(addr: std::net::SocketAddr) -> Overrides {
+    Overrides {
+        api: Some(format!("http://{addr}")),
+        ..Overrides::default()
+    }
+}
+
+pub fn count(totals: &Totals, metric: &str, kind: Option<&str>) -> u64 {
+    totals.sum_counters(metric, kind, &TagFilter::default())
+}
+
+pub fn step(name: &str) -> TagFilter {
+    TagFilter {
+        step: Some(name.into()),
+        ..TagFilter::default()
+    }
+}
+
+/// p-quantile (0..1) of a histogram metric over all series, in µs.
+pub fn quantile(totals: &Totals, metric: &str, filter: &TagFilter, q: f64) -> u64 {
+    totals
+        .select_hist(metric, filter)
+        .map(|h| h.value_at_quantile(q))
+        .unwrap_or_else(|| panic!("no {metric} data"))
+}
+
+pub fn summary_exists(dir: &Path) -> bool {
+    dir.join("summary.json").is_file()
+}
