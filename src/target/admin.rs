@@ -1,0 +1,66 @@
+//! Admin endpoints (exempt from every knob):
+//!
+//! - `GET /admin/config` → the knobs in force, as JSON.
+//! - `POST /admin/config` with a partial JSON object, e.g.
+//!   `{"latency":"5ms","error_rate":0.01,"concurrency":8,"queue":100}`
+//!   (also `job_duration`, `page_size`; `"concurrency": null` removes the
+//!   limit) → 200 with the new config, 400 on unknown keys or bad values.
+//! - `POST /admin/stall` with `{"duration":"500ms"}` → starts a stall now
+//!   (`"0"` ends any stall) → 200 `{"stalled_for":"500ms"}`.
+//! - `GET /admin/stats` → `{"requests","in_flight","queued","stalled","rejected","errors_injected"}`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::api::error;
+use super::knobs::{duration_str, format_duration, ConfigPatch};
+use super::state::TargetState;
+
+type St = State<Arc<TargetState>>;
+
+pub(crate) async fn get_config(State(state): St) -> Response {
+    Json(state.config()).into_response()
+}
+
+pub(crate) async fn post_config(State(state): St, body: Bytes) -> Response {
+    let patch: ConfigPatch = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad config: {e}")),
+    };
+    match state.update_config(|current| patch.apply(current)) {
+        Ok(config) => Json(config).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("bad config: {e}")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StallRequest {
+    #[serde(with = "duration_str")]
+    duration: std::time::Duration,
+}
+
+pub(crate) async fn post_stall(State(state): St, body: Bytes) -> Response {
+    let req: StallRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bad stall: {e} (expected {{\"duration\": \"500ms\"}})"),
+            )
+        }
+    };
+    state.stall(req.duration);
+    Json(json!({ "stalled_for": format_duration(req.duration) })).into_response()
+}
+
+pub(crate) async fn get_stats(State(state): St) -> Response {
+    Json(state.stats()).into_response()
+}

@@ -1,0 +1,204 @@
+//! The `/api/*` endpoints and the knobs middleware in front of them.
+//!
+//! | endpoint                | ok  | errors                                  |
+//! |-------------------------|-----|-----------------------------------------|
+//! | `POST /api/login`       | 200 | 400 no `user`                           |
+//! | `GET /api/servers`      | 200 | 400 bad `page` / `per_page`             |
+//! | `POST /api/servers`     | 201 | 401 no token, 400 no `name`             |
+//! | `POST /api/jobs`        | 202 | 401 no token, 400 body not JSON         |
+//! | `GET /api/jobs/{id}`    | 200 | 404 unknown or malformed id             |
+//!
+//! Every error body is `{"error": "..."}`. Knobs (stall, concurrency,
+//! latency, errors) apply to matched `/api/*` routes only.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rand::Rng;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::knobs::MAX_PAGE_SIZE;
+use super::state::{with_rng, Admission, Server, TargetState};
+
+type St = State<Arc<TargetState>>;
+
+/// `{"error": message}` with this status.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    ApiError(status, message.into()).into_response()
+}
+
+/// An error answer: `{"error": message}` with this status.
+pub(crate) struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The knobs, in order: stall, concurrency permit (bounded queue, else
+/// 503), service time held with the permit, error injection, then the
+/// handler (still holding the permit).
+pub(crate) async fn knobs(State(state): St, req: Request, next: Next) -> Response {
+    state.count_request();
+    state.wait_stall().await;
+    let live = state.live();
+    let _permit = match state.admit(&live).await {
+        Admission::Admitted(permit) => permit,
+        Admission::Overloaded => return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+    };
+    let _in_flight = state.in_flight();
+    let config = &live.config;
+    if !config.latency.is_none() {
+        let service = with_rng(|rng| config.latency.sample(rng));
+        if !service.is_zero() {
+            tokio::time::sleep(service).await;
+        }
+    }
+    if config.error_rate > 0.0 && with_rng(|rng| rng.gen::<f64>() < config.error_rate) {
+        state.count_injected();
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "injected");
+    }
+    next.run(req).await
+}
+
+/// `GET /health` — exempt from every knob.
+pub(crate) async fn health() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("body is not valid JSON: {e}"),
+        )
+    })
+}
+
+fn non_empty_str<'a>(body: &'a Value, field: &str) -> Option<&'a str> {
+    body.get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// Requires `Authorization: Bearer tok-…`.
+fn authorized(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ok = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t.len() > "tok-".len() && t.starts_with("tok-"));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid token: send `Authorization: Bearer <token>` with a token from POST /api/login".into(),
+        ))
+    }
+}
+
+/// `POST /api/login` `{"user": "...", "password": "..."}` → `{"token": "tok-<user>-<n>"}`.
+pub(crate) async fn login(State(state): St, body: Bytes) -> ApiResult {
+    let body = parse_json(&body)?;
+    let user = non_empty_str(&body, "user").ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "`user` (a non-empty string) is required".into(),
+        )
+    })?;
+    Ok(Json(json!({ "token": state.token(user) })).into_response())
+}
+
+#[derive(Serialize)]
+struct ServerPage {
+    items: Vec<Server>,
+    page: usize,
+    per_page: usize,
+    total: usize,
+}
+
+/// `GET /api/servers?page=N&per_page=M` (page from 1; per_page 1..=1000,
+/// default `page_size`).
+pub(crate) async fn list_servers(State(state): St, RawQuery(query): RawQuery) -> Response {
+    let mut page = 1usize;
+    let mut per_page = None;
+    for pair in query.as_deref().unwrap_or("").split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let target = match key {
+            "page" => &mut page,
+            "per_page" => per_page.insert(0),
+            _ => continue,
+        };
+        match value.parse::<usize>() {
+            Ok(n) if n >= 1 => *target = n,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("`{key}` must be a whole number of at least 1, got `{value}`"),
+                )
+            }
+        }
+    }
+    let per_page = match per_page {
+        Some(n) if n > MAX_PAGE_SIZE => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("`per_page` must be at most {MAX_PAGE_SIZE}, got {n}"),
+            )
+        }
+        Some(n) => n,
+        None => state.live().config.page_size,
+    };
+    let (items, total) = state.list_servers(page, per_page);
+    Json(ServerPage {
+        items,
+        page,
+        per_page,
+        total,
+    })
+    .into_response()
+}
+
+/// `POST /api/servers` `{"name": "..."}` → 201 `{"id", "name", "status"}`.
+pub(crate) async fn create_server(State(state): St, headers: HeaderMap, body: Bytes) -> ApiResult {
+    authorized(&headers)?;
+    let body = parse_json(&body)?;
+    let name = non_empty_str(&body, "name").ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "`name` (a non-empty string) is required".into(),
+        )
+    })?;
+    Ok((StatusCode::CREATED, Json(state.create_server(name))).into_response())
+}
+
+/// `POST /api/jobs` (any JSON body, or none) → 202 `{"id": "job-<ms>-<seq>", "status": "queued"}`.
+pub(crate) async fn submit_job(State(state): St, headers: HeaderMap, body: Bytes) -> ApiResult {
+    authorized(&headers)?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        parse_json(&body)?;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": state.new_job(), "status": "queued" })),
+    )
+        .into_response())
+}
+
+/// `GET /api/jobs/{id}` → `{"id", "status": "queued" | "running" | "done"}`.
+pub(crate) async fn job(State(state): St, Path(id): Path<String>) -> Response {
+    match state.job_status(&id) {
+        Some(status) => Json(json!({ "id": id, "status": status })).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no job `{id}`")),
+    }
+}

@@ -1,0 +1,580 @@
+//! The target's knobs: [`TargetConfig`], the [`Latency`] distribution, and
+//! the small duration syntax they use.
+//!
+//! # Durations
+//!
+//! A duration is a non-negative decimal number followed by a unit, with no
+//! space in between: `us` (also `µs`), `ms` or `s` — `250us`, `5ms`,
+//! `1.5s`. A bare `0` is also accepted. This parser is local to the target
+//! on purpose (the scenario's unit module is richer); it is exact: `0.1s`
+//! is 100 ms to the nanosecond.
+//!
+//! # Latency
+//!
+//! | text          | meaning                                          |
+//! |---------------|--------------------------------------------------|
+//! | `0`, `none`   | no added service time                            |
+//! | `5ms`         | exactly 5 ms                                     |
+//! | `2ms..10ms`   | uniform between 2 ms and 10 ms (inclusive)       |
+//! | `exp:5ms`     | exponential with a 5 ms mean                     |
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Parses a target duration: `0`, or a decimal number with a `us`/`µs`,
+/// `ms` or `s` suffix (e.g. `250us`, `5ms`, `1.5s`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let (number, unit_nanos) = if let Some(n) = t.strip_suffix("us") {
+        (n, 1_000u128)
+    } else if let Some(n) = t.strip_suffix("µs") {
+        (n, 1_000u128)
+    } else if let Some(n) = t.strip_suffix("ms") {
+        (n, 1_000_000u128)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1_000_000_000u128)
+    } else {
+        return Err(format!(
+            "invalid duration `{text}`: expected a number with a unit `us`, `ms` or `s` (e.g. `5ms`, `1.5s`), or `0`"
+        ));
+    };
+    let bad = || {
+        format!("invalid duration `{text}`: expected a non-negative number before the unit (e.g. `5ms`, `1.5s`)")
+    };
+    let (int_part, frac_part) = match number.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (number, ""),
+    };
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+        || (number.contains('.') && frac_part.is_empty())
+    {
+        return Err(bad());
+    }
+    let too_long = || format!("duration `{text}` is too long");
+    let int: u128 = if int_part.is_empty() {
+        0
+    } else {
+        int_part.parse().map_err(|_| too_long())?
+    };
+    let mut nanos = int.checked_mul(unit_nanos).ok_or_else(too_long)?;
+    // Fraction: each digit is worth unit/10^k; digits below a nanosecond are dropped.
+    let mut scale = unit_nanos;
+    for d in frac_part.bytes() {
+        scale /= 10;
+        if scale == 0 {
+            break;
+        }
+        nanos += u128::from(d - b'0') * scale;
+    }
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_long())?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
+}
+
+/// Formats a duration in the syntax [`parse_duration`] accepts, using the
+/// largest unit that represents it exactly (`0`, `250us`, `5ms`, `2s`).
+/// Sub-microsecond remainders are written as fractional microseconds.
+pub fn format_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        "0".to_string()
+    } else if nanos % 1_000_000_000 == 0 {
+        format!("{}s", nanos / 1_000_000_000)
+    } else if nanos % 1_000_000 == 0 {
+        format!("{}ms", nanos / 1_000_000)
+    } else if nanos % 1_000 == 0 {
+        format!("{}us", nanos / 1_000)
+    } else {
+        let frac = format!("{:03}", nanos % 1_000);
+        format!("{}.{}us", nanos / 1_000, frac.trim_end_matches('0'))
+    }
+}
+
+/// The added service time of each `/api/*` request, held while the request
+/// holds its concurrency permit.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Latency {
+    /// No added time.
+    #[default]
+    None,
+    /// Always this long.
+    Fixed(Duration),
+    /// Uniform in `[min, max]`.
+    Uniform { min: Duration, max: Duration },
+    /// Exponentially distributed with this mean (capped at 100 × the mean).
+    Exponential { mean: Duration },
+}
+
+const LATENCY_FORMS: &str =
+    "expected `0` (none), a fixed duration like `5ms`, a uniform range like `2ms..10ms`, or an exponential mean like `exp:5ms` (units: us, ms, s)";
+
+impl Latency {
+    /// Draws one service time.
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Duration {
+        match *self {
+            Latency::None => Duration::ZERO,
+            Latency::Fixed(d) => d,
+            Latency::Uniform { min, max } => {
+                if min >= max {
+                    return min;
+                }
+                let lo = min.as_nanos() as u64;
+                let hi = max.as_nanos() as u64;
+                Duration::from_nanos(rng.gen_range(lo..=hi))
+            }
+            Latency::Exponential { mean } => {
+                // Inverse CDF: -mean * ln(1 - u), u in [0, 1). Capped so a
+                // freak draw cannot hold a permit for minutes.
+                let u: f64 = rng.gen();
+                let factor = (-(1.0 - u).ln()).min(100.0);
+                Duration::from_secs_f64(mean.as_secs_f64() * factor)
+            }
+        }
+    }
+
+    /// True when no time is ever added.
+    pub fn is_none(&self) -> bool {
+        matches!(self, Latency::None)
+    }
+}
+
+impl FromStr for Latency {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let err = |detail: String| format!("invalid latency `{s}`: {detail}; {LATENCY_FORMS}");
+        if t.is_empty() {
+            return Err(err("empty".into()));
+        }
+        if t == "0" || t.eq_ignore_ascii_case("none") {
+            return Ok(Latency::None);
+        }
+        if let Some(rest) = t.strip_prefix("exp:") {
+            let mean = parse_duration(rest).map_err(err)?;
+            return Ok(if mean.is_zero() {
+                Latency::None
+            } else {
+                Latency::Exponential { mean }
+            });
+        }
+        if let Some((a, b)) = t.split_once("..") {
+            let min = parse_duration(a).map_err(err)?;
+            let max = parse_duration(b).map_err(err)?;
+            if min > max {
+                return Err(err(format!(
+                    "the range minimum {} is above its maximum {}",
+                    format_duration(min),
+                    format_duration(max)
+                )));
+            }
+            return Ok(if max.is_zero() {
+                Latency::None
+            } else {
+                Latency::Uniform { min, max }
+            });
+        }
+        let d = parse_duration(t).map_err(err)?;
+        Ok(if d.is_zero() {
+            Latency::None
+        } else {
+            Latency::Fixed(d)
+        })
+    }
+}
+
+impl fmt::Display for Latency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Latency::None => f.write_str("0"),
+            Latency::Fixed(d) => f.write_str(&format_duration(d)),
+            Latency::Uniform { min, max } => {
+                write!(f, "{}..{}", format_duration(min), format_duration(max))
+            }
+            Latency::Exponential { mean } => write!(f, "exp:{}", format_duration(mean)),
+        }
+    }
+}
+
+impl Serialize for Latency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Latency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Latency;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a latency string such as \"0\", \"5ms\", \"2ms..10ms\" or \"exp:5ms\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Latency, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Latency, E> {
+                if v == 0 {
+                    Ok(Latency::None)
+                } else {
+                    Err(E::custom(format!(
+                        "a bare number ({v}) has no unit; {LATENCY_FORMS}"
+                    )))
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Latency, E> {
+                if v == 0 {
+                    Ok(Latency::None)
+                } else {
+                    Err(E::custom(format!(
+                        "a bare number ({v}) has no unit; {LATENCY_FORMS}"
+                    )))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Serde helpers for a [`Duration`] written as a target duration string.
+pub mod duration_str {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The most items one page of `GET /api/servers` may hold.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// Knobs of the built-in target. In a scenario they sit under
+/// `[target.builtin]`:
+///
+/// ```toml
+/// [target.builtin]
+/// latency = "2ms..5ms"     # service time per /api request (see Latency)
+/// error_rate = 0.01        # fraction of /api requests answered 500
+/// concurrency = 8          # permits; absent = unlimited
+/// queue = 100              # requests that may wait for a permit; more → 503
+/// job_duration = "2s"      # how long a submitted job takes to be `done`
+/// page_size = 20           # default per_page of GET /api/servers
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Service time added to each `/api/*` request while it holds a permit.
+    pub latency: Latency,
+    /// Fraction (0..=1) of `/api/*` requests answered `500 {"error":"injected"}`.
+    pub error_rate: f64,
+    /// At most this many `/api/*` requests are served at once; `None` = no limit.
+    pub concurrency: Option<usize>,
+    /// With a concurrency limit: how many requests may wait for a permit;
+    /// beyond that a request is answered `503 {"error":"overloaded"}` at once.
+    pub queue: usize,
+    /// Time from submission until a job reports `done`.
+    #[serde(with = "duration_str")]
+    pub job_duration: Duration,
+    /// Default `per_page` of `GET /api/servers`.
+    pub page_size: usize,
+}
+
+impl Default for TargetConfig {
+    fn default() -> Self {
+        TargetConfig {
+            latency: Latency::None,
+            error_rate: 0.0,
+            concurrency: None,
+            queue: 1024,
+            job_duration: Duration::from_secs(2),
+            page_size: 20,
+        }
+    }
+}
+
+impl TargetConfig {
+    /// Checks the values serde cannot: the error rate is within 0..=1, the
+    /// concurrency limit is at least 1, the page size is 1..=1000.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.error_rate.is_finite() && (0.0..=1.0).contains(&self.error_rate)) {
+            return Err(format!(
+                "error_rate must be between 0 and 1 (a fraction), got {}",
+                self.error_rate
+            ));
+        }
+        if self.concurrency == Some(0) {
+            return Err(
+                "concurrency must be at least 1 (leave it out, or null, for no limit)".into(),
+            );
+        }
+        if self.page_size == 0 || self.page_size > MAX_PAGE_SIZE {
+            return Err(format!(
+                "page_size must be between 1 and {MAX_PAGE_SIZE}, got {}",
+                self.page_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A partial update of the knobs, as posted to `POST /admin/config`.
+/// Absent fields are left alone; `"concurrency": null` removes the limit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigPatch {
+    pub latency: Option<Latency>,
+    pub error_rate: Option<f64>,
+    #[serde(deserialize_with = "present")]
+    pub concurrency: Option<Option<usize>>,
+    pub queue: Option<usize>,
+    #[serde(deserialize_with = "present_duration")]
+    pub job_duration: Option<Duration>,
+    pub page_size: Option<usize>,
+}
+
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+fn present_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration_str::deserialize(d).map(Some)
+}
+
+impl ConfigPatch {
+    /// The config with this patch applied, validated.
+    pub fn apply(&self, base: &TargetConfig) -> Result<TargetConfig, String> {
+        let mut c = base.clone();
+        if let Some(l) = self.latency {
+            c.latency = l;
+        }
+        if let Some(e) = self.error_rate {
+            c.error_rate = e;
+        }
+        if let Some(limit) = self.concurrency {
+            c.concurrency = limit;
+        }
+        if let Some(q) = self.queue {
+            c.queue = q;
+        }
+        if let Some(j) = self.job_duration {
+            c.job_duration = j;
+        }
+        if let Some(p) = self.page_size {
+            c.page_size = p;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("5ms").unwrap(), ms(5));
+        assert_eq!(parse_duration(" 2s ").unwrap(), ms(2000));
+        assert_eq!(parse_duration("250us").unwrap(), Duration::from_micros(250));
+        assert_eq!(parse_duration("250µs").unwrap(), Duration::from_micros(250));
+        assert_eq!(parse_duration("1.5s").unwrap(), ms(1500));
+        assert_eq!(parse_duration("0.1s").unwrap(), ms(100));
+        assert_eq!(parse_duration(".5ms").unwrap(), Duration::from_micros(500));
+        assert_eq!(parse_duration("0ms").unwrap(), Duration::ZERO);
+        for bad in [
+            "", "5", "ms", "5 ms", "-5ms", "5m", "1.ms", "abc", "5msx", "1e3ms", "..ms",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
+        }
+        assert!(parse_duration("99999999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn durations_format_round_trip() {
+        for d in [
+            Duration::ZERO,
+            ms(5),
+            ms(2000),
+            ms(1500),
+            Duration::from_micros(250),
+            Duration::from_nanos(1_234_500),
+            Duration::from_nanos(7),
+        ] {
+            let text = format_duration(d);
+            assert_eq!(parse_duration(&text).unwrap(), d, "{text}");
+        }
+        assert_eq!(format_duration(ms(1500)), "1500ms");
+        assert_eq!(format_duration(ms(2000)), "2s");
+    }
+
+    #[test]
+    fn latency_parses_every_form() {
+        assert_eq!("0".parse::<Latency>().unwrap(), Latency::None);
+        assert_eq!("none".parse::<Latency>().unwrap(), Latency::None);
+        assert_eq!("0ms".parse::<Latency>().unwrap(), Latency::None);
+        assert_eq!("5ms".parse::<Latency>().unwrap(), Latency::Fixed(ms(5)));
+        assert_eq!(
+            "2ms..10ms".parse::<Latency>().unwrap(),
+            Latency::Uniform {
+                min: ms(2),
+                max: ms(10)
+            }
+        );
+        assert_eq!(
+            "2ms .. 1s".parse::<Latency>().unwrap(),
+            Latency::Uniform {
+                min: ms(2),
+                max: ms(1000)
+            }
+        );
+        assert_eq!(
+            "exp:5ms".parse::<Latency>().unwrap(),
+            Latency::Exponential { mean: ms(5) }
+        );
+    }
+
+    #[test]
+    fn latency_rejects_bad_text_naming_the_forms() {
+        for bad in [
+            "",
+            "5",
+            "fast",
+            "10ms..2ms",
+            "exp:",
+            "exp:5",
+            "2ms..",
+            "..2ms",
+            "1ms..2ms..3ms",
+        ] {
+            let e = bad.parse::<Latency>().unwrap_err();
+            assert!(
+                e.contains("exp:5ms") && e.contains("2ms..10ms"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn latency_display_round_trips() {
+        for text in ["0", "5ms", "2ms..10ms", "exp:5ms", "250us..1s"] {
+            let l: Latency = text.parse().unwrap();
+            assert_eq!(l.to_string(), text);
+            assert_eq!(l.to_string().parse::<Latency>().unwrap(), l);
+        }
+    }
+
+    #[test]
+    fn latency_samples_stay_in_range() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let u = Latency::Uniform {
+            min: ms(2),
+            max: ms(5),
+        };
+        for _ in 0..1000 {
+            let d = u.sample(&mut rng);
+            assert!(d >= ms(2) && d <= ms(5));
+        }
+        let e = Latency::Exponential { mean: ms(10) };
+        let n = 20_000;
+        let total: Duration = (0..n).map(|_| e.sample(&mut rng)).sum();
+        let mean = total / n;
+        assert!(mean > ms(9) && mean < ms(11), "mean {mean:?}");
+        assert_eq!(Latency::Fixed(ms(3)).sample(&mut rng), ms(3));
+        assert_eq!(Latency::None.sample(&mut rng), Duration::ZERO);
+    }
+
+    #[test]
+    fn config_deserializes_from_toml_with_defaults() {
+        let c: TargetConfig = toml::from_str(
+            "latency = \"2ms..5ms\"\nerror_rate = 0.01\nconcurrency = 8\nqueue = 100\njob_duration = \"2s\"",
+        )
+        .unwrap();
+        assert_eq!(
+            c.latency,
+            Latency::Uniform {
+                min: ms(2),
+                max: ms(5)
+            }
+        );
+        assert_eq!(c.error_rate, 0.01);
+        assert_eq!(c.concurrency, Some(8));
+        assert_eq!(c.queue, 100);
+        assert_eq!(c.job_duration, ms(2000));
+        assert_eq!(c.page_size, 20);
+        let d: TargetConfig = toml::from_str("").unwrap();
+        assert_eq!(d, TargetConfig::default());
+        assert!(toml::from_str::<TargetConfig>("latncy = \"5ms\"").is_err());
+        assert!(toml::from_str::<TargetConfig>("latency = \"5\"").is_err());
+        assert!(toml::from_str::<TargetConfig>("latency = 0").is_ok());
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(TargetConfig::default().validate().is_ok());
+        let bad = [
+            TargetConfig {
+                error_rate: 1.5,
+                ..Default::default()
+            },
+            TargetConfig {
+                error_rate: -0.1,
+                ..Default::default()
+            },
+            TargetConfig {
+                error_rate: f64::NAN,
+                ..Default::default()
+            },
+            TargetConfig {
+                concurrency: Some(0),
+                ..Default::default()
+            },
+            TargetConfig {
+                page_size: 0,
+                ..Default::default()
+            },
+        ];
+        for c in bad {
+            assert!(c.validate().is_err(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn patch_distinguishes_null_from_absent() {
+        let base = TargetConfig {
+            concurrency: Some(4),
+            ..Default::default()
+        };
+        let p: ConfigPatch = serde_json::from_str(r#"{"latency":"5ms"}"#).unwrap();
+        let c = p.apply(&base).unwrap();
+        assert_eq!(c.concurrency, Some(4));
+        assert_eq!(c.latency, Latency::Fixed(ms(5)));
+        let p: ConfigPatch = serde_json::from_str(r#"{"concurrency":null}"#).unwrap();
+        assert_eq!(p.apply(&base).unwrap().concurrency, None);
+        let p: ConfigPatch = serde_json::from_str(r#"{"concurrency":0}"#).unwrap();
+        assert!(p.apply(&base).is_err());
+        assert!(serde_json::from_str::<ConfigPatch>(r#"{"bogus":1}"#).is_err());
+        assert!(serde_json::from_str::<ConfigPatch>(r#"{"queue":-1}"#).is_err());
+    }
+}

@@ -1,0 +1,690 @@
+//! Integration tests of the built-in reference target over real HTTP.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use stampede::target::{self, Latency, RunningTarget, TargetConfig};
+
+const LOOPBACK: &str = "127.0.0.1:0";
+
+async fn start(config: TargetConfig) -> (RunningTarget, reqwest::Client) {
+    let t = target::spawn(LOOPBACK.parse().unwrap(), config)
+        .await
+        .expect("target starts");
+    (t, reqwest::Client::new())
+}
+
+async fn login(c: &reqwest::Client, t: &RunningTarget) -> String {
+    let r = c
+        .post(format!("{}/api/login", t.url()))
+        .json(&json!({"user": "alice", "password": "pw"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    body["token"].as_str().unwrap().to_string()
+}
+
+async fn get_json(c: &reqwest::Client, url: String) -> (StatusCode, Value) {
+    let r = c.get(url).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap())
+}
+
+async fn post_json(c: &reqwest::Client, url: String, body: Value) -> (StatusCode, Value) {
+    let r = c.post(url).json(&body).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap())
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[tokio::test]
+async fn health_is_ok() {
+    let (t, c) = start(TargetConfig::default()).await;
+    let (s, b) = get_json(&c, format!("{}/health", t.url())).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b, json!({"status": "ok"}));
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn login_issues_tokens_and_requires_a_user() {
+    let (t, c) = start(TargetConfig::default()).await;
+    let url = format!("{}/api/login", t.url());
+    let (s, b) = post_json(&c, url.clone(), json!({"user": "bob", "password": "x"})).await;
+    assert_eq!(s, StatusCode::OK);
+    let token = b["token"].as_str().unwrap();
+    assert!(token.starts_with("tok-bob-"), "{token}");
+    let (_, b2) = post_json(&c, url.clone(), json!({"user": "bob"})).await;
+    assert_ne!(b2["token"], b["token"], "tokens are distinct");
+
+    for bad in [
+        json!({"password": "x"}),
+        json!({"user": ""}),
+        json!({"user": 5}),
+        json!([]),
+    ] {
+        let (s, b) = post_json(&c, url.clone(), bad.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(b["error"].is_string());
+    }
+    let r = c.post(&url).body("{not json").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn servers_are_listed_in_pages() {
+    let (t, c) = start(TargetConfig::default()).await;
+    let base = format!("{}/api/servers", t.url());
+
+    let (s, b) = get_json(&c, base.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["page"], 1);
+    assert_eq!(b["per_page"], 20);
+    assert_eq!(b["total"], 1000);
+    let items = b["items"].as_array().unwrap();
+    assert_eq!(items.len(), 20);
+    assert_eq!(items[0]["id"], "srv-00001");
+    for item in items {
+        assert!(item["id"].is_string() && item["name"].is_string());
+        let status = item["status"].as_str().unwrap();
+        assert!(["running", "stopped", "provisioning"].contains(&status));
+    }
+
+    let (_, b) = get_json(&c, format!("{base}?page=2&per_page=5")).await;
+    assert_eq!(b["page"], 2);
+    assert_eq!(b["per_page"], 5);
+    assert_eq!(b["items"][0]["id"], "srv-00006");
+    assert_eq!(b["items"].as_array().unwrap().len(), 5);
+
+    // Deterministic: the same page twice is the same.
+    let (_, again) = get_json(&c, format!("{base}?page=2&per_page=5")).await;
+    assert_eq!(again, b);
+
+    let (_, b) = get_json(&c, format!("{base}?page=34&per_page=30")).await;
+    assert_eq!(
+        b["items"].as_array().unwrap().len(),
+        10,
+        "last partial page"
+    );
+    let (s, b) = get_json(&c, format!("{base}?page=1000")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["items"], json!([]));
+    assert_eq!(b["total"], 1000);
+
+    for bad in [
+        "page=0",
+        "page=abc",
+        "per_page=0",
+        "per_page=5000",
+        "page=-1",
+    ] {
+        let (s, b) = get_json(&c, format!("{base}?{bad}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(b["error"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn creating_servers_needs_a_token_and_a_name() {
+    let (t, c) = start(TargetConfig::default()).await;
+    let url = format!("{}/api/servers", t.url());
+
+    let (s, b) = post_json(&c, url.clone(), json!({"name": "web-1"})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(b["error"].is_string());
+    let r = c
+        .post(&url)
+        .header("Authorization", "Bearer nope")
+        .json(&json!({"name": "web-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let token = login(&c, &t).await;
+    let auth = format!("Bearer {token}");
+    for bad in [json!({}), json!({"name": ""}), json!({"name": 3})] {
+        let r = c
+            .post(&url)
+            .header("Authorization", &auth)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let r = c
+        .post(&url)
+        .header("Authorization", &auth)
+        .body("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let r = c
+        .post(&url)
+        .header("Authorization", &auth)
+        .json(&json!({"name": "web-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["name"], "web-1");
+    let id = created["id"].as_str().unwrap().to_string();
+
+    // The created server is listed after the synthetic ones.
+    let (_, b) = get_json(&c, format!("{url}?page=1001&per_page=1")).await;
+    assert_eq!(b["total"], 1001);
+    assert_eq!(b["items"][0]["id"], id.as_str());
+    assert_eq!(b["items"][0]["name"], "web-1");
+}
+
+#[tokio::test]
+async fn jobs_need_a_token_and_unknown_ids_are_404() {
+    let (t, c) = start(TargetConfig::default()).await;
+    let url = format!("{}/api/jobs", t.url());
+
+    let (s, _) = post_json(&c, url.clone(), json!({"kind": "backup"})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    let auth = format!("Bearer {}", login(&c, &t).await);
+    let r = c
+        .post(&url)
+        .header("Authorization", &auth)
+        .body("{broken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let r = c
+        .post(&url)
+        .header("Authorization", &auth)
+        .json(&json!({"kind": "backup"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let job: Value = r.json().await.unwrap();
+    assert_eq!(job["status"], "queued");
+    let id = job["id"].as_str().unwrap();
+    assert!(id.starts_with("job-"), "{id}");
+
+    // An empty body is fine too.
+    let r = c
+        .post(&url)
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+
+    let (s, b) = get_json(&c, format!("{url}/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["id"], id);
+
+    for bad in [
+        "nope",
+        "job-",
+        "job-1-0",
+        "job-abc-1",
+        "job-99999999999999-0",
+        &format!("{id}-1"),
+        &id.rsplit_once('-')
+            .map(|(a, _)| format!("{a}-999"))
+            .unwrap(),
+    ] {
+        let (s, b) = get_json(&c, format!("{url}/{bad}")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{bad}");
+        assert!(b["error"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn job_status_progresses_to_done() {
+    let job_duration = ms(500);
+    let (t, c) = start(TargetConfig {
+        job_duration,
+        ..Default::default()
+    })
+    .await;
+    let auth = format!("Bearer {}", login(&c, &t).await);
+    let before = Instant::now();
+    let r = c
+        .post(format!("{}/api/jobs", t.url()))
+        .header("Authorization", &auth)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let job: Value = r.json().await.unwrap();
+    let url = format!("{}/api/jobs/{}", t.url(), job["id"].as_str().unwrap());
+
+    let order = ["queued", "running", "done"];
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, b) = get_json(&c, url.clone()).await;
+        assert_eq!(s, StatusCode::OK);
+        let status = b["status"].as_str().unwrap().to_string();
+        assert!(order.contains(&status.as_str()), "{status}");
+        if seen.last() != Some(&status) {
+            seen.push(status.clone());
+        }
+        if status == "done" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "job never finished: {seen:?}");
+        tokio::time::sleep(ms(20)).await;
+    }
+    // created_ms is truncated to the millisecond: allow that much early.
+    assert!(before.elapsed() >= job_duration - ms(2), "done too early");
+    let idx: Vec<usize> = seen
+        .iter()
+        .map(|s| order.iter().position(|o| o == s).unwrap())
+        .collect();
+    assert!(
+        idx.windows(2).all(|w| w[0] < w[1]),
+        "status went back: {seen:?}"
+    );
+    assert!(
+        seen.contains(&"running".to_string()),
+        "never running: {seen:?}"
+    );
+}
+
+/// A client whose connection is already open, so several requests can be
+/// fired at nearly the same instant.
+async fn warm_client(t: &RunningTarget) -> reqwest::Client {
+    let c = reqwest::Client::new();
+    let r = c.get(format!("{}/health", t.url())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    c
+}
+
+/// Fires `n` `GET /api/servers` at once (one warm connection each);
+/// returns the statuses and the time until all completed.
+async fn burst(t: &RunningTarget, n: usize) -> (Vec<StatusCode>, Duration) {
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        clients.push(warm_client(t).await);
+    }
+    let url = format!("{}/api/servers?per_page=1", t.url());
+    let start = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|c| {
+            let url = url.clone();
+            tokio::spawn(async move { c.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    (statuses, start.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_limit_queues_then_rejects() {
+    let (t, c) = start(TargetConfig {
+        concurrency: Some(2),
+        latency: Latency::Fixed(ms(200)),
+        queue: 1,
+        ..Default::default()
+    })
+    .await;
+    let (statuses, elapsed) = burst(&t, 4).await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let overloaded = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert_eq!((ok, overloaded), (3, 1), "{statuses:?}");
+    assert!(
+        elapsed >= ms(400),
+        "two waves take ≥ 400 ms, took {elapsed:?}"
+    );
+
+    let (_, stats) = get_json(&c, format!("{}/admin/stats", t.url())).await;
+    assert_eq!(stats["rejected"], 1);
+    assert_eq!(stats["requests"], 4);
+    assert_eq!(stats["in_flight"], 0);
+    assert_eq!(stats["queued"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overloaded_body_is_json() {
+    let (t, _) = start(TargetConfig {
+        concurrency: Some(1),
+        latency: Latency::Fixed(ms(300)),
+        queue: 0,
+        ..Default::default()
+    })
+    .await;
+    let slow = warm_client(&t).await;
+    let url = format!("{}/api/servers", t.url());
+    let first = tokio::spawn({
+        let url = url.clone();
+        async move { slow.get(url).send().await.unwrap().status() }
+    });
+    // Wait (bounded) until the first request holds the only permit.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.state().stats().in_flight == 0 {
+        assert!(Instant::now() < deadline, "first request never started");
+        tokio::time::sleep(ms(2)).await;
+    }
+    let c = warm_client(&t).await;
+    let (s, b) = get_json(&c, url).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(b, json!({"error": "overloaded"}));
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_can_change_at_runtime() {
+    let (t, c) = start(TargetConfig {
+        latency: Latency::Fixed(ms(200)),
+        ..Default::default()
+    })
+    .await;
+    let (statuses, _) = burst(&t, 3).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+
+    let (s, b) = post_json(
+        &c,
+        format!("{}/admin/config", t.url()),
+        json!({"concurrency": 1, "queue": 0}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (statuses, _) = burst(&t, 3).await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{statuses:?}");
+
+    let (s, _) = post_json(
+        &c,
+        format!("{}/admin/config", t.url()),
+        json!({"concurrency": null}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (statuses, _) = burst(&t, 3).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_delays_api_requests_but_not_health_or_admin() {
+    let (t, c) = start(TargetConfig::default()).await;
+    let base = t.url();
+    // Warm the connection so the timing is the stall's.
+    let r = c.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let (s, b) = post_json(
+        &c,
+        format!("{base}/admin/stall"),
+        json!({"duration": "300ms"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let stalled_at = Instant::now();
+
+    let during = tokio::spawn({
+        let c = c.clone();
+        let url = format!("{base}/api/servers");
+        async move {
+            let start = Instant::now();
+            let status = c.get(url).send().await.unwrap().status();
+            (status, start.elapsed())
+        }
+    });
+    let t0 = Instant::now();
+    let r = c.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, _) = get_json(&c, format!("{base}/admin/stats")).await;
+    assert_eq!(s, StatusCode::OK);
+    let exempt = t0.elapsed();
+
+    let (status, took) = during.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(took >= ms(250), "the stall held the request only {took:?}");
+    assert!(
+        exempt < ms(250) || exempt < took,
+        "health/admin were stalled: {exempt:?}"
+    );
+
+    // After the stall, requests are fast again.
+    let wait = ms(300).saturating_sub(stalled_at.elapsed());
+    tokio::time::sleep(wait).await;
+    let start = Instant::now();
+    let r = c.get(format!("{base}/api/servers")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(start.elapsed() < ms(250));
+
+    let (s, _) = post_json(
+        &c,
+        format!("{base}/admin/stall"),
+        json!({"duration": "soon"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = post_json(&c, format!("{base}/admin/stall"), json!({})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn error_rate_one_fails_every_api_request() {
+    let (t, c) = start(TargetConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let base = t.url();
+    for _ in 0..20 {
+        let (s, b) = get_json(&c, format!("{base}/api/servers")).await;
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(b, json!({"error": "injected"}));
+    }
+    let (s, _) = post_json(&c, format!("{base}/api/login"), json!({"user": "a"})).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    // Exempt endpoints still work.
+    let (s, _) = get_json(&c, format!("{base}/health")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, stats) = get_json(&c, format!("{base}/admin/stats")).await;
+    assert_eq!(stats["errors_injected"], 21);
+    assert_eq!(stats["requests"], 21);
+}
+
+#[tokio::test]
+async fn admin_config_round_trips_and_rejects_bad_values() {
+    let (t, c) = start(TargetConfig::default()).await;
+    let url = format!("{}/admin/config", t.url());
+
+    let (s, initial) = get_json(&c, url.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        initial,
+        json!({"latency": "0", "error_rate": 0.0, "concurrency": null, "queue": 1024,
+               "job_duration": "2s", "page_size": 20})
+    );
+
+    let (s, b) = post_json(
+        &c,
+        url.clone(),
+        json!({"latency": "2ms..5ms", "error_rate": 0.01, "concurrency": 8, "queue": 100}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let expected = json!({"latency": "2ms..5ms", "error_rate": 0.01, "concurrency": 8,
+                          "queue": 100, "job_duration": "2s", "page_size": 20});
+    assert_eq!(b, expected);
+    let (_, now) = get_json(&c, url.clone()).await;
+    assert_eq!(now, expected);
+    assert_eq!(t.state().config().concurrency, Some(8));
+
+    // The GET output is itself a valid POST body.
+    let (s, b) = post_json(&c, url.clone(), now.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b, expected);
+
+    let (s, b) = post_json(
+        &c,
+        url.clone(),
+        json!({"latency": "exp:5ms", "concurrency": null}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["latency"], "exp:5ms");
+    assert_eq!(b["concurrency"], Value::Null);
+    assert_eq!(b["queue"], 100);
+
+    let before = get_json(&c, url.clone()).await.1;
+    for bad in [
+        json!({"error_rate": 1.5}),
+        json!({"error_rate": -1}),
+        json!({"error_rate": "lots"}),
+        json!({"latency": "fast"}),
+        json!({"latency": "10ms..2ms"}),
+        json!({"concurrency": 0}),
+        json!({"concurrency": -3}),
+        json!({"queue": "big"}),
+        json!({"page_size": 0}),
+        json!({"job_duration": "2"}),
+        json!({"bogus": 1}),
+        json!("latency"),
+    ] {
+        let (s, b) = post_json(&c, url.clone(), bad.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(b["error"].as_str().is_some_and(|e| !e.is_empty()), "{b}");
+    }
+    let r = c.post(&url).body("{").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get_json(&c, url.clone()).await.1,
+        before,
+        "bad posts change nothing"
+    );
+}
+
+#[tokio::test]
+async fn admin_latency_applies_to_api_requests() {
+    let (t, c) = start(TargetConfig::default()).await;
+    let (s, _) = post_json(
+        &c,
+        format!("{}/admin/config", t.url()),
+        json!({"latency": "150ms"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let start = Instant::now();
+    let (s, _) = get_json(&c, format!("{}/api/servers", t.url())).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(start.elapsed() >= ms(150));
+}
+
+#[tokio::test]
+async fn serve_stops_on_its_shutdown_future() {
+    let listener = tokio::net::TcpListener::bind(LOOPBACK).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(target::serve(
+        listener,
+        TargetConfig::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let c = reqwest::Client::new();
+    let (s, _) = get_json(&c, format!("http://{addr}/health")).await;
+    assert_eq!(s, StatusCode::OK);
+    drop(c);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("serve returns after shutdown")
+        .unwrap()
+        .unwrap();
+    assert!(reqwest::get(format!("http://{addr}/health")).await.is_err());
+}
+
+#[tokio::test]
+async fn running_target_shuts_down() {
+    let (t, c) = start(TargetConfig::default()).await;
+    let addr = t.addr;
+    assert!(addr.ip().is_loopback());
+    assert_ne!(addr.port(), 0);
+    let (s, _) = get_json(&c, format!("http://{addr}/health")).await;
+    assert_eq!(s, StatusCode::OK);
+    t.shutdown().await;
+    let fresh = reqwest::Client::new();
+    assert!(fresh
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn invalid_config_is_refused() {
+    let bad = TargetConfig {
+        error_rate: 2.0,
+        ..Default::default()
+    };
+    let e = target::spawn(LOOPBACK.parse().unwrap(), bad)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("error_rate"), "{e}");
+}
+
+#[test]
+fn check_listen_refuses_non_loopback() {
+    for a in ["0.0.0.0:8080", "10.0.0.1:8080"] {
+        let addr: SocketAddr = a.parse().unwrap();
+        let e = target::check_listen(addr, false).unwrap_err();
+        assert!(e.contains("--allow-non-loopback"), "{e}");
+        assert!(e.contains("loopback"), "{e}");
+    }
+    for a in ["127.0.0.1:8080", "[::1]:8080"] {
+        assert!(
+            target::check_listen(a.parse().unwrap(), false).is_ok(),
+            "{a}"
+        );
+    }
+}
+
+#[test]
+fn latency_text_forms() {
+    assert_eq!("0".parse::<Latency>().unwrap(), Latency::None);
+    assert_eq!("5ms".parse::<Latency>().unwrap(), Latency::Fixed(ms(5)));
+    assert_eq!(
+        "2ms..10ms".parse::<Latency>().unwrap(),
+        Latency::Uniform {
+            min: ms(2),
+            max: ms(10)
+        }
+    );
+    assert_eq!(
+        "exp:5ms".parse::<Latency>().unwrap(),
+        Latency::Exponential { mean: ms(5) }
+    );
+    let e = "quick".parse::<Latency>().unwrap_err();
+    assert!(e.contains("exp:"), "{e}");
+}
