@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Side-by-side: wrk vs stampede against nginx on loopback.
+#
+# nginx (one worker, `return 200`) is pinned to core 0; wrk and stampede are
+# pinned to core 1 and run alternately with the same connection count and
+# duration. For each run we take requests/s and CPU time (user + sys of the
+# load generator's process tree) and print CPU µs per request and the ratio.
+#
+#   bash benches/vs-wrk.sh                   # 50 connections, 10 s, 3 rounds
+#   CONNS=100 SECS=15 ROUNDS=5 bash benches/vs-wrk.sh
+#
+# Load goes only to 127.0.0.1 and stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNS=${CONNS:-50}
+SECS=${SECS:-10}
+ROUNDS=${ROUNDS:-3}
+PORT=${PORT:-18089}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk; then
+  echo "installing nginx and wrk (Debian packages)…" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null 2>&1 \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --quiet
+STAMPEDE=target/release/stampede
+
+work=$(mktemp -d)
+cleanup() {
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/logs"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+worker_cpu_affinity 01;
+pid $work/nginx.pid;
+error_log $work/logs/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  server {
+    listen 127.0.0.1:$PORT;
+    location / { return 200 "ok"; }
+  }
+}
+CONF
+taskset -c 0 "$NGINX" -p "$work" -c "$work/nginx.conf"
+for _ in $(seq 50); do
+  (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break
+  sleep 0.1
+done
+
+cat > "$work/bench.toml" <<TOML
+name = "vs-wrk"
+[target]
+api = "http://127.0.0.1:$PORT"
+[http]
+timeout = "5s"
+[[users]]
+name = "bench"
+steps = [{ name = "root", get = "/" }]
+[[phases]]
+name = "closed"
+duration = "${SECS}s"
+users = { vus = $CONNS }
+TOML
+
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+
+# CPU seconds (user+sys) of a command, via bash's `time` (children included).
+cpu_of() {
+  local out=$1; shift
+  local TIMEFORMAT='%U %S'
+  { time "$@" >"$out" 2>&1; } 2>"$out.time"
+  awk '{ printf "%.3f", $1 + $2 }' "$out.time"
+}
+
+printf '%-10s %5s %12s %12s %14s\n' tool round "requests" "req/s" "CPU µs/req"
+declare -a wrk_cpu wrk_req st_cpu st_req
+for r in $(seq "$ROUNDS"); do
+  cpu=$(cpu_of "$work/wrk.out" taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:$PORT/")
+  req=$(awk '/requests in/ { print $1 }' "$work/wrk.out")
+  printf '%-10s %5s %12s %12.0f %14.2f\n' wrk "$r" "$req" "$(calc "$req / $SECS")" "$(calc "$cpu * 1000000 / $req")"
+  wrk_cpu+=("$cpu"); wrk_req+=("$req")
+
+  rm -rf "$work/reports"
+  cpu=$(cpu_of "$work/st.out" taskset -c 1 "$STAMPEDE" run "$work/bench.toml" --quiet --out "$work/reports")
+  req=$(python3 - "$work/reports" <<'PY'
+import json, pathlib, sys
+summary = next(pathlib.Path(sys.argv[1]).glob("*/summary.json"))
+data = json.loads(summary.read_text())
+ok = sum(c["total"] for c in data["counters"] if c["metric"] == "http.requests")
+bad = sum(c["total"] for c in data["counters"] if c["metric"] == "http.errors")
+print(ok - bad)
+PY
+)
+  printf '%-10s %5s %12s %12.0f %14.2f\n' stampede "$r" "$req" "$(calc "$req / $SECS")" "$(calc "$cpu * 1000000 / $req")"
+  st_cpu+=("$cpu"); st_req+=("$req")
+done
+
+sum() { local s=0; for x in "$@"; do s=$(calc "$s + $x"); done; echo "$s"; }
+wc=$(sum "${wrk_cpu[@]}"); wr=$(sum "${wrk_req[@]}")
+sc=$(sum "${st_cpu[@]}"); sr=$(sum "${st_req[@]}")
+wrk_us=$(calc "$wc * 1000000 / $wr")
+st_us=$(calc "$sc * 1000000 / $sr")
+echo
+printf 'wrk:      %.2f µs CPU per request, %.0f req/s\n' "$wrk_us" "$(calc "$wr / ($SECS * $ROUNDS)")"
+printf 'stampede: %.2f µs CPU per request, %.0f req/s\n' "$st_us" "$(calc "$sr / ($SECS * $ROUNDS)")"
+printf 'ratio stampede/wrk (CPU per request): %.2f\n' "$(calc "$st_us / $wrk_us")"
