@@ -8,14 +8,61 @@
 //! keeps a few numbers per series per interval; interval histograms stream to
 //! the `.hlog` file, so memory stays flat as a run gets longer.
 //!
-//! CONTRACT (stub): helper implements; the public signatures are fixed.
+//! # Layout
+//! - [`Layout`]: every series of a run (histograms, counters, gauges) and the
+//!   phase names, fixed before the run starts; series are addressed by index
+//!   ([`HistId`], [`CounterId`], [`GaugeId`]) so the hot path never hashes a name.
+//! - `recorder`: [`Metrics`] (the shared handle) and [`Shard`] (one thread's
+//!   interval data). `metrics.with(|s| s.record(id, phase, micros))`.
+//! - `aggregator`: [`Aggregator`], which harvests every shard once per
+//!   interval into [`Totals`] and a [`Point`] of the time series.
+//! - `totals`: [`Totals`], everything recorded, merged; queried by id or by
+//!   metric name and [`TagFilter`].
+//! - `hlog`: the HdrHistogram interval log writer; tag format in [`hlog_tag`].
+//!
+//! # Storage indices
+//! Histograms and counters of a shard or of the totals are stored flat, at
+//! `phase * n_series + id`, where `n_series` is the number of histogram (or
+//! counter) series of the layout. A layout without phases behaves as one with
+//! a single unnamed phase 0.
 
-use std::io::Write;
-use std::time::{Duration, SystemTime};
+mod aggregator;
+mod hlog;
+mod recorder;
+mod totals;
+
+pub use aggregator::Aggregator;
+pub use hlog::hlog_tag;
+pub use recorder::{Metrics, Shard};
+pub use totals::Totals;
+
+use hdrhistogram::Histogram;
 
 /// Highest value a histogram tracks, in microseconds (1 hour); larger
 /// values are clamped (saturating record), never dropped.
 pub const MAX_TRACKABLE_US: u64 = 3_600_000_000;
+
+/// Significant decimal digits every histogram keeps.
+pub const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// An empty histogram with the bounds every series uses (1 µs ..
+/// [`MAX_TRACKABLE_US`], 3 significant digits), so any two merge exactly.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKABLE_US, SIGNIFICANT_DIGITS)
+        .expect("constant histogram bounds are valid")
+}
+
+/// Add `source` into `target`. Every histogram here is built by
+/// [`new_histogram`], so the bucket layouts match and addition cannot fail;
+/// should a foreign histogram (e.g. decoded from a file) exceed the range,
+/// its values are clamped rather than lost.
+pub(crate) fn merge_into(target: &mut Histogram<u64>, source: &Histogram<u64>) {
+    if target.add(source).is_err() {
+        for value in source.iter_recorded() {
+            target.saturating_record_n(value.value_iterated_to(), value.count_at_value());
+        }
+    }
+}
 
 /// One series of a run: a metric name and its tags.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -45,87 +92,142 @@ pub struct GaugeId(pub u32);
 pub struct Layout {
     /// Phase names, in order; samples carry a phase index into this list.
     pub phases: Vec<String>,
+    /// Histogram series; index = [`HistId`].
     pub hists: Vec<SeriesDesc>,
+    /// Counter series; index = [`CounterId`].
     pub counters: Vec<SeriesDesc>,
     /// Gauge names (`generator.cpu`, `users.in_flight`, `users.vus`…).
     pub gauges: Vec<String>,
 }
 
 impl Layout {
+    /// Add a histogram series (values in µs) and return its id.
     pub fn add_hist(&mut self, metric: &str, population: &str, step: &str) -> HistId {
-        let _ = (metric, population, step);
-        todo!()
+        self.hists.push(SeriesDesc {
+            metric: metric.to_owned(),
+            population: population.to_owned(),
+            step: step.to_owned(),
+            kind: None,
+        });
+        HistId(index_u32(self.hists.len() - 1))
     }
-    pub fn add_counter(&mut self, metric: &str, population: &str, step: &str, kind: Option<&str>) -> CounterId {
-        let _ = (metric, population, step, kind);
-        todo!()
+    /// Add a counter series and return its id.
+    pub fn add_counter(
+        &mut self,
+        metric: &str,
+        population: &str,
+        step: &str,
+        kind: Option<&str>,
+    ) -> CounterId {
+        self.counters.push(SeriesDesc {
+            metric: metric.to_owned(),
+            population: population.to_owned(),
+            step: step.to_owned(),
+            kind: kind.map(str::to_owned),
+        });
+        CounterId(index_u32(self.counters.len() - 1))
     }
+    /// Add a gauge and return its id.
     pub fn add_gauge(&mut self, name: &str) -> GaugeId {
-        let _ = name;
-        todo!()
+        self.gauges.push(name.to_owned());
+        GaugeId(index_u32(self.gauges.len() - 1))
+    }
+    /// Index of phase `name`, if the layout has it.
+    pub fn phase_index(&self, name: &str) -> Option<usize> {
+        self.phases.iter().position(|p| p == name)
     }
 }
 
-/// The recording handle of a run (cheap to clone; shared by all tasks).
-#[derive(Clone)]
-pub struct Metrics {}
-
-/// This thread's interval data, locked for the duration of [`Metrics::with`].
-pub struct Shard {}
-
-impl Shard {
-    /// Record one value (µs) into histogram `id` for `phase`.
-    #[inline]
-    pub fn record(&mut self, id: HistId, phase: usize, micros: u64) {
-        let _ = (id, phase, micros);
-        todo!()
-    }
-    /// Add `n` to counter `id` for `phase`.
-    #[inline]
-    pub fn add(&mut self, id: CounterId, phase: usize, n: u64) {
-        let _ = (id, phase, n);
-        todo!()
-    }
+fn index_u32(index: usize) -> u32 {
+    u32::try_from(index).expect("fewer than 2^32 series")
 }
 
-impl Metrics {
-    pub fn new(layout: Layout) -> Metrics {
-        let _ = layout;
-        todo!()
+/// Sizes of the flat storage of a layout (see "Storage indices" above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dims {
+    /// Number of phases, at least 1.
+    pub phases: usize,
+    /// Number of histogram series.
+    pub hists: usize,
+    /// Number of counter series.
+    pub counters: usize,
+}
+
+impl Dims {
+    pub fn of(layout: &Layout) -> Dims {
+        Dims {
+            phases: layout.phases.len().max(1),
+            hists: layout.hists.len(),
+            counters: layout.counters.len(),
+        }
     }
-    pub fn layout(&self) -> &Layout {
-        todo!()
-    }
-    /// Run `f` on this thread's shard (one uncontended lock; several runs in
-    /// one process each get their own shards).
+    /// Flat index of histogram `id` in `phase`. A phase past the last one is
+    /// counted in the last phase (a caller bug, but data is never dropped).
     #[inline]
-    pub fn with<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
-        let _ = f;
-        todo!()
+    pub fn hist_index(&self, id: HistId, phase: usize) -> usize {
+        debug_assert!(phase < self.phases, "phase {phase} out of range");
+        phase.min(self.phases - 1) * self.hists + id.0 as usize
+    }
+    /// Flat index of counter `id` in `phase` (same clamping as hists).
+    #[inline]
+    pub fn counter_index(&self, id: CounterId, phase: usize) -> usize {
+        debug_assert!(phase < self.phases, "phase {phase} out of range");
+        phase.min(self.phases - 1) * self.counters + id.0 as usize
     }
 }
 
 /// Tag filter used to select series (SLOs, reports). `None` matches all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TagFilter {
+    /// Population name, exact match.
     pub population: Option<String>,
+    /// Step name, exact match.
     pub step: Option<String>,
     /// Phase index.
     pub phase: Option<usize>,
 }
 
+impl TagFilter {
+    /// Whether `desc`'s population and step match (the phase is not part of
+    /// a series; it selects which per-phase totals are read).
+    pub fn matches(&self, desc: &SeriesDesc) -> bool {
+        self.population
+            .as_ref()
+            .map_or(true, |p| *p == desc.population)
+            && self.step.as_ref().map_or(true, |s| *s == desc.step)
+    }
+}
+
 /// Summary numbers of one histogram series in one interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IntervalStats {
+    /// Samples recorded in the interval.
     pub count: u64,
+    /// Percentiles and maximum, µs (0 when count is 0).
     pub p50: u64,
     pub p95: u64,
     pub p99: u64,
     pub max: u64,
 }
 
+impl IntervalStats {
+    /// The stats of `h` (all zero for an empty histogram).
+    pub fn of(h: &Histogram<u64>) -> IntervalStats {
+        if h.is_empty() {
+            return IntervalStats::default();
+        }
+        IntervalStats {
+            count: h.len(),
+            p50: h.value_at_quantile(0.50),
+            p95: h.value_at_quantile(0.95),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
 /// One interval of the time series.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Point {
     /// Seconds since the run started, at the end of the interval.
     pub elapsed_s: f64,
@@ -135,62 +237,4 @@ pub struct Point {
     pub counters: Vec<u64>,
     /// Index = GaugeId.
     pub gauges: Vec<f64>,
-}
-
-/// Everything recorded, merged.
-pub struct Totals {}
-
-impl Totals {
-    pub fn layout(&self) -> &Layout {
-        todo!()
-    }
-    /// Histogram `id`, for one phase or merged over all phases.
-    pub fn hist(&self, id: HistId, phase: Option<usize>) -> hdrhistogram::Histogram<u64> {
-        let _ = (id, phase);
-        todo!()
-    }
-    pub fn counter(&self, id: CounterId, phase: Option<usize>) -> u64 {
-        let _ = (id, phase);
-        todo!()
-    }
-    /// Merge of every histogram series of `metric` matching `filter`; None when no series matches.
-    pub fn select_hist(&self, metric: &str, filter: &TagFilter) -> Option<hdrhistogram::Histogram<u64>> {
-        let _ = (metric, filter);
-        todo!()
-    }
-    /// Sum of every counter of `metric` (of `kind` when given) matching `filter`.
-    pub fn sum_counters(&self, metric: &str, kind: Option<&str>, filter: &TagFilter) -> u64 {
-        let _ = (metric, kind, filter);
-        todo!()
-    }
-    /// The time series, one point per interval.
-    pub fn series(&self) -> &[Point] {
-        todo!()
-    }
-}
-
-/// Swaps shards out once per interval and keeps totals, series and the hlog.
-pub struct Aggregator {}
-
-impl Aggregator {
-    /// `hlog`: where interval histograms stream (HdrHistogram interval log,
-    /// one tag per histogram series), or None.
-    pub fn new(metrics: Metrics, hlog: Option<Box<dyn Write + Send>>, started_at: SystemTime) -> Aggregator {
-        let _ = (metrics, hlog, started_at);
-        todo!()
-    }
-    /// Close the interval ending at `elapsed` (since start): swap every
-    /// shard out, merge into totals, append a point with `gauges`
-    /// (index = GaugeId), write hlog entries.
-    pub fn tick(&mut self, elapsed: Duration, gauges: &[f64]) -> &Point {
-        let _ = (elapsed, gauges);
-        todo!()
-    }
-    pub fn totals(&self) -> &Totals {
-        todo!()
-    }
-    /// Final tick is the caller's job; this flushes the hlog and returns totals.
-    pub fn finish(self) -> std::io::Result<Totals> {
-        todo!()
-    }
 }

@@ -1,0 +1,329 @@
+//! The HdrHistogram interval log (`metrics.hlog`): every interval, one line
+//! per histogram series that recorded something, so a run's full latency
+//! history lives on disk rather than in memory.
+//!
+//! # Format
+//! The standard HdrHistogram interval log (read by `HistogramLogProcessor`,
+//! HdrHistogram's plotters, and `hdrhistogram::serialization::interval_log`):
+//!
+//! ```text
+//! #[Histogram log format version 1.3]
+//! #stampede interval log: values in microseconds; Tag=metric|population|step
+//! #[StartTime: 1700000000.000 (seconds since epoch)]
+//! #[BaseTime: 1700000000.000 (seconds since epoch)]
+//! "StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"
+//! Tag=http.latency|shopper|browse,0.000,1.000,18431.000,HISTFAAAA…
+//! ```
+//!
+//! - Timestamps are seconds since the run started (`BaseTime` = `StartTime`
+//!   = the run's start); the interval length is the time since the previous
+//!   tick. Values (and `Interval_Max`) are microseconds.
+//! - Each histogram is V2 + DEFLATE, base64 (what the Java implementation
+//!   writes).
+//! - The tag is [`hlog_tag`]: `metric|population|step`. An interval histogram
+//!   merges all phases (the phase follows from the timestamp).
+
+use super::SeriesDesc;
+use hdrhistogram::serialization::interval_log::{
+    IntervalLogWriterBuilder, IntervalLogWriterError, Tag,
+};
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::Histogram;
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime};
+
+/// The interval-log tag of a histogram series: `metric|population|step`,
+/// e.g. `http.latency|shopper|browse`, `generator.lag||` (empty tags stay
+/// empty). Tags cannot contain spaces, commas or line breaks, and `|`
+/// separates the parts, so any of those characters inside a name becomes `_`.
+pub fn hlog_tag(desc: &SeriesDesc) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if matches!(c, ' ' | ',' | '\r' | '\n' | '|') {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect()
+    };
+    format!(
+        "{}|{}|{}",
+        clean(&desc.metric),
+        clean(&desc.population),
+        clean(&desc.step)
+    )
+}
+
+/// Streams interval histograms to a sink.
+///
+/// `IntervalLogWriter` borrows its sink and serializer, so it cannot live in
+/// a struct next to them. Its header comes from the builder and nothing else
+/// is carried between lines, so a writer is built per tick over the owned
+/// sink; only the first one gets the header lines.
+pub(super) struct HlogWriter {
+    sink: Box<dyn Write + Send>,
+    serializer: V2DeflateSerializer,
+    started_at: SystemTime,
+    header_written: bool,
+    /// Per HistId, from [`hlog_tag`].
+    tags: Vec<String>,
+    /// The first write error; the log stops there (a hole in the middle of
+    /// a log would be worse than a log that ends early).
+    error: Option<io::Error>,
+}
+
+impl HlogWriter {
+    pub fn new(
+        sink: Box<dyn Write + Send>,
+        started_at: SystemTime,
+        series: &[SeriesDesc],
+    ) -> HlogWriter {
+        HlogWriter {
+            sink,
+            serializer: V2DeflateSerializer::new(),
+            started_at,
+            header_written: false,
+            tags: series.iter().map(hlog_tag).collect(),
+            error: None,
+        }
+    }
+
+    /// Write one interval: `start` since the run's start, `length` long,
+    /// one line per non-empty histogram (index = HistId).
+    pub fn write_interval(
+        &mut self,
+        start: Duration,
+        length: Duration,
+        hists: &[Option<Histogram<u64>>],
+    ) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.try_write_interval(start, length, hists) {
+            tracing::warn!("writing the interval log failed, it stops here: {e}");
+            self.error = Some(e);
+        }
+    }
+
+    /// Write the header if no interval was written, and report the first
+    /// error, if any (every interval is flushed as it is written).
+    pub fn finish(mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if !self.header_written {
+            self.try_write_interval(Duration::ZERO, Duration::ZERO, &[])?;
+        }
+        Ok(())
+    }
+
+    fn try_write_interval(
+        &mut self,
+        start: Duration,
+        length: Duration,
+        hists: &[Option<Histogram<u64>>],
+    ) -> io::Result<()> {
+        if !self.header_written {
+            IntervalLogWriterBuilder::new()
+                .add_comment("[Histogram log format version 1.3]")
+                .add_comment(
+                    "stampede interval log: values in microseconds; Tag=metric|population|step",
+                )
+                .with_start_time(self.started_at)
+                .with_base_time(self.started_at)
+                .begin_log_with(&mut self.sink, &mut self.serializer)?;
+            // The column legend, without `#` as the Java writer puts it; the
+            // writer has no call for it, readers skip it.
+            self.sink.write_all(LEGEND.as_bytes())?;
+            self.header_written = true;
+        }
+        // A builder without headers writes nothing by itself.
+        let mut writer =
+            IntervalLogWriterBuilder::new().begin_log_with(&mut self.sink, &mut self.serializer)?;
+        for (h, tag) in hists.iter().zip(&self.tags) {
+            let Some(h) = h.as_ref().filter(|h| !h.is_empty()) else {
+                continue;
+            };
+            writer
+                .write_histogram(h, start, length, Tag::new(tag))
+                .map_err(|e| match e {
+                    IntervalLogWriterError::IoError(e) => e,
+                    IntervalLogWriterError::SerializeError(e) => io::Error::other(e),
+                })?;
+        }
+        // Once a second: a crash keeps every interval written so far.
+        self.sink.flush()
+    }
+}
+
+const LEGEND: &str =
+    "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Aggregator, Layout, Metrics};
+    use base64::Engine as _;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    use std::sync::{Arc, Mutex};
+
+    /// A sink the test can read after the aggregator is done with it.
+    #[derive(Clone, Default)]
+    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for SharedBuf {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct FailingSink;
+
+    impl Write for FailingSink {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::other("disk full"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tags_name_the_series_and_avoid_forbidden_characters() {
+        let desc = |metric: &str, population: &str, step: &str| SeriesDesc {
+            metric: metric.into(),
+            population: population.into(),
+            step: step.into(),
+            kind: None,
+        };
+        assert_eq!(
+            hlog_tag(&desc("http.latency", "shopper", "browse")),
+            "http.latency|shopper|browse"
+        );
+        assert_eq!(hlog_tag(&desc("generator.lag", "", "")), "generator.lag||");
+        let odd = hlog_tag(&desc("http.latency", "big shop", "a,b|c\n"));
+        assert_eq!(odd, "http.latency|big_shop|a_b_c_");
+        assert!(Tag::new(&odd).is_some());
+    }
+
+    #[test]
+    fn the_log_parses_back_with_tags_times_and_counts() {
+        let mut layout = Layout {
+            phases: vec!["only".into()],
+            ..Layout::default()
+        };
+        let browse = layout.add_hist("http.latency", "shopper", "browse");
+        let lag = layout.add_hist("generator.lag", "", "");
+        let metrics = Metrics::new(layout);
+        let sink = SharedBuf::default();
+        let started_at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        let mut agg = Aggregator::new(metrics.clone(), Some(Box::new(sink.clone())), started_at);
+
+        // Interval 1: both series; interval 2: nothing; interval 3: browse only.
+        metrics.with(|s| {
+            for v in 1..=10 {
+                s.record(browse, 0, v * 100);
+            }
+            s.record(lag, 0, 42);
+        });
+        agg.tick(Duration::from_millis(1000), &[]);
+        agg.tick(Duration::from_millis(2000), &[]);
+        metrics.with(|s| s.record(browse, 0, 7));
+        agg.tick(Duration::from_millis(3500), &[]);
+        agg.finish().unwrap();
+
+        let bytes = sink.0.lock().unwrap().clone();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.starts_with("#[Histogram log format version 1.3]\n"),
+            "{text}"
+        );
+        let mut header = Vec::new();
+        let mut intervals = Vec::new();
+        for entry in IntervalLogIterator::new(&bytes) {
+            match entry.unwrap() {
+                LogEntry::StartTime(t) | LogEntry::BaseTime(t) => header.push(t),
+                LogEntry::Interval(h) => {
+                    let raw = base64::engine::general_purpose::STANDARD
+                        .decode(h.encoded_histogram())
+                        .unwrap();
+                    let hist: Histogram<u64> =
+                        Deserializer::new().deserialize(&mut &raw[..]).unwrap();
+                    intervals.push((
+                        h.tag().unwrap().as_str().to_owned(),
+                        h.start_timestamp(),
+                        h.duration(),
+                        hist.len(),
+                        hist.max(),
+                    ));
+                }
+            }
+        }
+        let start = Duration::from_millis(1_700_000_000_250);
+        assert_eq!(header, vec![start, start]);
+        let s = Duration::from_millis;
+        assert_eq!(
+            intervals,
+            vec![
+                (
+                    "http.latency|shopper|browse".to_owned(),
+                    s(0),
+                    s(1000),
+                    10,
+                    1000
+                ),
+                ("generator.lag||".to_owned(), s(0), s(1000), 1, 42),
+                (
+                    "http.latency|shopper|browse".to_owned(),
+                    s(2000),
+                    s(1500),
+                    1,
+                    7
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_without_ticks_still_writes_a_header() {
+        let metrics = Metrics::new(Layout::default());
+        let sink = SharedBuf::default();
+        let agg = Aggregator::new(
+            metrics,
+            Some(Box::new(sink.clone())),
+            SystemTime::UNIX_EPOCH,
+        );
+        agg.finish().unwrap();
+        let bytes = sink.0.lock().unwrap().clone();
+        let entries: Vec<_> = IntervalLogIterator::new(&bytes).collect();
+        assert_eq!(entries.len(), 2, "StartTime and BaseTime");
+        assert!(entries
+            .iter()
+            .all(|e| matches!(e, Ok(LogEntry::StartTime(_) | LogEntry::BaseTime(_)))));
+    }
+
+    #[test]
+    fn a_write_error_is_reported_by_finish() {
+        let mut layout = Layout::default();
+        let id = layout.add_hist("http.latency", "", "");
+        let metrics = Metrics::new(layout);
+        let mut agg = Aggregator::new(
+            metrics.clone(),
+            Some(Box::new(FailingSink)),
+            SystemTime::now(),
+        );
+        metrics.with(|s| s.record(id, 0, 1));
+        // The run goes on: totals still count.
+        assert_eq!(agg.tick(Duration::from_secs(1), &[]).hists[0].count, 1);
+        let (totals, result) = agg.into_totals();
+        assert_eq!(result.unwrap_err().to_string(), "disk full");
+        assert_eq!(totals.hist(id, None).len(), 1);
+    }
+}
