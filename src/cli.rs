@@ -166,14 +166,20 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         scenario,
         overrides,
         out_dir: out,
-        progress: if quiet { Progress::Quiet } else { Progress::Lines },
+        progress: if quiet {
+            Progress::Quiet
+        } else {
+            Progress::Lines
+        },
         grace,
         command_line: crate::run::redact(&command_line),
     })
 }
 
 /// Settled form of `stampede target`'s flags.
-pub fn target_config(args: TargetArgs) -> Result<(SocketAddr, crate::target::TargetConfig), CommandError> {
+pub fn target_config(
+    args: TargetArgs,
+) -> Result<(SocketAddr, crate::target::TargetConfig), CommandError> {
     let TargetArgs {
         listen,
         latency,
@@ -190,7 +196,9 @@ pub fn target_config(args: TargetArgs) -> Result<(SocketAddr, crate::target::Tar
         )));
     }
     if concurrency == Some(0) {
-        return Err(CommandError::BadInput("--concurrency must be at least 1".into()));
+        return Err(CommandError::BadInput(
+            "--concurrency must be at least 1".into(),
+        ));
     }
     let latency = latency
         .parse()

@@ -10,8 +10,8 @@
 //! Segments (`--segment i/n`, a later issue) divide rates and VU counts by
 //! `n`, so n processes together play the whole plan.
 
-use crate::scenario::{Scenario, UserLoad};
 use crate::scenario::units::{RateCurve, VuCurve};
+use crate::scenario::{Scenario, UserLoad};
 use std::time::Duration;
 
 /// One phase on the timeline.
@@ -54,7 +54,10 @@ impl Plan {
                 planned
             })
             .collect();
-        Plan { phases, total: start }
+        Plan {
+            phases,
+            total: start,
+        }
     }
 
     /// This plan's share as segment `index` (0-based) of `count`: rates and
@@ -65,13 +68,19 @@ impl Plan {
         let mut plan = self.clone();
         for phase in &mut plan.phases {
             phase.users = phase.users.map(|load| match load {
-                UserLoad::Open(r) => UserLoad::Open(RateCurve { from: r.from / n, to: r.to / n }),
+                UserLoad::Open(r) => UserLoad::Open(RateCurve {
+                    from: r.from / n,
+                    to: r.to / n,
+                }),
                 UserLoad::Closed(v) => {
                     // Spread the remainder over the first segments.
                     let share = |total: u32| {
                         total / count as u32 + u32::from((index as u32) < total % count as u32)
                     };
-                    UserLoad::Closed(VuCurve { from: share(v.from), to: share(v.to) })
+                    UserLoad::Closed(VuCurve {
+                        from: share(v.from),
+                        to: share(v.to),
+                    })
                 }
             });
         }

@@ -73,9 +73,10 @@ pub async fn prepare_targets(scenario: &Scenario) -> Result<Targets, CommandErro
     let mut origins: Vec<Origin> = Vec::new();
     match &scenario.api {
         Some(ApiTarget::Builtin(config)) => {
-            let running = crate::target::spawn("127.0.0.1:0".parse().expect("literal"), config.clone())
-                .await
-                .context("starting the built-in target")?;
+            let running =
+                crate::target::spawn("127.0.0.1:0".parse().expect("literal"), config.clone())
+                    .await
+                    .context("starting the built-in target")?;
             origins.push(Origin {
                 scheme: "http".into(),
                 host: running.addr.ip().to_string(),
@@ -94,10 +95,12 @@ pub async fn prepare_targets(scenario: &Scenario) -> Result<Targets, CommandErro
     origins.extend(scenario.extra_origins.iter().cloned());
     let mut endpoints = Vec::new();
     for (i, origin) in origins.iter().enumerate() {
-        let endpoint = Endpoint::resolve(origin).await.map_err(|e| CommandError::Unreachable {
-            target: origin.to_string(),
-            detail: format!("cannot resolve: {e}"),
-        })?;
+        let endpoint = Endpoint::resolve(origin)
+            .await
+            .map_err(|e| CommandError::Unreachable {
+                target: origin.to_string(),
+                detail: format!("cannot resolve: {e}"),
+            })?;
         let used = scenario.populations.iter().any(|p| {
             p.steps.iter().any(|s| match s.origin {
                 scenario::OriginRef::Api => i == 0,
@@ -129,16 +132,29 @@ async fn preflight(endpoint: &Endpoint, timeout: Duration) -> Result<(), Command
         }),
         Err(_) => Err(CommandError::Unreachable {
             target: shown(),
-            detail: format!("no TCP connection within {}", crate::scenario::units::format_duration(timeout)),
+            detail: format!(
+                "no TCP connection within {}",
+                crate::scenario::units::format_duration(timeout)
+            ),
         }),
     }
 }
 
 /// A new result directory `<out>/<name>-<UTC time>` (suffixed if taken).
-pub fn result_dir(out: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) -> std::io::Result<PathBuf> {
+pub fn result_dir(
+    out: &Path,
+    name: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> std::io::Result<PathBuf> {
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let stamp = at.format("%Y%m%dT%H%M%SZ");
     std::fs::create_dir_all(out)?;
@@ -199,7 +215,10 @@ fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorT
             loop {
                 let due = start + Duration::from_secs(n as u64);
                 let wait = due.saturating_duration_since(std::time::Instant::now());
-                let stop = matches!(rx.recv_timeout(wait), Ok(AggregatorMsg::Stop) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected));
+                let stop = matches!(
+                    rx.recv_timeout(wait),
+                    Ok(AggregatorMsg::Stop) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+                );
                 let now = std::time::Instant::now();
                 let cpu = process_cpu();
                 let wall = now.duration_since(last_wall).as_secs_f64().max(1e-9);
@@ -208,19 +227,30 @@ fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorT
                 last_wall = now;
                 let mut gauges = vec![0.0; aggregator_gauges(&ctx.ids)];
                 gauges[ctx.ids.cpu.0 as usize] = cpu_percent;
-                gauges[ctx.ids.in_flight.0 as usize] = ctx.live.in_flight.load(Ordering::Relaxed) as f64;
+                gauges[ctx.ids.in_flight.0 as usize] =
+                    ctx.live.in_flight.load(Ordering::Relaxed) as f64;
                 gauges[ctx.ids.vus.0 as usize] = ctx.live.vus.load(Ordering::Relaxed) as f64;
                 gauges[ctx.ids.queued.0 as usize] = ctx.live.queued.load(Ordering::Relaxed) as f64;
-                gauges[ctx.ids.offered.0 as usize] = ctx.live.arrivals.load(Ordering::Relaxed) as f64;
+                gauges[ctx.ids.offered.0 as usize] =
+                    ctx.live.arrivals.load(Ordering::Relaxed) as f64;
                 let elapsed = now.duration_since(start);
                 let point = aggregator.tick(elapsed, &gauges).clone();
                 if ctx.progress == Progress::Lines && (n % 5 == 0) && !stop {
-                    eprintln!("{}", console::progress_line(&ctx.plan, &ctx.ids, elapsed, &point, &ctx.live));
+                    eprintln!(
+                        "{}",
+                        console::progress_line(&ctx.plan, &ctx.ids, elapsed, &point, &ctx.live)
+                    );
                 }
                 if ctx.scenario.abort_on_fail && !aborted && !stop {
                     let spans = phase_spans(&ctx.plan, elapsed);
-                    let verdicts = crate::slo::evaluate(&ctx.scenario.slos, aggregator.totals(), &spans, elapsed);
-                    if let Some(failed) = verdicts.iter().find(|v| !v.pass && v.measured.is_some()) {
+                    let verdicts = crate::slo::evaluate(
+                        &ctx.scenario.slos,
+                        aggregator.totals(),
+                        &spans,
+                        elapsed,
+                    );
+                    if let Some(failed) = verdicts.iter().find(|v| !v.pass && v.measured.is_some())
+                    {
                         eprintln!(
                             "abort_on_fail: SLO `{}` {} failed (measured {}); stopping the run",
                             failed.slo.key, failed.slo.target, failed.measured_text
@@ -267,13 +297,14 @@ pub fn phase_spans(plan: &Plan, elapsed: Duration) -> Vec<PhaseSpan> {
 async fn interrupted() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -292,17 +323,25 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, CommandError> {
 }
 
 /// As [`run`], for a scenario already loaded.
-pub async fn run_scenario(scenario: Arc<Scenario>, options: &RunOptions) -> Result<RunOutcome, CommandError> {
+pub async fn run_scenario(
+    scenario: Arc<Scenario>,
+    options: &RunOptions,
+) -> Result<RunOutcome, CommandError> {
     let plan = Plan::new(&scenario);
     let targets = prepare_targets(&scenario).await?;
     let started_at = chrono::Utc::now();
-    let dir = result_dir(&options.out_dir, &scenario.name, started_at)
-        .with_context(|| format!("creating a result directory in {}", options.out_dir.display()))?;
+    let dir = result_dir(&options.out_dir, &scenario.name, started_at).with_context(|| {
+        format!(
+            "creating a result directory in {}",
+            options.out_dir.display()
+        )
+    })?;
 
     let (layout, ids) = Ids::register(&scenario);
     let metrics = Metrics::new(layout);
     let hlog_path = dir.join("metrics.hlog");
-    let hlog = std::fs::File::create(&hlog_path).with_context(|| format!("creating {}", hlog_path.display()))?;
+    let hlog = std::fs::File::create(&hlog_path)
+        .with_context(|| format!("creating {}", hlog_path.display()))?;
     let aggregator = Aggregator::new(
         metrics.clone(),
         Some(Box::new(std::io::BufWriter::new(hlog))),
@@ -331,7 +370,11 @@ pub async fn run_scenario(scenario: Arc<Scenario>, options: &RunOptions) -> Resu
             "stampede: running `{}` for {} against {} → {}",
             scenario.name,
             crate::scenario::units::format_duration(plan.total),
-            targets.endpoints.first().map(|e| e.origin.to_string()).unwrap_or_default(),
+            targets
+                .endpoints
+                .first()
+                .map(|e| e.origin.to_string())
+                .unwrap_or_default(),
             dir.display()
         );
     }
@@ -402,10 +445,21 @@ pub async fn run_scenario(scenario: Arc<Scenario>, options: &RunOptions) -> Resu
         notes: notes.clone(),
     };
     let summary = crate::report::json::build(meta, &spans, &totals, &verdicts);
-    crate::report::json::write(&dir, &summary).with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
+    crate::report::json::write(&dir, &summary)
+        .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
 
     if options.progress != Progress::Quiet || exit != ExitStatus::Passed {
-        print!("{}", console::final_report(&scenario, &totals, &spans, report.elapsed, &verdicts, &notes));
+        print!(
+            "{}",
+            console::final_report(
+                &scenario,
+                &totals,
+                &spans,
+                report.elapsed,
+                &verdicts,
+                &notes
+            )
+        );
     }
     println!("results: {}", dir.display());
     Ok(RunOutcome {
@@ -430,9 +484,11 @@ pub fn hostname() -> String {
 pub fn redact(args: &[String]) -> Vec<String> {
     let secret_key = |k: &str| {
         let k = k.to_ascii_lowercase();
-        ["password", "passwd", "secret", "token", "key", "auth", "cookie"]
-            .iter()
-            .any(|s| k.contains(s))
+        [
+            "password", "passwd", "secret", "token", "key", "auth", "cookie",
+        ]
+        .iter()
+        .any(|s| k.contains(s))
     };
     let url_password = regex::Regex::new(r"(://[^:/@\s]+):[^@/\s]+@").expect("valid regex");
     args.iter()
@@ -452,10 +508,19 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        let args: Vec<String> = ["run", "x.toml", "--set", "users.0.token=abc", "--api", "http://u:pw@host:1", "--set", "seed=3"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "run",
+            "x.toml",
+            "--set",
+            "users.0.token=abc",
+            "--api",
+            "http://u:pw@host:1",
+            "--set",
+            "seed=3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let r = redact(&args);
         assert_eq!(r[3], "users.0.token=***");
         assert_eq!(r[5], "http://u:***@host:1");
@@ -469,6 +534,11 @@ mod tests {
         let a = result_dir(tmp.path(), "black friday", at).unwrap();
         let b = result_dir(tmp.path(), "black friday", at).unwrap();
         assert_ne!(a, b);
-        assert!(a.file_name().unwrap().to_str().unwrap().starts_with("black-friday-"));
+        assert!(a
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("black-friday-"));
     }
 }

@@ -72,7 +72,8 @@ impl Weights {
 
     /// The population a number in `0..total` falls in.
     pub fn at(&self, n: u64) -> usize {
-        self.cumulative.partition_point(|&c| c <= n % self.total().max(1))
+        self.cumulative
+            .partition_point(|&c| c <= n % self.total().max(1))
     }
 
     pub fn pick(&self, rng: &mut SmallRng) -> usize {
@@ -162,24 +163,31 @@ pub async fn run(shared: Arc<Shared>, grace: Duration) -> EngineReport {
     {
         let shared_d = shared.clone();
         let vus_ref = &mut vus;
-        dispatch_open(&shared.plan, start, shared.scenario.seed, &weights, &live, |arrival, lag| {
-            live.arrivals.fetch_add(1, Ordering::Relaxed);
-            shared_d
-                .metrics
-                .with(|s| s.record(shared_d.ids.lag, arrival.phase, lag.as_micros() as u64));
-            if live.idle.load(Ordering::Acquire) == 0 && open_vus < max_vus {
-                open_vus += 1;
-                let vu = Vu::new(next_vu_id, &shared_d);
-                next_vu_id += 1;
-                vus_ref.spawn(open_vu(shared_d.clone(), vu, rx.clone()));
-            }
-            match tx.try_send(arrival) {
-                Ok(()) => {
-                    live.queued.fetch_add(1, Ordering::Relaxed);
+        dispatch_open(
+            &shared.plan,
+            start,
+            shared.scenario.seed,
+            &weights,
+            &live,
+            |arrival, lag| {
+                live.arrivals.fetch_add(1, Ordering::Relaxed);
+                shared_d
+                    .metrics
+                    .with(|s| s.record(shared_d.ids.lag, arrival.phase, lag.as_micros() as u64));
+                if live.idle.load(Ordering::Acquire) == 0 && open_vus < max_vus {
+                    open_vus += 1;
+                    let vu = Vu::new(next_vu_id, &shared_d);
+                    next_vu_id += 1;
+                    vus_ref.spawn(open_vu(shared_d.clone(), vu, rx.clone()));
                 }
-                Err(_) => super::user::record_dropped(&shared_d, &arrival),
-            }
-        })
+                match tx.try_send(arrival) {
+                    Ok(()) => {
+                        live.queued.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => super::user::record_dropped(&shared_d, &arrival),
+                }
+            },
+        )
         .await;
     }
     // No more arrivals: open VUs finish the queue, then see the channel closed.
@@ -204,11 +212,9 @@ pub async fn run(shared: Arc<Shared>, grace: Duration) -> EngineReport {
     } else {
         grace
     };
-    let drained = tokio::time::timeout(limit, async {
-        while vus.join_next().await.is_some() {}
-    })
-    .await
-    .is_ok();
+    let drained = tokio::time::timeout(limit, async { while vus.join_next().await.is_some() {} })
+        .await
+        .is_ok();
     let mut cancelled = 0;
     if !drained {
         cancelled = live.in_flight.load(Ordering::Relaxed);

@@ -52,7 +52,14 @@ impl Ids {
                         requests: layout.add_counter("http.requests", &pop.name, &step.name, None),
                         errors: ErrorKind::ALL
                             .iter()
-                            .map(|k| layout.add_counter("http.errors", &pop.name, &step.name, Some(k.name())))
+                            .map(|k| {
+                                layout.add_counter(
+                                    "http.errors",
+                                    &pop.name,
+                                    &step.name,
+                                    Some(k.name()),
+                                )
+                            })
                             .collect(),
                     })
                     .collect()

@@ -130,7 +130,9 @@ impl Vu {
         Vu {
             id,
             iteration: 0,
-            conns: (0..shared.endpoints.len()).map(|_| Conn::default()).collect(),
+            conns: (0..shared.endpoints.len())
+                .map(|_| Conn::default())
+                .collect(),
             vars: Vec::new(),
             rows: vec![0; shared.scenario.feeders.len()],
             text: String::with_capacity(256),
@@ -153,7 +155,9 @@ impl Vu {
         let mut intended = arrival.intended;
         let last = population.steps.len().saturating_sub(1);
         for (index, step) in population.steps.iter().enumerate() {
-            let ok = self.step(shared, &arrival, index, step, intended, &mut rng).await;
+            let ok = self
+                .step(shared, &arrival, index, step, intended, &mut rng)
+                .await;
             if !ok {
                 break;
             }
@@ -177,7 +181,12 @@ impl Vu {
         self.iteration += 1;
     }
 
-    fn render_request(&mut self, shared: &Shared, step: &Step, rng: &mut SmallRng) -> Result<OutRequest, String> {
+    fn render_request(
+        &mut self,
+        shared: &Shared,
+        step: &Step,
+        rng: &mut SmallRng,
+    ) -> Result<OutRequest, String> {
         let feeders = &shared.scenario.feeders;
         let mut ctx = RenderCtx {
             vu_id: self.id,
@@ -202,7 +211,9 @@ impl Vu {
             }
         }
         let uri: http::Uri = text.parse().map_err(|e| format!("URL `{text}`: {e}"))?;
-        let mut builder = http::Request::builder().method(step.method.clone()).uri(uri);
+        let mut builder = http::Request::builder()
+            .method(step.method.clone())
+            .uri(uri);
         for (name, template) in &step.headers {
             let value = match template.as_static() {
                 Some(s) => HeaderValue::from_str(s),

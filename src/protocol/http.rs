@@ -149,7 +149,12 @@ pub struct Conn {
 }
 
 impl Client {
-    pub fn new(version: HttpVersion, connect_timeout: Duration, insecure: bool, needs_tls: bool) -> Client {
+    pub fn new(
+        version: HttpVersion,
+        connect_timeout: Duration,
+        insecure: bool,
+        needs_tls: bool,
+    ) -> Client {
         let tls = needs_tls.then(|| {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -173,21 +178,29 @@ impl Client {
             };
             tokio_rustls::TlsConnector::from(Arc::new(config))
         });
-        Client { version, connect_timeout, tls }
+        Client {
+            version,
+            connect_timeout,
+            tls,
+        }
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<Sender, HttpError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&endpoint.addrs[..]))
-            .await
-            .map_err(|_| HttpError::ConnectTimeout)?
-            .map_err(HttpError::Connect)?;
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect(&endpoint.addrs[..]),
+        )
+        .await
+        .map_err(|_| HttpError::ConnectTimeout)?
+        .map_err(HttpError::Connect)?;
         let _ = stream.set_nodelay(true);
         match (&self.tls, &endpoint.server_name) {
             (Some(tls), Some(name)) => {
-                let stream = tokio::time::timeout(self.connect_timeout, tls.connect(name.clone(), stream))
-                    .await
-                    .map_err(|_| HttpError::ConnectTimeout)?
-                    .map_err(HttpError::Tls)?;
+                let stream =
+                    tokio::time::timeout(self.connect_timeout, tls.connect(name.clone(), stream))
+                        .await
+                        .map_err(|_| HttpError::ConnectTimeout)?
+                        .map_err(HttpError::Tls)?;
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 handshake(TokioIo::new(stream), h2).await
             }
@@ -201,7 +214,8 @@ where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     if h2 {
-        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -240,11 +254,17 @@ impl Conn {
         let sender = self.sender.as_mut().expect("connected above");
         let result = match sender {
             Sender::H1(s) => {
-                request.headers_mut().insert(http::header::HOST, endpoint.host.clone());
+                request
+                    .headers_mut()
+                    .insert(http::header::HOST, endpoint.host.clone());
                 s.send_request(request).await
             }
             Sender::H2(s) => {
-                let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                let path = request
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
                 let absolute = format!("{}{}", endpoint.prefix, path);
                 *request.uri_mut() = absolute
                     .parse()
@@ -303,7 +323,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -312,7 +337,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

@@ -26,7 +26,13 @@ fn ms(us: u64) -> String {
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
@@ -68,9 +74,15 @@ fn trim(x: f64) -> String {
 /// `stampede validate`: the resolved plan.
 pub fn describe(scenario: &Scenario, plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "scenario `{}` is valid (seed {})", scenario.name, scenario.seed);
+    let _ = writeln!(
+        out,
+        "scenario `{}` is valid (seed {})",
+        scenario.name, scenario.seed
+    );
     let target = match &scenario.api {
-        Some(crate::scenario::ApiTarget::Builtin(_)) => "builtin (started in-process on 127.0.0.1)".to_string(),
+        Some(crate::scenario::ApiTarget::Builtin(_)) => {
+            "builtin (started in-process on 127.0.0.1)".to_string()
+        }
         Some(crate::scenario::ApiTarget::Url(o)) => o.to_string(),
         None => "none".into(),
     };
@@ -133,12 +145,26 @@ pub fn describe(scenario: &Scenario, plan: &Plan) -> String {
     );
     for pop in &scenario.populations {
         let steps: Vec<&str> = pop.steps.iter().map(|s| s.name.as_str()).collect();
-        let _ = writeln!(out, "users `{}` (weight {}): {}", pop.name, pop.weight, steps.join(" → "));
+        let _ = writeln!(
+            out,
+            "users `{}` (weight {}): {}",
+            pop.name,
+            pop.weight,
+            steps.join(" → ")
+        );
     }
     if scenario.slos.is_empty() {
         let _ = writeln!(out, "no SLOs: the run always passes unless interrupted");
     } else {
-        let _ = writeln!(out, "SLOs:{}", if scenario.abort_on_fail { " (abort_on_fail)" } else { "" });
+        let _ = writeln!(
+            out,
+            "SLOs:{}",
+            if scenario.abort_on_fail {
+                " (abort_on_fail)"
+            } else {
+                ""
+            }
+        );
         for slo in &scenario.slos {
             let _ = writeln!(out, "  {} {}", slo.key, slo.target);
         }
@@ -148,18 +174,34 @@ pub fn describe(scenario: &Scenario, plan: &Plan) -> String {
 
 /// One plain progress line (no control characters): the last interval's
 /// request rate, worst step p95 and errors, and the live gauges.
-pub fn progress_line(plan: &Plan, ids: &Ids, elapsed: Duration, point: &Point, live: &Live) -> String {
+pub fn progress_line(
+    plan: &Plan,
+    ids: &Ids,
+    elapsed: Duration,
+    point: &Point,
+    live: &Live,
+) -> String {
     let phase = plan
         .phases
         .get(live.phase.load(Ordering::Relaxed))
         .map(|p| p.name.as_str())
         .unwrap_or("-");
-    let counter = |id: crate::metrics::CounterId| point.counters.get(id.0 as usize).copied().unwrap_or(0);
+    let counter =
+        |id: crate::metrics::CounterId| point.counters.get(id.0 as usize).copied().unwrap_or(0);
     let steps = ids.steps.iter().flatten();
     let requests: u64 = steps.clone().map(|s| counter(s.requests)).sum();
-    let errors: u64 = steps.clone().flat_map(|s| s.errors.iter().map(|&e| counter(e))).sum();
+    let errors: u64 = steps
+        .clone()
+        .flat_map(|s| s.errors.iter().map(|&e| counter(e)))
+        .sum();
     let p95 = steps
-        .map(|s| point.hists.get(s.latency.0 as usize).map(|h| h.p95).unwrap_or(0))
+        .map(|s| {
+            point
+                .hists
+                .get(s.latency.0 as usize)
+                .map(|h| h.p95)
+                .unwrap_or(0)
+        })
         .max()
         .unwrap_or(0);
     format!(
@@ -176,7 +218,11 @@ pub fn progress_line(plan: &Plan, ids: &Ids, elapsed: Duration, point: &Point, l
 /// Notes for the summary: generator health and model caveats.
 pub fn notes(scenario: &Scenario, plan: &Plan, totals: &Totals) -> Vec<String> {
     let mut notes = Vec::new();
-    if plan.phases.iter().any(|p| matches!(p.users, Some(UserLoad::Closed(_)))) {
+    if plan
+        .phases
+        .iter()
+        .any(|p| matches!(p.users, Some(UserLoad::Closed(_))))
+    {
         notes.push(
             "closed-model phases: latency is measured from the actual send (a closed loop cannot correct for coordinated omission)".into(),
         );
@@ -263,7 +309,11 @@ pub fn final_report(
             kinds.insert(kind.name().to_string(), n);
         }
     }
-    let _ = writeln!(out, "\nlatency (from intended start) over {}:", format_duration(Duration::from_secs_f64(secs)));
+    let _ = writeln!(
+        out,
+        "\nlatency (from intended start) over {}:",
+        format_duration(Duration::from_secs_f64(secs))
+    );
     out.push_str(&table(&rows));
     if !kinds.is_empty() {
         let _ = writeln!(out, "errors by kind:");
@@ -273,7 +323,12 @@ pub fn final_report(
     }
     if !verdicts.is_empty() {
         let _ = writeln!(out, "SLOs:");
-        let mut rows = vec![vec!["slo".to_string(), "target".into(), "measured".into(), "verdict".into()]];
+        let mut rows = vec![vec![
+            "slo".to_string(),
+            "target".into(),
+            "measured".into(),
+            "verdict".into(),
+        ]];
         for v in verdicts {
             rows.push(vec![
                 v.slo.key.clone(),

@@ -197,8 +197,9 @@ pub(crate) struct Diags<'a> {
 
 impl Diags<'_> {
     fn at(&mut self, span: Range<usize>, message: impl Into<String>, help: Option<String>) {
-        self.list
-            .push(Diagnostic::at_span(self.file, self.src, span, message, help));
+        self.list.push(Diagnostic::at_span(
+            self.file, self.src, span, message, help,
+        ));
     }
 }
 
@@ -238,19 +239,30 @@ pub(crate) fn compile(
     let target = file.target.into_inner();
     let api = match &target.api {
         None => None,
-        Some(api) if api.get_ref() == "builtin" => {
-            Some(ApiTarget::Builtin(target.builtin.clone().unwrap_or_default()))
-        }
+        Some(api) if api.get_ref() == "builtin" => Some(ApiTarget::Builtin(
+            target.builtin.clone().unwrap_or_default(),
+        )),
         Some(api) => match Origin::parse(api.get_ref()) {
             Ok(origin) => Some(ApiTarget::Url(origin)),
             Err(e) => {
-                diags.at(api.span(), e, Some("e.g. api = \"http://127.0.0.1:8080\" or api = \"builtin\"".into()));
+                diags.at(
+                    api.span(),
+                    e,
+                    Some("e.g. api = \"http://127.0.0.1:8080\" or api = \"builtin\"".into()),
+                );
                 None
             }
         },
     };
-    if target.builtin.is_some() && !matches!(api, Some(ApiTarget::Builtin(_))) && target.api.is_some() {
-        diags.at(target_span.clone(), "[target.builtin] knobs are set but `api` is not \"builtin\"", None);
+    if target.builtin.is_some()
+        && !matches!(api, Some(ApiTarget::Builtin(_)))
+        && target.api.is_some()
+    {
+        diags.at(
+            target_span.clone(),
+            "[target.builtin] knobs are set but `api` is not \"builtin\"",
+            None,
+        );
     }
     let mut extra_origins = Vec::new();
     for host in &target.hosts {
@@ -305,15 +317,27 @@ pub(crate) fn compile(
     for users in &file.users {
         let pop_name = users.name.get_ref().clone();
         if seen_pop.contains(&pop_name) {
-            diags.at(users.name.span(), format!("two [[users]] are named `{pop_name}`"), None);
+            diags.at(
+                users.name.span(),
+                format!("two [[users]] are named `{pop_name}`"),
+                None,
+            );
         }
         seen_pop.push(pop_name.clone());
         if users.weight == 0 {
             let span = users.name.span();
-            diags.at(span, format!("users `{pop_name}`: weight must be at least 1"), None);
+            diags.at(
+                span,
+                format!("users `{pop_name}`: weight must be at least 1"),
+                None,
+            );
         }
         if users.steps.is_empty() {
-            diags.at(users.name.span(), format!("users `{pop_name}` has no steps"), None);
+            diags.at(
+                users.name.span(),
+                format!("users `{pop_name}` has no steps"),
+                None,
+            );
         }
         let mut vars: Vec<String> = Vec::new();
         let mut steps = Vec::new();
@@ -378,7 +402,11 @@ pub(crate) fn compile(
     for spec in &file.phases {
         let phase_name = spec.name.get_ref().clone();
         if phases.iter().any(|p: &Phase| p.name == phase_name) {
-            diags.at(spec.name.span(), format!("two phases are named `{phase_name}`"), None);
+            diags.at(
+                spec.name.span(),
+                format!("two phases are named `{phase_name}`"),
+                None,
+            );
         }
         let users = match &spec.users {
             None => None,
@@ -392,14 +420,22 @@ pub(crate) fn compile(
                         None
                     }
                     (None, None) => {
-                        diags.at(load.span(), "a phase's users load needs `rate` (e.g. \"100/s\") or `vus` (e.g. 50)", None);
+                        diags.at(
+                            load.span(),
+                            "a phase's users load needs `rate` (e.g. \"100/s\") or `vus` (e.g. 50)",
+                            None,
+                        );
                         None
                     }
                 }
             }
         };
         if users.is_some() && populations.is_empty() {
-            diags.at(spec.name.span(), format!("phase `{phase_name}` loads users but the scenario has no [[users]]"), None);
+            diags.at(
+                spec.name.span(),
+                format!("phase `{phase_name}` loads users but the scenario has no [[users]]"),
+                None,
+            );
         }
         phases.push(Phase {
             name: phase_name,
@@ -410,8 +446,20 @@ pub(crate) fn compile(
     if phases.is_empty() {
         diags.at(0..0, "the scenario has no [[phases]]", Some("add e.g. [[phases]] name = \"steady\", duration = \"30s\", users = { rate = \"50/s\" }".into()));
     }
-    if !populations.is_empty() && api.is_none() && populations.iter().any(|p| p.steps.iter().any(|s| s.origin == OriginRef::Api)) {
-        diags.at(target_span, "[target] has no `api`, but [[users]] steps use relative URLs", Some("set api = \"builtin\" or api = \"http://127.0.0.1:8080\", or pass --api URL".into()));
+    if !populations.is_empty()
+        && api.is_none()
+        && populations
+            .iter()
+            .any(|p| p.steps.iter().any(|s| s.origin == OriginRef::Api))
+    {
+        diags.at(
+            target_span,
+            "[target] has no `api`, but [[users]] steps use relative URLs",
+            Some(
+                "set api = \"builtin\" or api = \"http://127.0.0.1:8080\", or pass --api URL"
+                    .into(),
+            ),
+        );
     }
 
     // SLOs.
@@ -426,7 +474,11 @@ pub(crate) fn compile(
             continue;
         }
         let Some(text) = value.get_ref().as_str() else {
-            diags.at(value.span(), format!("SLO `{key}`: the target is a string such as \"< 200ms\""), None);
+            diags.at(
+                value.span(),
+                format!("SLO `{key}`: the target is a string such as \"< 200ms\""),
+                None,
+            );
             continue;
         };
         match crate::slo::parse(key, text) {
@@ -434,19 +486,42 @@ pub(crate) fn compile(
                 let mut bad_tag = |what: &str, name: &Option<String>, known: Vec<&str>| {
                     if let Some(n) = name {
                         if !known.contains(&n.as_str()) {
-                            let help = super::diagnostic::suggest(n, &known).map(|s| format!("did you mean `{s}`?"));
-                            diags.at(value.span(), format!("SLO `{key}`: no {what} is named `{n}`"), help);
+                            let help = super::diagnostic::suggest(n, &known)
+                                .map(|s| format!("did you mean `{s}`?"));
+                            diags.at(
+                                value.span(),
+                                format!("SLO `{key}`: no {what} is named `{n}`"),
+                                help,
+                            );
                         }
                     }
                 };
-                bad_tag("population", &slo.population, populations.iter().map(|p| p.name.as_str()).collect());
-                bad_tag("step", &slo.step, populations.iter().flat_map(|p| p.steps.iter().map(|s| s.name.as_str())).collect());
-                bad_tag("phase", &slo.phase, phases.iter().map(|p| p.name.as_str()).collect());
+                bad_tag(
+                    "population",
+                    &slo.population,
+                    populations.iter().map(|p| p.name.as_str()).collect(),
+                );
+                bad_tag(
+                    "step",
+                    &slo.step,
+                    populations
+                        .iter()
+                        .flat_map(|p| p.steps.iter().map(|s| s.name.as_str()))
+                        .collect(),
+                );
+                bad_tag(
+                    "phase",
+                    &slo.phase,
+                    phases.iter().map(|p| p.name.as_str()).collect(),
+                );
                 slos.push(slo);
             }
             Err(e) => {
                 let help = match &e {
-                    crate::slo::SloError::UnknownMetric { .. } => Some(format!("known metrics: {}", crate::slo::known_metrics().join(", "))),
+                    crate::slo::SloError::UnknownMetric { .. } => Some(format!(
+                        "known metrics: {}",
+                        crate::slo::known_metrics().join(", ")
+                    )),
                     _ => None,
                 };
                 diags.at(value.span(), format!("SLO `{key}`: {e}"), help);
@@ -497,11 +572,19 @@ fn compile_step(
     let (method, url) = match step_url(spec) {
         Ok(Some(found)) => found,
         Ok(None) => {
-            diags.at(pop.span(), format!("users `{pop_name}`, step {}: no URL", index + 1), Some("write e.g. get = \"/api/servers\"".into()));
+            diags.at(
+                pop.span(),
+                format!("users `{pop_name}`, step {}: no URL", index + 1),
+                Some("write e.g. get = \"/api/servers\"".into()),
+            );
             return None;
         }
         Err(e) => {
-            diags.at(pop.span(), format!("users `{pop_name}`, step {}: {e}", index + 1), None);
+            diags.at(
+                pop.span(),
+                format!("users `{pop_name}`, step {}: {e}", index + 1),
+                None,
+            );
             return None;
         }
     };
@@ -516,12 +599,19 @@ fn compile_step(
     let text = url.get_ref();
     let (origin, path_text) = if text.starts_with('/') {
         (OriginRef::Api, text.as_str())
-    } else if let Some(rest) = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://")) {
+    } else if let Some(rest) = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+    {
         let scheme_len = text.len() - rest.len();
         let authority_end = rest.find('/').map(|i| scheme_len + i).unwrap_or(text.len());
         let base = &text[..authority_end];
         if base.contains("{{") {
-            diags.at(url.span(), format!("step `{name}`: the host of a URL cannot be a template"), Some("declare hosts in [target] and template only the path".into()));
+            diags.at(
+                url.span(),
+                format!("step `{name}`: the host of a URL cannot be a template"),
+                Some("declare hosts in [target] and template only the path".into()),
+            );
             return None;
         }
         let origin = match Origin::parse(base) {
@@ -547,7 +637,11 @@ fn compile_step(
             );
             return None;
         };
-        let path = if authority_end == text.len() { "/" } else { &text[authority_end..] };
+        let path = if authority_end == text.len() {
+            "/"
+        } else {
+            &text[authority_end..]
+        };
         (origin_ref, path)
     } else {
         diags.at(url.span(), format!("step `{name}`: URL `{text}` must start with `/` (relative to [target] api) or http(s)://"), None);
@@ -578,15 +672,25 @@ fn compile_step(
                     headers.push((h, t));
                 }
             }
-            Err(_) => diags.at(v.span(), format!("step `{name}`: `{k}` is not a valid header name"), None),
+            Err(_) => diags.at(
+                v.span(),
+                format!("step `{name}`: `{k}` is not a valid header name"),
+                None,
+            ),
         }
     }
     let body = match (&spec.body, &spec.json) {
         (Some(_), Some(j)) => {
-            diags.at(j.span(), format!("step `{name}`: use `body` or `json`, not both"), None);
+            diags.at(
+                j.span(),
+                format!("step `{name}`: use `body` or `json`, not both"),
+                None,
+            );
             Body::None
         }
-        (Some(b), None) => compile_t(diags, b.span(), b.get_ref()).map(Body::Text).unwrap_or(Body::None),
+        (Some(b), None) => compile_t(diags, b.span(), b.get_ref())
+            .map(Body::Text)
+            .unwrap_or(Body::None),
         (None, Some(j)) => match JsonTemplate::compile(j.get_ref(), &symbols) {
             Ok(t) => Body::Json(t),
             Err(e) => {
@@ -596,7 +700,12 @@ fn compile_step(
         },
         (None, None) => Body::None,
     };
-    if spec.json.is_some() && !spec.headers.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
+    if spec.json.is_some()
+        && !spec
+            .headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("content-type"))
+    {
         headers.push((
             http::header::CONTENT_TYPE,
             Template::compile("application/json", &symbols).ok()?,
@@ -624,7 +733,11 @@ fn compile_step(
                 };
                 extract.push((slot, x));
             }
-            Err(e) => diags.at(url.span(), format!("step `{name}`: extract `{var}`: {e}"), None),
+            Err(e) => diags.at(
+                url.span(),
+                format!("step `{name}`: extract `{var}`: {e}"),
+                None,
+            ),
         }
     }
     if diags.list.len() > before {

@@ -15,7 +15,9 @@ pub mod overrides;
 pub mod template;
 pub mod units;
 
-pub use compile::{ApiTarget, Body, Origin, OriginRef, Phase, Population, Scenario, Step, UserLoad};
+pub use compile::{
+    ApiTarget, Body, Origin, OriginRef, Phase, Population, Scenario, Step, UserLoad,
+};
 pub use diagnostic::Diagnostic;
 
 use sha2::{Digest, Sha256};
@@ -25,7 +27,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read scenario {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Override(#[from] overrides::OverrideError),
     #[error("{}", render(.0))]
@@ -71,7 +76,12 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario, LoadError> {
 
 /// As [`load`], from text already read (`file` names it in errors, `dir`
 /// resolves feeder paths).
-pub fn load_str(file: &Path, dir: &Path, text: &str, overrides: &Overrides) -> Result<Scenario, LoadError> {
+pub fn load_str(
+    file: &Path,
+    dir: &Path,
+    text: &str,
+    overrides: &Overrides,
+) -> Result<Scenario, LoadError> {
     let mut sets = overrides.sets.clone();
     if let Some(api) = &overrides.api {
         sets.push(("target.api".into(), format!("{api:?}")));

@@ -37,7 +37,8 @@ impl Fixture {
     /// Load and run through the library, quietly.
     pub async fn run(&self, overrides: Overrides) -> RunOutcome {
         let path = self.scenario_path();
-        let loaded = scenario::load(&path, &overrides).unwrap_or_else(|e| panic!("scenario invalid:\n{e}"));
+        let loaded =
+            scenario::load(&path, &overrides).unwrap_or_else(|e| panic!("scenario invalid:\n{e}"));
         let options = RunOptions {
             scenario: path,
             overrides,

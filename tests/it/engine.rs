@@ -54,7 +54,11 @@ users = { rate = "150/s -> 350/s" }
         )
     };
     assert_eq!(per_phase(0) + per_phase(1), requests);
-    assert!((per_phase(0) as i64 - 300).abs() <= 6, "phase a: {}", per_phase(0));
+    assert!(
+        (per_phase(0) as i64 - 300).abs() <= 6,
+        "phase a: {}",
+        per_phase(0)
+    );
     assert_eq!(outcome.exit, ExitStatus::Passed);
     assert!(summary_exists(&outcome.result_dir));
     assert!(outcome.result_dir.join("metrics.hlog").is_file());
@@ -66,7 +70,9 @@ users = { rate = "150/s -> 350/s" }
 /// flight — under 1% of the requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stall_shows_in_latency_but_not_in_service_time() {
-    let target = target::spawn(loopback(), TargetConfig::default()).await.unwrap();
+    let target = target::spawn(loopback(), TargetConfig::default())
+        .await
+        .unwrap();
     let addr = target.addr;
     let fixture = Fixture::new(
         r#"
@@ -116,10 +122,23 @@ users = { rate = "200/s" }
     let all = TagFilter::default();
     let latency_p99 = quantile(&outcome.totals, "http.latency", &all, 0.99);
     let service_p99 = quantile(&outcome.totals, "http.service_time", &all, 0.99);
-    let service_max = outcome.totals.select_hist("http.service_time", &all).unwrap().max();
-    assert!(latency_p99 >= 300_000, "latency p99 {latency_p99}µs should show the 500ms stall");
-    assert!(service_p99 < 100_000, "service p99 {service_p99}µs should not");
-    assert!(service_max >= 300_000, "the in-flight requests did see the stall ({service_max}µs)");
+    let service_max = outcome
+        .totals
+        .select_hist("http.service_time", &all)
+        .unwrap()
+        .max();
+    assert!(
+        latency_p99 >= 300_000,
+        "latency p99 {latency_p99}µs should show the 500ms stall"
+    );
+    assert!(
+        service_p99 < 100_000,
+        "service p99 {service_p99}µs should not"
+    );
+    assert!(
+        service_max >= 300_000,
+        "the in-flight requests did see the stall ({service_max}µs)"
+    );
     assert_eq!(count(&outcome.totals, "http.errors", Some("dropped")), 0);
     let requests = count(&outcome.totals, "http.requests", None);
     assert!((requests as i64 - 800).abs() <= 16, "{requests}");
@@ -187,11 +206,24 @@ users = { vus = 5 }
     let outcome = fixture.run(api(target.addr)).await;
     let totals = &outcome.totals;
     let requests = count(totals, "http.requests", None);
-    assert_eq!(count(totals, "http.errors", None), 0, "never more than 5 at once");
+    assert_eq!(
+        count(totals, "http.errors", None),
+        0,
+        "never more than 5 at once"
+    );
     // 5 VUs × 2 s / ~10 ms ≈ 1000; allow for scheduling on a loaded machine.
-    assert!(requests >= 400 && requests <= 1000, "{requests}");
-    let vus_gauge = totals.layout().gauges.iter().position(|g| g == "users.vus").unwrap();
-    let peak = totals.series().iter().map(|p| p.gauges[vus_gauge]).fold(0.0, f64::max);
+    assert!((400..=1000).contains(&requests), "{requests}");
+    let vus_gauge = totals
+        .layout()
+        .gauges
+        .iter()
+        .position(|g| g == "users.vus")
+        .unwrap();
+    let peak = totals
+        .series()
+        .iter()
+        .map(|p| p.gauges[vus_gauge])
+        .fold(0.0, f64::max);
     assert_eq!(peak, 5.0);
 }
 
@@ -220,7 +252,10 @@ duration = "1s"
 users = { rate = "50/s" }
 "#,
     );
-    fixture.file("accounts.csv", "user,password\nalice,a1\nbob,b2\ncarol,c3\n");
+    fixture.file(
+        "accounts.csv",
+        "user,password\nalice,a1\nbob,b2\ncarol,c3\n",
+    );
     let outcome = fixture.run(Default::default()).await;
     let t = &outcome.totals;
     // Login and create succeed (create needs the extracted token: 401 otherwise).
@@ -229,7 +264,10 @@ users = { rate = "50/s" }
     assert_eq!(t.sum_counters("http.requests", None, &step("create")), 50);
     assert_eq!(t.sum_counters("http.errors", None, &step("create")), 0);
     // The last step's check fails every time, as kind `check`.
-    assert_eq!(t.sum_counters("http.errors", Some("check"), &step("wrong")), 50);
+    assert_eq!(
+        t.sum_counters("http.errors", Some("check"), &step("wrong")),
+        50
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,9 +293,15 @@ users = { rate = "20/s" }
     );
     let outcome = fixture.run(Default::default()).await;
     let t = &outcome.totals;
-    assert_eq!(t.sum_counters("http.errors", Some("http_4xx"), &step("create")), 20);
+    assert_eq!(
+        t.sum_counters("http.errors", Some("http_4xx"), &step("create")),
+        20
+    );
     assert_eq!(outcome.exit, ExitStatus::SloFailed);
     let verdict = &outcome.verdicts[0];
     assert!(!verdict.pass);
-    assert!((verdict.measured.unwrap() - 0.5).abs() < 1e-9, "20 of 40 requests failed");
+    assert!(
+        (verdict.measured.unwrap() - 0.5).abs() < 1e-9,
+        "20 of 40 requests failed"
+    );
 }
