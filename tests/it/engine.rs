@@ -305,3 +305,37 @@ users = { rate = "20/s" }
         "20 of 40 requests failed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_on_fail_stops_the_run_early_with_exit_1() {
+    let fixture = Fixture::new(
+        r#"
+name = "abort"
+[target]
+api = "builtin"
+[[users]]
+name = "u"
+steps = [{ name = "list", get = "/api/servers" }]
+[[phases]]
+name = "long"
+duration = "30s"
+users = { rate = "50/s" }
+[slo]
+"http.latency.p95" = "< 1us"
+abort_on_fail = true
+"#,
+    );
+    let outcome = fixture.run(Default::default()).await;
+    assert_eq!(outcome.exit, ExitStatus::SloFailed);
+    assert!(
+        outcome.elapsed < Duration::from_secs(10),
+        "stopped after {:?}",
+        outcome.elapsed
+    );
+    assert!(!outcome.verdicts[0].pass);
+    let summary = std::fs::read_to_string(outcome.result_dir.join("summary.json")).unwrap();
+    assert!(
+        summary.contains("abort_on_fail"),
+        "the summary says why it stopped"
+    );
+}
