@@ -10,7 +10,7 @@
 use super::driver::{mix_seed, Arrival};
 use super::Shared;
 use crate::error::ErrorKind;
-use crate::protocol::http::{read_body, Conn, OutRequest};
+use crate::protocol::http::{Conn, OutRequest};
 use crate::scenario::check::ResponseView;
 use crate::scenario::template::RenderCtx;
 use crate::scenario::units::DurRange;
@@ -277,12 +277,10 @@ impl Vu {
             armed: true,
         };
         let sent = Instant::now();
-        let result = tokio::time::timeout(step.timeout, async {
-            let response = conn.send(&shared.client, endpoint, request).await?;
-            let (parts, body) = response.into_parts();
-            let bytes = read_body(body, step.needs_body).await?;
-            Ok::<_, crate::protocol::http::HttpError>((parts, bytes))
-        })
+        let result = tokio::time::timeout(
+            step.timeout,
+            conn.send(&shared.client, endpoint, request, step.needs_body),
+        )
         .await;
         let timing = Timing {
             intended,
