@@ -254,16 +254,9 @@ pub(crate) fn compile(
             }
         },
     };
-    if target.builtin.is_some()
-        && !matches!(api, Some(ApiTarget::Builtin(_)))
-        && target.api.is_some()
-    {
-        diags.at(
-            target_span.clone(),
-            "[target.builtin] knobs are set but `api` is not \"builtin\"",
-            None,
-        );
-    }
+    // [target.builtin] knobs are ignored when `api` points elsewhere (e.g.
+    // `--api URL`): the same scenario runs against the built-in target and
+    // against staging without an edit.
     let mut extra_origins = Vec::new();
     for host in &target.hosts {
         match Origin::parse(host.get_ref()) {
