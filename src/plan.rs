@@ -238,6 +238,38 @@ mod tests {
     }
 
     #[test]
+    fn segments_share_the_load_exactly() {
+        let plan = Plan {
+            phases: vec![
+                PlannedPhase {
+                    name: "open".into(),
+                    start: Duration::ZERO,
+                    duration: Duration::from_secs(10),
+                    users: Some(UserLoad::Open(rc(90.0, 300.0))),
+                },
+                PlannedPhase {
+                    name: "closed".into(),
+                    start: Duration::from_secs(10),
+                    duration: Duration::from_secs(10),
+                    users: Some(UserLoad::Closed(VuCurve { from: 10, to: 7 })),
+                },
+            ],
+            total: Duration::from_secs(20),
+        };
+        let parts: Vec<Plan> = (0..3).map(|i| plan.segment(i, 3)).collect();
+        let arrivals: u64 = parts.iter().map(|p| p.expected_arrivals()).sum();
+        assert_eq!(arrivals, plan.expected_arrivals());
+        let vus = |p: &Plan| match p.phases[1].users {
+            Some(UserLoad::Closed(v)) => (v.from, v.to),
+            _ => unreachable!(),
+        };
+        let from: u32 = parts.iter().map(|p| vus(p).0).sum();
+        let to: u32 = parts.iter().map(|p| vus(p).1).sum();
+        assert_eq!((from, to), (10, 7));
+        assert_eq!(vus(&parts[0]), (4, 3));
+    }
+
+    #[test]
     fn vu_curve_interpolates() {
         let v = VuCurve { from: 10, to: 110 };
         let d = Duration::from_secs(10);
