@@ -79,7 +79,12 @@ fn set_overrides_any_value() {
 #[test]
 fn api_override_replaces_the_builtin_target() {
     stampede()
-        .args(["validate", "scenarios/quickstart.toml", "--api", "http://127.0.0.1:8080"])
+        .args([
+            "validate",
+            "scenarios/quickstart.toml",
+            "--api",
+            "http://127.0.0.1:8080",
+        ])
         .assert()
         .success()
         .stdout(predicate::str::contains("api: http://127.0.0.1:8080"));
