@@ -2,4 +2,5 @@
 //! shared between tasks, so keep-alive is per VU (as k6 does) and a fresh
 //! connection per journey is just dropping it.
 
+pub mod h1;
 pub mod http;
