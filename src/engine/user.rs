@@ -15,9 +15,7 @@ use crate::scenario::check::ResponseView;
 use crate::scenario::template::RenderCtx;
 use crate::scenario::units::DurRange;
 use crate::scenario::{Body, Population, Step};
-use bytes::Bytes;
 use http::HeaderValue;
-use http_body_util::Full;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::Ordering;
@@ -32,7 +30,10 @@ pub struct Vu {
     conns: Vec<Conn>,
     vars: Vec<Option<String>>,
     rows: Vec<usize>,
+    /// Scratch for rendering query values and header values.
     text: String,
+    /// The request being built, reused from one step to the next.
+    request: OutRequest,
 }
 
 /// The latency sample of one request. Built only from an intended start and
@@ -136,6 +137,7 @@ impl Vu {
             vars: Vec::new(),
             rows: vec![0; shared.scenario.feeders.len()],
             text: String::with_capacity(256),
+            request: OutRequest::default(),
         }
     }
 
@@ -181,12 +183,13 @@ impl Vu {
         self.iteration += 1;
     }
 
+    /// Render `step` into the VU's reusable request.
     fn render_request(
         &mut self,
         shared: &Shared,
         step: &Step,
         rng: &mut SmallRng,
-    ) -> Result<OutRequest, String> {
+    ) -> Result<(), String> {
         let feeders = &shared.scenario.feeders;
         let mut ctx = RenderCtx {
             vu_id: self.id,
@@ -196,50 +199,45 @@ impl Vu {
             feeders,
             rows: &self.rows,
         };
-        let text = &mut self.text;
-        text.clear();
-        step.path.render(&mut ctx, text);
+        let request = &mut self.request;
+        request.method.clone_from(&step.method);
+        let path = &mut request.path;
+        path.clear();
+        step.path.render(&mut ctx, path);
         if !step.query.is_empty() {
-            let mut value = String::new();
+            let text = &mut self.text;
             for (name, template) in &step.query {
-                text.push(if text.contains('?') { '&' } else { '?' });
-                encode_component(name, text);
-                text.push('=');
-                value.clear();
-                template.render(&mut ctx, &mut value);
-                encode_component(&value, text);
+                path.push(if path.contains('?') { '&' } else { '?' });
+                encode_component(name, path);
+                path.push('=');
+                text.clear();
+                template.render(&mut ctx, text);
+                encode_component(text, path);
             }
         }
-        let uri: http::Uri = text.parse().map_err(|e| format!("URL `{text}`: {e}"))?;
-        let mut builder = http::Request::builder()
-            .method(step.method.clone())
-            .uri(uri);
+        if !path.starts_with('/') || path.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+            return Err(format!("URL path `{path}` is not a valid origin-form path"));
+        }
+        request.headers.clear();
         for (name, template) in &step.headers {
             let value = match template.as_static() {
                 Some(s) => HeaderValue::from_str(s),
                 None => {
-                    text.clear();
-                    template.render(&mut ctx, text);
-                    HeaderValue::from_str(text)
+                    self.text.clear();
+                    template.render(&mut ctx, &mut self.text);
+                    HeaderValue::from_str(&self.text)
                 }
             }
             .map_err(|e| format!("header {name}: {e}"))?;
-            builder = builder.header(name, value);
+            request.headers.append(name.clone(), value);
         }
-        let body = match &step.body {
-            Body::None => Bytes::new(),
-            Body::Text(t) => {
-                let mut out = String::new();
-                t.render(&mut ctx, &mut out);
-                Bytes::from(out)
-            }
-            Body::Json(j) => {
-                let mut out = String::new();
-                j.render(&mut ctx, &mut out);
-                Bytes::from(out)
-            }
-        };
-        builder.body(Full::new(body)).map_err(|e| e.to_string())
+        request.body.clear();
+        match &step.body {
+            Body::None => {}
+            Body::Text(t) => t.render(&mut ctx, &mut request.body),
+            Body::Json(j) => j.render(&mut ctx, &mut request.body),
+        }
+        Ok(())
     }
 
     /// Send one step; true when it succeeded.
@@ -254,8 +252,8 @@ impl Vu {
     ) -> bool {
         let ids = &shared.ids.steps[arrival.population][index];
         let phase = arrival.phase;
-        let request = match self.render_request(shared, step, rng) {
-            Ok(r) => r,
+        match self.render_request(shared, step, rng) {
+            Ok(()) => {}
             Err(detail) => {
                 tracing::debug!(step = %step.name, %detail, "request could not be built");
                 let (requests, errors) = (ids.requests, ids.errors[ErrorKind::Protocol.index()]);
@@ -279,7 +277,7 @@ impl Vu {
         let sent = Instant::now();
         let result = tokio::time::timeout(
             step.timeout,
-            conn.send(&shared.client, endpoint, request, step.needs_body),
+            conn.send(&shared.client, endpoint, &self.request, step.needs_body),
         )
         .await;
         let timing = Timing {
@@ -300,8 +298,8 @@ impl Vu {
                 tracing::trace!(step = %step.name, error = %e, "request failed");
                 (Some(kind), !super::driver::is_connect_failure(kind))
             }
-            Ok(Ok((parts, body))) => {
-                let status = parts.status.as_u16();
+            Ok(Ok(response)) => {
+                let status = response.status;
                 let error = if !step.check.status_allowed(status) {
                     Some(match status {
                         400..=499 => ErrorKind::Http4xx,
@@ -309,7 +307,7 @@ impl Vu {
                         _ => ErrorKind::Check,
                     })
                 } else {
-                    let view = ResponseView::new(status, &parts.headers, &body);
+                    let view = ResponseView::new(status, &response.headers, &response.body);
                     match step.check.evaluate(&view, timing.latency()) {
                         Ok(()) => {
                             for (slot, extractor) in &step.extract {

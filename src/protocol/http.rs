@@ -1,20 +1,24 @@
-//! HTTP client connections, one per VU and origin, on hyper's low-level
-//! connection API: HTTP/1.1, HTTP/2 over TLS by ALPN, and HTTP/2 over plain
-//! TCP by prior knowledge (h2c). TLS is rustls with the webpki roots;
+//! HTTP client connections, one per VU and origin. HTTP/1.1 (plain and over
+//! TLS) goes through stampede's own lean codec ([`super::h1`]); HTTP/2 (over
+//! TLS by ALPN, or over plain TCP by prior knowledge, h2c) through hyper's
+//! low-level connection API. TLS is rustls with the webpki roots;
 //! verification is on unless `insecure`.
 //!
 //! Why not reqwest here: a `reqwest::Client` owns a connection pool shared by
 //! every task that clones it, so "keep-alive per VU" and "a fresh connection
 //! per journey" would need one `Client` per VU, each building its own TLS
-//! configuration and pool. hyper's `client::conn` (what reqwest is built on)
-//! gives exactly one connection per owner with nothing in between; the
-//! per-request path is a request build, `send_request` and reading the body.
+//! configuration and pool. And why not hyper for HTTP/1.1: measured against
+//! nginx on one pinned core, hyper's per-request machinery (dispatch
+//! channel, oneshot, a connection task woken twice per request) cost ~4 µs
+//! of user CPU per request where wrk spends 0.87 µs (kernel time was equal);
+//! see `benches/vs-wrk.sh`.
 
+use super::h1::{H1Conn, H1Error};
 use crate::error::ErrorKind;
 use crate::scenario::model::HttpVersion;
 use crate::scenario::Origin;
 use bytes::Bytes;
-use http::{HeaderValue, Request};
+use http::{HeaderMap, HeaderValue, Method};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -23,8 +27,24 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// A request as the engine builds it.
-pub type OutRequest = Request<Full<Bytes>>;
+/// A request as the engine builds it: reused by its VU from one request to
+/// the next, so building one allocates nothing in the steady state.
+#[derive(Debug, Default)]
+pub struct OutRequest {
+    pub method: Method,
+    /// Origin form: `/path?query` (checked: visible ASCII only).
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+/// A response: status, headers (only when asked for) and body (likewise).
+#[derive(Debug)]
+pub struct InResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
 
 /// Shared, immutable client settings (one per run).
 pub struct Client {
@@ -87,6 +107,8 @@ pub enum HttpError {
     Tls(std::io::Error),
     #[error("{0}")]
     Hyper(#[from] hyper::Error),
+    #[error("{0}")]
+    H1(#[from] H1Error),
     #[error("bad request: {0}")]
     Request(String),
 }
@@ -102,6 +124,9 @@ impl HttpError {
             HttpError::ConnectTimeout => ErrorKind::Timeout,
             HttpError::Tls(_) => ErrorKind::Tls,
             HttpError::Request(_) => ErrorKind::Protocol,
+            HttpError::H1(H1Error::Closed { .. }) => ErrorKind::Reset,
+            HttpError::H1(H1Error::Parse(_)) => ErrorKind::Protocol,
+            HttpError::H1(H1Error::Io(e)) => io_kind(e),
             HttpError::Hyper(e) => {
                 if e.is_timeout() {
                     ErrorKind::Timeout
@@ -110,18 +135,35 @@ impl HttpError {
                 } else if e.is_parse() || e.is_parse_status() || e.is_user() {
                     ErrorKind::Protocol
                 } else {
-                    match io_source(e).map(|io| io.kind()) {
-                        Some(
-                            std::io::ErrorKind::ConnectionReset
-                            | std::io::ErrorKind::ConnectionAborted
-                            | std::io::ErrorKind::BrokenPipe
-                            | std::io::ErrorKind::UnexpectedEof,
-                        ) => ErrorKind::Reset,
-                        _ => ErrorKind::Protocol,
-                    }
+                    io_source(e).map_or(ErrorKind::Protocol, io_kind)
                 }
             }
         }
+    }
+}
+
+fn io_kind(e: &std::io::Error) -> ErrorKind {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::UnexpectedEof => ErrorKind::Reset,
+        std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::Protocol,
+    }
+}
+
+/// Whether a failure on a reused HTTP/1.1 connection means the server had
+/// closed it while idle (nothing of a response arrived): then one retry on a
+/// fresh connection is what every client does, not an error of the target.
+fn closed_while_idle(e: &H1Error) -> bool {
+    match e {
+        H1Error::Closed { before_response } => *before_response,
+        H1Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        H1Error::Parse(_) => false,
     }
 }
 
@@ -136,12 +178,12 @@ fn io_source(e: &hyper::Error) -> Option<&std::io::Error> {
     None
 }
 
-/// The connection itself runs in a task of its own. (Driving an HTTP/1.1
-/// connection inside the VU's task instead was measured at ~0.8 µs more CPU
-/// per request against nginx: the dispatcher is then polled at every step of
-/// every request rather than only when its socket is ready.)
+type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+
 enum Sender {
-    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H1(H1Conn<TcpStream>),
+    H1Tls(Box<H1Conn<TlsStream>>),
+    /// HTTP/2 via hyper; its connection runs in a task of its own.
     H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
 }
 
@@ -150,6 +192,8 @@ enum Sender {
 #[derive(Default)]
 pub struct Conn {
     sender: Option<Sender>,
+    /// Requests served on the current connection.
+    served: u64,
 }
 
 impl Client {
@@ -205,99 +249,109 @@ impl Client {
                         .await
                         .map_err(|_| HttpError::ConnectTimeout)?
                         .map_err(HttpError::Tls)?;
-                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                handshake(TokioIo::new(stream), h2).await
+                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    h2_handshake(TokioIo::new(stream)).await
+                } else {
+                    Ok(Sender::H1Tls(Box::new(H1Conn::new(stream))))
+                }
             }
-            _ => handshake(TokioIo::new(stream), self.version == HttpVersion::Http2).await,
+            _ if self.version == HttpVersion::Http2 => h2_handshake(TokioIo::new(stream)).await,
+            _ => Ok(Sender::H1(H1Conn::new(stream))),
         }
     }
 }
 
-async fn handshake<IO>(io: TokioIo<IO>, h2: bool) -> Result<Sender, HttpError>
+async fn h2_handshake<IO>(io: TokioIo<IO>) -> Result<Sender, HttpError>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    if h2 {
-        let (sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Sender::H2(sender))
-    } else {
-        let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Sender::H1(sender))
-    }
+    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Sender::H2(sender))
 }
 
 impl Conn {
-    /// Send `request` (its URI in origin form, `/path?query`), connecting
-    /// first when needed, and read the response body to its end (keeping the
-    /// bytes when `keep_body`). Sets `Host` for HTTP/1.1 and the absolute URI
-    /// for HTTP/2.
+    /// Send `request`, connecting first when needed, and read the response
+    /// to its end. Headers and body are kept only when `keep` (checks and
+    /// extractors need them); the connection stays usable either way.
     pub async fn send(
         &mut self,
         client: &Client,
         endpoint: &Endpoint,
-        mut request: OutRequest,
-        keep_body: bool,
-    ) -> Result<(http::response::Parts, Bytes), HttpError> {
-        if let Some(sender) = &mut self.sender {
-            let usable = match sender {
-                Sender::H1(s) => !s.is_closed() && s.ready().await.is_ok(),
-                Sender::H2(s) => !s.is_closed() && s.ready().await.is_ok(),
-            };
-            if !usable {
-                self.sender = None;
-            }
+        request: &OutRequest,
+        keep: bool,
+    ) -> Result<InResponse, HttpError> {
+        let reusable = match &self.sender {
+            Some(Sender::H1(c)) => c.is_reusable(),
+            Some(Sender::H1Tls(c)) => c.is_reusable(),
+            Some(Sender::H2(s)) => !s.is_closed(),
+            None => false,
+        };
+        if !reusable {
+            self.sender = None;
         }
+        let result = match self.try_send(client, endpoint, request, keep).await {
+            Err(HttpError::H1(e)) if self.served > 0 && closed_while_idle(&e) => {
+                self.sender = None;
+                self.try_send(client, endpoint, request, keep).await
+            }
+            other => other,
+        };
+        match &result {
+            Ok(_) => self.served += 1,
+            Err(_) => self.sender = None,
+        }
+        result
+    }
+
+    async fn try_send(
+        &mut self,
+        client: &Client,
+        endpoint: &Endpoint,
+        request: &OutRequest,
+        keep: bool,
+    ) -> Result<InResponse, HttpError> {
         if self.sender.is_none() {
+            self.served = 0;
             // Boxed: the connect path (TCP, TLS, HTTP/2 handshake) is ~9 KB of
             // future state. Inline, it made every request's future that large,
             // and moving it cost ~10% of the CPU per request (measured with
             // perf against nginx); boxed, only a (re)connect pays for it.
             self.sender = Some(Box::pin(client.connect(endpoint)).await?);
         }
-        let sender = self.sender.as_mut().expect("connected above");
-        let result = match sender {
-            Sender::H1(s) => {
-                request
-                    .headers_mut()
-                    .insert(http::header::HOST, endpoint.host.clone());
-                match s.send_request(request).await {
-                    Ok(response) => {
-                        let (parts, body) = response.into_parts();
-                        read_body(body, keep_body).await.map(|b| (parts, b))
-                    }
-                    Err(e) => Err(e.into()),
-                }
+        let body = request.body.as_bytes();
+        let (head, body) = match self.sender.as_mut().expect("connected above") {
+            Sender::H1(c) => {
+                c.send(
+                    &request.method,
+                    &request.path,
+                    &endpoint.host,
+                    &request.headers,
+                    body,
+                    keep,
+                )
+                .await?
             }
-            Sender::H2(s) => {
-                let path = request
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/");
-                let absolute = format!("{}{}", endpoint.prefix, path);
-                *request.uri_mut() = absolute
-                    .parse()
-                    .map_err(|e: http::uri::InvalidUri| HttpError::Request(e.to_string()))?;
-                match s.send_request(request).await {
-                    Ok(response) => {
-                        let (parts, body) = response.into_parts();
-                        read_body(body, keep_body).await.map(|b| (parts, b))
-                    }
-                    Err(e) => Err(e.into()),
-                }
+            Sender::H1Tls(c) => {
+                c.send(
+                    &request.method,
+                    &request.path,
+                    &endpoint.host,
+                    &request.headers,
+                    body,
+                    keep,
+                )
+                .await?
             }
+            Sender::H2(s) => return send_h2(s, endpoint, request, keep).await,
         };
-        if result.is_err() {
-            self.sender = None;
-        }
-        result
+        Ok(InResponse {
+            status: head.status,
+            headers: head.headers,
+            body,
+        })
     }
 
     /// Drop the connection (fresh connection per journey, or after a timeout
@@ -305,6 +359,33 @@ impl Conn {
     pub fn close(&mut self) {
         self.sender = None;
     }
+}
+
+async fn send_h2(
+    sender: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    endpoint: &Endpoint,
+    request: &OutRequest,
+    keep: bool,
+) -> Result<InResponse, HttpError> {
+    sender.ready().await?;
+    let mut out = http::Request::builder()
+        .method(request.method.clone())
+        .uri(format!("{}{}", endpoint.prefix, request.path))
+        .body(Full::new(Bytes::copy_from_slice(request.body.as_bytes())))
+        .map_err(|e| HttpError::Request(e.to_string()))?;
+    *out.headers_mut() = request.headers.clone();
+    let response = sender.send_request(out).await?;
+    let (parts, body) = response.into_parts();
+    let body = read_body(body, keep).await?;
+    Ok(InResponse {
+        status: parts.status.as_u16(),
+        headers: if keep {
+            parts.headers
+        } else {
+            HeaderMap::new()
+        },
+        body,
+    })
 }
 
 /// Read a response body to the end (keep-alive needs it). Returns the bytes

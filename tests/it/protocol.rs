@@ -119,3 +119,22 @@ async fn insecure_skips_verification_and_alpn_picks_h2() {
         "ALPN negotiated h2"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_over_tls_when_asked() {
+    let (addr, h2_connections) = tls_server().await;
+    let fixture = Fixture::new(&format!("{ONE_STEP}[http]\nversion = \"1.1\"\n"));
+    let overrides = Overrides {
+        api: Some(format!("https://localhost:{}", addr.port())),
+        insecure: true,
+        ..Overrides::default()
+    };
+    let outcome = fixture.run(overrides).await;
+    assert_eq!(count(&outcome.totals, "http.requests", None), 20);
+    assert_eq!(count(&outcome.totals, "http.errors", None), 0);
+    assert_eq!(
+        h2_connections.load(Ordering::Relaxed),
+        0,
+        "ALPN offered only http/1.1"
+    );
+}
