@@ -339,3 +339,47 @@ abort_on_fail = true
         "the summary says why it stopped"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_counted_by_kind_timeout_and_5xx() {
+    let slow = target::spawn(
+        loopback(),
+        TargetConfig {
+            latency: "300ms".parse().unwrap(),
+            ..TargetConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let failing = target::spawn(
+        loopback(),
+        TargetConfig {
+            error_rate: 1.0,
+            ..TargetConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let text = r#"
+name = "kinds"
+[target]
+api = "http://127.0.0.1:9"
+[[users]]
+name = "u"
+steps = [{ name = "list", get = "/api/servers", timeout = "50ms" }]
+[[phases]]
+name = "p"
+duration = "1s"
+users = { rate = "10/s" }
+"#;
+    let outcome = Fixture::new(text).run(api(slow.addr)).await;
+    assert_eq!(count(&outcome.totals, "http.errors", Some("timeout")), 10);
+    assert_eq!(count(&outcome.totals, "http.errors", None), 10);
+    // A timed-out request's latency is recorded (it is what the user waited).
+    let p50 = quantile(&outcome.totals, "http.latency", &TagFilter::default(), 0.5);
+    assert!((50_000..150_000).contains(&p50), "{p50}µs");
+
+    let outcome = Fixture::new(text).run(api(failing.addr)).await;
+    assert_eq!(count(&outcome.totals, "http.errors", Some("http_5xx")), 10);
+    assert_eq!(count(&outcome.totals, "http.errors", None), 10);
+}
