@@ -196,6 +196,8 @@ struct AggregatorThread {
 
 struct TickContext {
     live: Arc<Live>,
+    /// Number of gauges in the layout.
+    gauges: usize,
     ids: Ids,
     progress: Progress,
     plan: Plan,
@@ -225,7 +227,7 @@ fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorT
                 let cpu_percent = (cpu.saturating_sub(last_cpu)).as_secs_f64() / wall * 100.0;
                 last_cpu = cpu;
                 last_wall = now;
-                let mut gauges = vec![0.0; aggregator_gauges(&ctx.ids)];
+                let mut gauges = vec![0.0; ctx.gauges];
                 gauges[ctx.ids.cpu.0 as usize] = cpu_percent;
                 gauges[ctx.ids.in_flight.0 as usize] =
                     ctx.live.in_flight.load(Ordering::Relaxed) as f64;
@@ -270,14 +272,6 @@ fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorT
         })
         .expect("spawn aggregator thread");
     AggregatorThread { tx, handle }
-}
-
-fn aggregator_gauges(ids: &Ids) -> usize {
-    [ids.cpu, ids.in_flight, ids.vus, ids.queued, ids.offered]
-        .iter()
-        .map(|g| g.0 as usize + 1)
-        .max()
-        .unwrap_or(0)
 }
 
 /// The plan's phases as they happened: clipped to the measured length.
@@ -382,6 +376,7 @@ pub async fn run_scenario(
         aggregator,
         TickContext {
             live: live.clone(),
+            gauges: engine.shared().metrics.layout().gauges.len(),
             ids: ids.clone(),
             progress: options.progress,
             plan: plan.clone(),
@@ -451,14 +446,7 @@ pub async fn run_scenario(
     if options.progress != Progress::Quiet || exit != ExitStatus::Passed {
         print!(
             "{}",
-            console::final_report(
-                &scenario,
-                &totals,
-                &spans,
-                report.elapsed,
-                &verdicts,
-                &notes
-            )
+            console::final_report(&scenario, &totals, report.elapsed, &verdicts, &notes)
         );
     }
     println!("results: {}", dir.display());

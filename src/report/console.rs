@@ -7,7 +7,7 @@ use crate::metrics::{Point, TagFilter, Totals};
 use crate::plan::{arrival_count, requests_per_arrival, Plan};
 use crate::scenario::units::format_duration;
 use crate::scenario::{Scenario, UserLoad};
-use crate::slo::{PhaseSpan, Verdict};
+use crate::slo::Verdict;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -249,12 +249,10 @@ pub fn notes(scenario: &Scenario, plan: &Plan, totals: &Totals) -> Vec<String> {
 pub fn final_report(
     scenario: &Scenario,
     totals: &Totals,
-    phases: &[PhaseSpan],
     elapsed: Duration,
     verdicts: &[Verdict],
     notes: &[String],
 ) -> String {
-    let _ = phases;
     let mut out = String::new();
     let secs = elapsed.as_secs_f64().max(1e-9);
     let mut rows = vec![vec![
