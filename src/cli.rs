@@ -228,7 +228,7 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             let (path, overrides) = overrides(scenario)?;
             let scenario = crate::run::load(&path, &overrides)?;
             let plan = crate::plan::Plan::new(&scenario);
-            print!("{}", crate::report::console::describe(&scenario, &plan));
+            crate::report::console::emit(&crate::report::console::describe(&scenario, &plan));
             Ok(ExitStatus::Passed)
         }
         Command::Target(args) => {
@@ -237,7 +237,9 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
                 .await
                 .map_err(|e| CommandError::BadInput(format!("cannot listen on {listen}: {e}")))?;
             let addr = listener.local_addr().map_err(anyhow::Error::from)?;
-            println!("stampede target listening on http://{addr} (Ctrl-C to stop)");
+            crate::report::console::emit(&format!(
+                "stampede target listening on http://{addr} (Ctrl-C to stop)\n"
+            ));
             crate::target::serve(listener, config, async {
                 let _ = tokio::signal::ctrl_c().await;
             })

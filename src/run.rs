@@ -444,12 +444,15 @@ pub async fn run_scenario(
         .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
 
     if options.progress != Progress::Quiet || exit != ExitStatus::Passed {
-        print!(
-            "{}",
-            console::final_report(&scenario, &totals, report.elapsed, &verdicts, &notes)
-        );
+        console::emit(&console::final_report(
+            &scenario,
+            &totals,
+            report.elapsed,
+            &verdicts,
+            &notes,
+        ));
     }
-    println!("results: {}", dir.display());
+    console::emit(&format!("results: {}\n", dir.display()));
     Ok(RunOutcome {
         exit,
         result_dir: dir,

@@ -12,6 +12,14 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+/// Write to stdout; a closed pipe (`stampede validate x.toml | head`) is not
+/// an error.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn ms(us: u64) -> String {
     if us >= 10_000_000 {
         format!("{:.1}s", us as f64 / 1e6)
