@@ -385,10 +385,17 @@ pub async fn run_scenario(
     );
 
     let signal_live = live.clone();
+    let grace = options.grace;
     let signals = tokio::spawn(async move {
         interrupted().await;
-        eprintln!("stampede: interrupted; draining in-flight work (results will be written)");
+        eprintln!(
+            "stampede: interrupted; draining in-flight work for up to {} (Ctrl-C again to stop now); results will be written",
+            crate::scenario::units::format_duration(grace)
+        );
         signal_live.interrupt();
+        interrupted().await;
+        eprintln!("stampede: stopping now; in-flight requests are counted as cancelled");
+        signal_live.hurry();
     });
     let report = engine.run(options.grace).await;
     signals.abort();

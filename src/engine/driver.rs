@@ -212,9 +212,12 @@ pub async fn run(shared: Arc<Shared>, grace: Duration) -> EngineReport {
     } else {
         grace
     };
-    let drained = tokio::time::timeout(limit, async { while vus.join_next().await.is_some() {} })
-        .await
-        .is_ok();
+    let drained = tokio::select! {
+        done = tokio::time::timeout(limit, async {
+            while vus.join_next().await.is_some() {}
+        }) => done.is_ok(),
+        _ = live.hurried() => false,
+    };
     let mut cancelled = 0;
     if !drained {
         cancelled = live.in_flight.load(Ordering::Relaxed);

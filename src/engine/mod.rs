@@ -50,6 +50,8 @@ pub struct Live {
     /// Set at the plan's end or an interruption: no new arrivals or iterations.
     over: AtomicBool,
     over_notify: Notify,
+    /// A second interruption: stop draining now.
+    hurry: Notify,
     /// Index of the phase the timeline is in.
     pub phase: AtomicUsize,
 }
@@ -75,6 +77,17 @@ impl Live {
     pub fn finish(&self) {
         self.over.store(true, Ordering::Release);
         self.over_notify.notify_waiters();
+    }
+
+    /// Stop waiting for in-flight work (a second Ctrl-C): what is still in
+    /// flight is cancelled and counted.
+    pub fn hurry(&self) {
+        self.hurry.notify_one();
+    }
+
+    /// Resolves when [`Live::hurry`] is called (once).
+    pub async fn hurried(&self) {
+        self.hurry.notified().await;
     }
 
     /// Resolves once the plan is over or interrupted.

@@ -306,3 +306,76 @@ fn ctrl_c_drains_writes_results_and_exits_3() {
     assert_eq!(summary["meta"]["interrupted"], true);
     assert_eq!(summary["meta"]["exit_code"], 3);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_second_ctrl_c_stops_draining_and_counts_cancelled() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    // Requests take 30 s; the grace period is 60 s: only the second Ctrl-C ends it early.
+    let text = GOOD
+        .replace(
+            "api = \"builtin\"",
+            "api = \"builtin\"\n[target.builtin]\nlatency = \"30s\"\n[http]\ntimeout = \"60s\"",
+        )
+        .replace("\"1s\"", "\"60s\"");
+    let path = write(dir.path(), "slow.toml", &text);
+    let reports = dir.path().join("reports");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("stampede"))
+        .arg("run")
+        .arg(&path)
+        .args(["--quiet", "--grace", "60s", "--out"])
+        .arg(&reports)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Bounded wait until the run is under way (its hlog has a first interval).
+    let deadline = started + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let hlog = std::fs::read_dir(&reports)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("metrics.hlog"));
+        if hlog.is_some_and(|h| std::fs::metadata(h).map(|m| m.len() > 0).unwrap_or(false)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("interrupted") {
+        line.clear();
+    }
+    assert!(line.contains("Ctrl-C again"), "{line}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(40),
+        "did not wait for the 60 s grace"
+    );
+    let result = std::fs::read_dir(&reports)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(result.join("summary.json")).unwrap())
+            .unwrap();
+    let cancelled: u64 = summary["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "cancelled")
+        .map(|c| c["total"].as_u64().unwrap())
+        .sum();
+    assert!(
+        cancelled >= 5,
+        "in-flight requests counted as cancelled: {cancelled}"
+    );
+}
