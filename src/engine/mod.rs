@@ -13,6 +13,7 @@
 //! new arrivals; in-flight journeys drain up to a grace period; what is
 //! still in flight then is cancelled and counted (`cancelled`), never lost.
 
+pub mod backoff;
 pub mod driver;
 pub mod ids;
 pub mod user;
