@@ -1,7 +1,12 @@
 //! Protocols the engine speaks. Each VU owns its connection(s): no pool
 //! shared between tasks, so keep-alive is per VU (as k6 does) and a fresh
 //! connection per journey is just dropping it.
+//!
+//! - [`http`]: HTTP/1.1 (own codec, [`h1`]) and HTTP/2 (hyper) connections.
+//! - [`socketio`]: Engine.IO v4 / Socket.IO v5 packet codec for hub agents.
+//! - [`net`]: source-address spreading and the file-descriptor budget.
 
 pub mod h1;
 pub mod http;
 pub mod net;
+pub mod socketio;

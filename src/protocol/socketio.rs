@@ -1,0 +1,1554 @@
+//! Engine.IO v4 + Socket.IO v5 client packet codec, written by hand from the
+//! protocol documents (engine.io-protocol v4, socket.io-protocol v5). Pure:
+//! no I/O, no tasks, no timers. The caller owns the WebSocket and feeds its
+//! frames in; encoders write outgoing frames into a `String` it reuses.
+//!
+//! Why not a client crate: `rust_socketio` (and its kin) owns the connection,
+//! its buffers and a callback thread or task per client. An agent fleet holds
+//! thousands of idle connections per process (goal: ≤ 16 KiB per idle
+//! agent) and pays per-packet CPU in the hot loop; what we need from the
+//! protocol is a few bytes of state per agent ([`Decoder`] is 120 bytes, no heap
+//! while idle) and string building into buffers that are already there.
+//!
+//! # Layers
+//!
+//! Only the WebSocket transport is supported (no HTTP long-polling, no
+//! `b`-prefixed base64 binary).
+//!
+//! - Engine.IO: a text frame is `<type digit><payload>`
+//!   ([`parse_eio_text`] → [`EioPacket`]). The server pings (`2`), the client
+//!   answers [`pong`] (`3`); a probe ping `2probe` is answered `3probe` with
+//!   [`pong_with`]. A binary frame is a binary message, without prefix in v4.
+//! - Socket.IO: inside each Engine.IO message,
+//!   `<type>[<attachments>-][<namespace>,][<ack id>][<json>]`. [`Decoder`]
+//!   takes message payloads and binary frames and yields whole
+//!   [`SioPacket`]s; a BINARY_EVENT / BINARY_ACK completes once its `N`
+//!   attachment frames have arrived.
+//! - Encoders ([`encode_connect`], [`encode_event`], [`encode_ack`],
+//!   [`encode_disconnect`], [`pong`]) replace the contents of `out` with one
+//!   complete text frame, Engine.IO prefix included (`42…` for an event).
+//!   They never allocate once `out` is large enough.
+//!
+//! # Binary attachments: kept aside
+//!
+//! The JSON of a binary packet is kept exactly as received: each
+//! `{"_placeholder":true,"num":k}` stays in [`SioPacket::data`] and the
+//! attachments are in [`SioPacket::attachments`], in arrival order, so
+//! placeholder `num: k` is `attachments[k]` ([`SioPacket::attachment`]
+//! resolves one). This costs nothing per packet (no second walk to rewrite
+//! the tree, no copy of the bytes: the frames are moved in as [`Bytes`]) and
+//! loses nothing. The decoder does check, when the packet's text arrives,
+//! that every placeholder's `num` is an integer below the announced count.
+//! The packet's `kind` stays `BinaryEvent` / `BinaryAck` (the JavaScript
+//! parser turns them into EVENT / ACK); the helpers treat both alike.
+//!
+//! # Limits and leniency
+//!
+//! - A message payload or binary frame larger than the decoder's
+//!   `max_payload` (the handshake's `maxPayload`, 1 MB before it) is refused.
+//!   Outgoing frames are the caller's to check against
+//!   [`OpenInfo::max_payload`].
+//! - At most [`MAX_ATTACHMENTS`] attachments per packet.
+//! - As in the reference parser, data after `1` (close), `5` (upgrade) and
+//!   `6` (noop) is ignored, and a namespace running to the end of the packet
+//!   may omit its `,`. A missing `maxPayload` in the handshake means
+//!   [`DEFAULT_MAX_PAYLOAD`]; `upgrades` may be missing too.
+//! - Payload shapes follow socket.io-parser: CONNECT carries an object or
+//!   nothing, DISCONNECT nothing, EVENT a non-empty array, ACK an array and an
+//!   id, CONNECT_ERROR an object (`{"message": …, "data"?: …}`) or, as in v4,
+//!   a string.
+//! - After any error the decoder is idle again (a pending binary packet is
+//!   dropped); a protocol error normally means closing the connection.
+//!
+//! # Example
+//!
+//! ```
+//! use stampede::protocol::socketio::{encode_connect, parse_eio_text, pong, Decoder, EioPacket};
+//!
+//! let mut decoder = Decoder::default();
+//! let mut out = String::new();
+//! let frames = [
+//!     r#"0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#,
+//!     r#"40{"sid":"wZX3oN0bSVIhsaknAAAI"}"#,
+//!     "2",
+//!     r#"42["command",{"op":"update"}]"#,
+//! ];
+//! for frame in frames {
+//!     match parse_eio_text(frame)? {
+//!         EioPacket::Open(info) => {
+//!             decoder.set_max_payload(info.max_payload);
+//!             encode_connect("/", None, &mut out); // send `out`: "40"
+//!         }
+//!         EioPacket::Ping(_) => pong(&mut out), // send `out`: "3"
+//!         EioPacket::Message(payload) => {
+//!             if let Some(packet) = decoder.feed_text(payload)? {
+//!                 if packet.event_name() == Some("command") {
+//!                     assert_eq!(packet.event_args()[0]["op"], "update");
+//!                 }
+//!             }
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! # Ok::<(), stampede::protocol::socketio::CodecError>(())
+//! ```
+
+use bytes::Bytes;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// `maxPayload` assumed until the handshake says otherwise (the JavaScript
+/// server's default `maxHttpBufferSize`).
+pub const DEFAULT_MAX_PAYLOAD: usize = 1_000_000;
+
+/// The most binary attachments one packet may announce.
+pub const MAX_ATTACHMENTS: usize = 256;
+
+/// How much of an offending input an error message quotes, in characters.
+const EXCERPT_CHARS: usize = 80;
+
+/// Why a frame could not be decoded. `seen` fields quote the offending input,
+/// cut to about 80 characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The text frame does not start with an Engine.IO type `0`..`6`.
+    #[error("unknown Engine.IO packet type in {seen:?}")]
+    UnknownEioType { seen: String },
+    /// The open packet's handshake JSON is missing or malformed.
+    #[error("malformed Engine.IO open packet ({reason}) in {seen:?}")]
+    MalformedOpen { reason: String, seen: String },
+    /// The message does not start with a Socket.IO type `0`..`6`.
+    #[error("unknown Socket.IO packet type in {seen:?}")]
+    UnknownSioType { seen: String },
+    /// A namespace with control characters (or, for
+    /// [`validate_namespace`], without its leading `/` or with a `,`).
+    #[error("malformed namespace in {seen:?}")]
+    MalformedNamespace { seen: String },
+    /// An ack id that does not fit in 64 bits, or an ACK without one.
+    #[error("malformed ack id ({reason}) in {seen:?}")]
+    MalformedAckId { reason: &'static str, seen: String },
+    /// The payload is not JSON.
+    #[error("malformed JSON payload ({reason}) in {seen:?}")]
+    MalformedJson { reason: String, seen: String },
+    /// The payload is JSON of the wrong shape for the packet type.
+    #[error("invalid {kind:?} payload ({reason}) in {seen:?}")]
+    InvalidPayload {
+        kind: SioKind,
+        reason: &'static str,
+        seen: String,
+    },
+    /// A binary packet without a valid `N-` prefix, or with more than
+    /// [`MAX_ATTACHMENTS`].
+    #[error("bad attachment count in {seen:?}")]
+    BadAttachmentCount { seen: String },
+    /// A placeholder whose `num` is not an index below the attachment count.
+    #[error("bad attachment placeholder (num must be an integer below {count}) in {seen:?}")]
+    BadPlaceholder { count: usize, seen: String },
+    /// A binary frame while no binary packet awaits attachments.
+    #[error("unexpected binary frame of {len} bytes: no binary packet awaits attachments")]
+    UnexpectedBinary { len: usize },
+    /// A text packet while a binary packet still awaits attachments.
+    #[error("text packet {seen:?} while a {kind:?} packet still awaits {missing} attachment(s)")]
+    AttachmentsPending {
+        kind: SioKind,
+        missing: usize,
+        seen: String,
+    },
+    /// A frame larger than `maxPayload`.
+    #[error("{what} of {len} bytes exceeds maxPayload ({max})")]
+    Oversized {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+}
+
+type Result<T, E = CodecError> = std::result::Result<T, E>;
+
+/// The offending input, quoted in errors: at most [`EXCERPT_CHARS`]
+/// characters, `…` marking a cut.
+fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------- Engine.IO
+
+/// The handshake of an Engine.IO open packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenInfo {
+    /// The Engine.IO session id (not the Socket.IO socket id, which comes in
+    /// the CONNECT reply).
+    pub sid: String,
+    /// Transports the session may upgrade to (empty on WebSocket).
+    pub upgrades: Vec<String>,
+    /// How often the server pings.
+    pub ping_interval: Duration,
+    /// How long the server waits for the pong.
+    pub ping_timeout: Duration,
+    /// The largest frame the server accepts, in bytes.
+    pub max_payload: usize,
+}
+
+impl OpenInfo {
+    /// How long the client may go without a ping before it considers the
+    /// server gone: `pingInterval + pingTimeout`, as the reference client.
+    pub fn ping_deadline(&self) -> Duration {
+        self.ping_interval.saturating_add(self.ping_timeout)
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawOpen {
+    sid: String,
+    #[serde(default)]
+    upgrades: Vec<String>,
+    ping_interval: u64,
+    ping_timeout: u64,
+    max_payload: Option<u64>,
+}
+
+/// One Engine.IO packet of the WebSocket transport. Borrowed payloads point
+/// into the frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EioPacket<'a> {
+    /// `0{…}`: the handshake.
+    Open(OpenInfo),
+    /// `1`: the server closes the session.
+    Close,
+    /// `2…`: answer with [`pong_with`] the same payload (`""`, or `probe`).
+    Ping(&'a str),
+    /// `3…`.
+    Pong(&'a str),
+    /// `4…`: a Socket.IO packet, for [`Decoder::feed_text`].
+    Message(&'a str),
+    /// `5`.
+    Upgrade,
+    /// `6`.
+    Noop,
+    /// A binary WebSocket frame: an attachment, for [`Decoder::feed_binary`].
+    Binary(&'a [u8]),
+}
+
+/// Parses one Engine.IO text frame.
+pub fn parse_eio_text(frame: &str) -> Result<EioPacket<'_>> {
+    let unknown = || CodecError::UnknownEioType {
+        seen: excerpt(frame),
+    };
+    let Some(&kind) = frame.as_bytes().first() else {
+        return Err(unknown());
+    };
+    if !(b'0'..=b'6').contains(&kind) {
+        return Err(unknown());
+    }
+    // The first byte is ASCII: 1 is a char boundary.
+    let data = frame.get(1..).unwrap_or_default();
+    Ok(match kind {
+        b'0' => EioPacket::Open(parse_open(data, frame)?),
+        b'1' => EioPacket::Close,
+        b'2' => EioPacket::Ping(data),
+        b'3' => EioPacket::Pong(data),
+        b'4' => EioPacket::Message(data),
+        b'5' => EioPacket::Upgrade,
+        _ => EioPacket::Noop,
+    })
+}
+
+/// A binary WebSocket frame as an Engine.IO packet (v4: the frame is the
+/// message, no type byte). Exists so one `match` can cover both frame kinds.
+pub fn parse_eio_binary(frame: &[u8]) -> EioPacket<'_> {
+    EioPacket::Binary(frame)
+}
+
+fn parse_open(json: &str, frame: &str) -> Result<OpenInfo> {
+    let malformed = |reason: String| CodecError::MalformedOpen {
+        reason,
+        seen: excerpt(frame),
+    };
+    let raw: RawOpen = serde_json::from_str(json).map_err(|e| malformed(e.to_string()))?;
+    if raw.sid.is_empty() {
+        return Err(malformed("empty sid".into()));
+    }
+    Ok(OpenInfo {
+        sid: raw.sid,
+        upgrades: raw.upgrades,
+        ping_interval: Duration::from_millis(raw.ping_interval),
+        ping_timeout: Duration::from_millis(raw.ping_timeout),
+        max_payload: raw.max_payload.map_or(DEFAULT_MAX_PAYLOAD, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }),
+    })
+}
+
+/// Writes the answer to a ping without payload: `3`.
+pub fn pong(out: &mut String) {
+    out.clear();
+    out.push('3');
+}
+
+/// Writes the answer to a ping carrying `data` (`2probe` → `3probe`).
+pub fn pong_with(data: &str, out: &mut String) {
+    out.clear();
+    out.push('3');
+    out.push_str(data);
+}
+
+// ---------------------------------------------------------------- Socket.IO
+
+/// Socket.IO v5 packet types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SioKind {
+    Connect = 0,
+    Disconnect = 1,
+    Event = 2,
+    Ack = 3,
+    ConnectError = 4,
+    BinaryEvent = 5,
+    BinaryAck = 6,
+}
+
+impl SioKind {
+    /// The type of an ASCII digit `0`..`6`.
+    pub fn from_digit(digit: u8) -> Option<SioKind> {
+        Some(match digit {
+            b'0' => SioKind::Connect,
+            b'1' => SioKind::Disconnect,
+            b'2' => SioKind::Event,
+            b'3' => SioKind::Ack,
+            b'4' => SioKind::ConnectError,
+            b'5' => SioKind::BinaryEvent,
+            b'6' => SioKind::BinaryAck,
+            _ => return None,
+        })
+    }
+
+    /// BINARY_EVENT or BINARY_ACK: carries `N-` and attachments.
+    pub fn is_binary(self) -> bool {
+        matches!(self, SioKind::BinaryEvent | SioKind::BinaryAck)
+    }
+
+    /// EVENT or BINARY_EVENT.
+    pub fn is_event(self) -> bool {
+        matches!(self, SioKind::Event | SioKind::BinaryEvent)
+    }
+
+    /// ACK or BINARY_ACK.
+    pub fn is_ack(self) -> bool {
+        matches!(self, SioKind::Ack | SioKind::BinaryAck)
+    }
+}
+
+/// One complete Socket.IO packet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SioPacket {
+    pub kind: SioKind,
+    /// `/` for the main namespace (borrowed: no allocation), else `/name`.
+    pub namespace: Cow<'static, str>,
+    pub ack_id: Option<u64>,
+    /// The JSON payload as received, placeholders included.
+    pub data: Option<Value>,
+    /// Binary attachments in arrival order: placeholder `num: k` is `[k]`.
+    pub attachments: Vec<Bytes>,
+}
+
+impl SioPacket {
+    /// An event's name (the first array item, when a string).
+    pub fn event_name(&self) -> Option<&str> {
+        if !self.kind.is_event() {
+            return None;
+        }
+        self.array()?.first()?.as_str()
+    }
+
+    /// An event's arguments (the array after the name), or an ack's
+    /// (the whole array); empty for other packets.
+    pub fn event_args(&self) -> &[Value] {
+        match self.array() {
+            Some(items) if self.kind.is_event() => items.get(1..).unwrap_or_default(),
+            Some(items) if self.kind.is_ack() => items,
+            _ => &[],
+        }
+    }
+
+    /// The attachment a `{"_placeholder":true,"num":k}` value stands for.
+    pub fn attachment(&self, placeholder: &Value) -> Option<&Bytes> {
+        let object = placeholder.as_object()?;
+        if object.get("_placeholder") != Some(&Value::Bool(true)) {
+            return None;
+        }
+        let num = usize::try_from(object.get("num")?.as_u64()?).ok()?;
+        self.attachments.get(num)
+    }
+
+    /// The Socket.IO socket id of a CONNECT reply (`{"sid": …}`).
+    pub fn connect_sid(&self) -> Option<&str> {
+        if self.kind != SioKind::Connect {
+            return None;
+        }
+        self.data.as_ref()?.get("sid")?.as_str()
+    }
+
+    /// The reason of a CONNECT_ERROR: `message` of the v5 object, or the
+    /// v4 string.
+    pub fn connect_error_message(&self) -> Option<&str> {
+        if self.kind != SioKind::ConnectError {
+            return None;
+        }
+        match self.data.as_ref()? {
+            Value::String(message) => Some(message),
+            data => data.get("message")?.as_str(),
+        }
+    }
+
+    fn array(&self) -> Option<&Vec<Value>> {
+        self.data.as_ref()?.as_array()
+    }
+}
+
+/// Reassembles Socket.IO packets from Engine.IO message payloads and binary
+/// frames. One per connection; idle, it holds no heap memory.
+#[derive(Debug)]
+pub struct Decoder {
+    /// A binary packet whose attachments are still arriving.
+    pending: Option<SioPacket>,
+    /// How many attachments `pending` announced.
+    expected: usize,
+    max_payload: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(DEFAULT_MAX_PAYLOAD)
+    }
+}
+
+impl Decoder {
+    /// A decoder refusing frames over `max_payload` bytes.
+    pub fn new(max_payload: usize) -> Self {
+        Decoder {
+            pending: None,
+            expected: 0,
+            max_payload,
+        }
+    }
+
+    /// Adopts the handshake's `maxPayload`.
+    pub fn set_max_payload(&mut self, max_payload: usize) {
+        self.max_payload = max_payload;
+    }
+
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    /// How many attachments the pending binary packet still awaits (0: idle).
+    pub fn awaiting_attachments(&self) -> usize {
+        self.pending
+            .as_ref()
+            .map_or(0, |p| self.expected.saturating_sub(p.attachments.len()))
+    }
+
+    /// Drops a pending binary packet (on reconnect).
+    pub fn reset(&mut self) {
+        self.pending = None;
+        self.expected = 0;
+    }
+
+    /// Takes the payload of an Engine.IO message (the text after `4`).
+    /// `Ok(None)`: a binary packet whose attachments are to come.
+    pub fn feed_text(&mut self, payload: &str) -> Result<Option<SioPacket>> {
+        if let Some(pending) = self.pending.take() {
+            let missing = self.expected.saturating_sub(pending.attachments.len());
+            self.reset();
+            return Err(CodecError::AttachmentsPending {
+                kind: pending.kind,
+                missing,
+                seen: excerpt(payload),
+            });
+        }
+        if payload.len() > self.max_payload {
+            return Err(CodecError::Oversized {
+                what: "text message",
+                len: payload.len(),
+                max: self.max_payload,
+            });
+        }
+        let (mut packet, attachments) = parse_sio(payload)?;
+        if attachments == 0 {
+            return Ok(Some(packet));
+        }
+        packet.attachments.reserve_exact(attachments);
+        self.pending = Some(packet);
+        self.expected = attachments;
+        Ok(None)
+    }
+
+    /// Takes a binary WebSocket frame: the next attachment of the pending
+    /// binary packet, which it returns once complete.
+    pub fn feed_binary(&mut self, frame: Bytes) -> Result<Option<SioPacket>> {
+        let Some(pending) = self.pending.as_mut() else {
+            return Err(CodecError::UnexpectedBinary { len: frame.len() });
+        };
+        if frame.len() > self.max_payload {
+            let max = self.max_payload;
+            self.reset();
+            return Err(CodecError::Oversized {
+                what: "binary attachment",
+                len: frame.len(),
+                max,
+            });
+        }
+        pending.attachments.push(frame);
+        if pending.attachments.len() < self.expected {
+            return Ok(None);
+        }
+        self.expected = 0;
+        Ok(self.pending.take())
+    }
+}
+
+/// Parses one Socket.IO packet; also returns how many attachments follow.
+fn parse_sio(payload: &str) -> Result<(SioPacket, usize)> {
+    let bytes = payload.as_bytes();
+    let Some(kind) = bytes.first().and_then(|&b| SioKind::from_digit(b)) else {
+        return Err(CodecError::UnknownSioType {
+            seen: excerpt(payload),
+        });
+    };
+    // Every index below is 0, len, or just after an ASCII byte: a char
+    // boundary; `get` keeps it panic-free regardless.
+    let mut i = 1;
+
+    let mut attachments = 0;
+    if kind.is_binary() {
+        let start = i;
+        i = skip_digits(bytes, i);
+        let count = parse_u64(&bytes[start..i])
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n <= MAX_ATTACHMENTS);
+        match (count, bytes.get(i)) {
+            (Some(n), Some(b'-')) => attachments = n,
+            _ => {
+                return Err(CodecError::BadAttachmentCount {
+                    seen: excerpt(payload),
+                })
+            }
+        }
+        i += 1;
+    }
+
+    let mut namespace = Cow::Borrowed("/");
+    if bytes.get(i) == Some(&b'/') {
+        let (end, next) = match bytes[i..].iter().position(|&b| b == b',') {
+            Some(comma) => (i + comma, i + comma + 1),
+            None => (bytes.len(), bytes.len()),
+        };
+        let name = payload.get(i..end).unwrap_or_default();
+        if name.bytes().any(|b| b.is_ascii_control()) {
+            return Err(CodecError::MalformedNamespace {
+                seen: excerpt(payload),
+            });
+        }
+        if name != "/" {
+            namespace = Cow::Owned(name.to_owned());
+        }
+        i = next;
+    }
+
+    let start = i;
+    i = skip_digits(bytes, i);
+    let ack_id = if i > start {
+        Some(
+            parse_u64(&bytes[start..i]).ok_or_else(|| CodecError::MalformedAckId {
+                reason: "does not fit in 64 bits",
+                seen: excerpt(payload),
+            })?,
+        )
+    } else {
+        None
+    };
+
+    let json = payload.get(i..).unwrap_or_default();
+    let data = if json.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_str::<Value>(json).map_err(|e| CodecError::MalformedJson {
+                reason: e.to_string(),
+                seen: excerpt(payload),
+            })?,
+        )
+    };
+
+    let invalid = |reason| CodecError::InvalidPayload {
+        kind,
+        reason,
+        seen: excerpt(payload),
+    };
+    match (kind, &data) {
+        (SioKind::Connect, None | Some(Value::Object(_))) => {}
+        (SioKind::Connect, _) => return Err(invalid("expected an object or nothing")),
+        (SioKind::Disconnect, None) => {}
+        (SioKind::Disconnect, _) => return Err(invalid("expected nothing")),
+        (SioKind::Event | SioKind::BinaryEvent, Some(Value::Array(items))) if !items.is_empty() => {
+        }
+        (SioKind::Event | SioKind::BinaryEvent, _) => {
+            return Err(invalid("expected a non-empty array"))
+        }
+        (SioKind::Ack | SioKind::BinaryAck, Some(Value::Array(_))) => {}
+        (SioKind::Ack | SioKind::BinaryAck, _) => return Err(invalid("expected an array")),
+        (SioKind::ConnectError, None | Some(Value::Object(_) | Value::String(_))) => {}
+        (SioKind::ConnectError, _) => return Err(invalid("expected an object or a string")),
+    }
+    if kind.is_ack() && ack_id.is_none() {
+        return Err(CodecError::MalformedAckId {
+            reason: "an ACK needs one",
+            seen: excerpt(payload),
+        });
+    }
+    if kind.is_binary() {
+        if let Some(data) = &data {
+            if !placeholders_ok(data, attachments) {
+                return Err(CodecError::BadPlaceholder {
+                    count: attachments,
+                    seen: excerpt(payload),
+                });
+            }
+        }
+    }
+
+    let packet = SioPacket {
+        kind,
+        namespace,
+        ack_id,
+        data,
+        attachments: Vec::new(),
+    };
+    Ok((packet, attachments))
+}
+
+fn skip_digits(bytes: &[u8], mut i: usize) -> usize {
+    while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
+}
+
+/// ASCII digits as a u64; `None` when empty or on overflow.
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?
+            .checked_add(u64::from(d.wrapping_sub(b'0')))
+    })
+}
+
+/// Every placeholder in `value` points below `count`. Recursion depth is
+/// bounded by serde_json's nesting limit (128).
+fn placeholders_ok(value: &Value, count: usize) -> bool {
+    match value {
+        Value::Array(items) => items.iter().all(|v| placeholders_ok(v, count)),
+        Value::Object(object) => {
+            if object.get("_placeholder") == Some(&Value::Bool(true)) {
+                object
+                    .get("num")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .is_some_and(|n| n < count)
+            } else {
+                object.values().all(|v| placeholders_ok(v, count))
+            }
+        }
+        _ => true,
+    }
+}
+
+// ----------------------------------------------------------------- encoders
+
+/// Checks a namespace for the encoders: `/` (or empty) for the main one,
+/// else `/name` without `,` or control characters. Run it once, when the
+/// scenario is loaded; the encoders only `debug_assert!` it.
+pub fn validate_namespace(ns: &str) -> Result<()> {
+    let ok = is_main(ns)
+        || (ns.starts_with('/') && !ns.bytes().any(|b| b == b',' || b.is_ascii_control()));
+    if ok {
+        Ok(())
+    } else {
+        Err(CodecError::MalformedNamespace { seen: excerpt(ns) })
+    }
+}
+
+fn is_main(ns: &str) -> bool {
+    ns.is_empty() || ns == "/"
+}
+
+/// Clears `out` and writes `4<kind digit>` plus the namespace, if not main.
+fn start(out: &mut String, kind: char, ns: &str) {
+    debug_assert!(validate_namespace(ns).is_ok(), "bad namespace {ns:?}");
+    out.clear();
+    out.push('4');
+    out.push(kind);
+    if !is_main(ns) {
+        out.push_str(ns);
+        out.push(',');
+    }
+}
+
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // `i` is at an ASCII byte: a char boundary.
+        out.push_str(&s[from..i]);
+        if escape.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+        from = i + 1;
+    }
+    out.push_str(&s[from..]);
+    out.push('"');
+}
+
+/// Writes a CONNECT to `ns`: `40`, `40/admin,`, `40{"token":"123"}`.
+/// `auth_json` must be a JSON object (or `None`).
+pub fn encode_connect(ns: &str, auth_json: Option<&str>, out: &mut String) {
+    start(out, '0', ns);
+    if let Some(auth) = auth_json {
+        out.push_str(auth);
+    }
+}
+
+/// Writes an EVENT: `42/admin,17["status",{"load":3}]` for
+/// `("/admin", "status", r#"{"load":3}"#, Some(17))`. `event` is escaped;
+/// `args_json` is the array's remaining items, comma-separated, written as
+/// given (`""` for none).
+pub fn encode_event(ns: &str, event: &str, args_json: &str, ack_id: Option<u64>, out: &mut String) {
+    start(out, '2', ns);
+    if let Some(id) = ack_id {
+        push_u64(out, id);
+    }
+    out.push('[');
+    push_json_str(out, event);
+    if !args_json.is_empty() {
+        out.push(',');
+        out.push_str(args_json);
+    }
+    out.push(']');
+}
+
+/// Writes an ACK: `43/admin,13["bar"]` for `("/admin", 13, r#""bar""#)`.
+/// `args_json` is the array's items, comma-separated (`""` for none).
+pub fn encode_ack(ns: &str, ack_id: u64, args_json: &str, out: &mut String) {
+    start(out, '3', ns);
+    push_u64(out, ack_id);
+    out.push('[');
+    out.push_str(args_json);
+    out.push(']');
+}
+
+/// Writes a DISCONNECT from `ns`: `41`, `41/admin,`.
+pub fn encode_disconnect(ns: &str, out: &mut String) {
+    start(out, '1', ns);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    use serde_json::json;
+
+    const OPEN: &str = r#"0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
+    const BIN: &[u8] = &[1, 2, 3, 4];
+
+    /// Decodes one whole text frame that must be a complete Socket.IO packet.
+    fn decode(frame: &str) -> SioPacket {
+        let Ok(EioPacket::Message(payload)) = parse_eio_text(frame) else {
+            panic!("not a message: {frame:?}");
+        };
+        Decoder::default()
+            .feed_text(payload)
+            .unwrap_or_else(|e| panic!("{frame:?}: {e}"))
+            .unwrap_or_else(|| panic!("{frame:?}: awaits attachments"))
+    }
+
+    /// Decodes a binary packet's text, then its attachments in order.
+    fn decode_binary(frame: &str, attachments: &[&[u8]]) -> SioPacket {
+        let Ok(EioPacket::Message(payload)) = parse_eio_text(frame) else {
+            panic!("not a message: {frame:?}");
+        };
+        let mut decoder = Decoder::default();
+        assert_eq!(decoder.feed_text(payload), Ok(None), "{frame:?}");
+        let (last, first) = attachments.split_last().unwrap();
+        for (i, a) in first.iter().enumerate() {
+            assert_eq!(decoder.awaiting_attachments(), attachments.len() - i);
+            let got = decoder.feed_binary(Bytes::copy_from_slice(a));
+            assert_eq!(got, Ok(None));
+        }
+        assert_eq!(decoder.awaiting_attachments(), 1);
+        let packet = decoder
+            .feed_binary(Bytes::copy_from_slice(last))
+            .unwrap()
+            .unwrap();
+        assert_eq!(decoder.awaiting_attachments(), 0);
+        packet
+    }
+
+    fn feed(payload: &str) -> Result<Option<SioPacket>> {
+        Decoder::default().feed_text(payload)
+    }
+
+    fn placeholder(num: u64) -> Value {
+        json!({"_placeholder": true, "num": num})
+    }
+
+    // ------------------------------------------------------------ Engine.IO
+
+    #[test]
+    fn open_packet() {
+        let Ok(EioPacket::Open(info)) = parse_eio_text(OPEN) else {
+            panic!()
+        };
+        assert_eq!(info.sid, "lv_VI97HAXpY6yYWAAAC");
+        assert_eq!(info.upgrades, ["websocket"]);
+        assert_eq!(info.ping_interval, Duration::from_millis(25_000));
+        assert_eq!(info.ping_timeout, Duration::from_millis(20_000));
+        assert_eq!(info.max_payload, 1_000_000);
+        assert_eq!(info.ping_deadline(), Duration::from_secs(45));
+
+        // The socket.io-protocol sample session's, without maxPayload.
+        let older = r#"0{"sid":"s","upgrades":[],"pingInterval":300,"pingTimeout":200,"extra":1}"#;
+        let Ok(EioPacket::Open(info)) = parse_eio_text(older) else {
+            panic!()
+        };
+        assert_eq!(info.max_payload, DEFAULT_MAX_PAYLOAD);
+        assert!(info.upgrades.is_empty());
+
+        for bad in [
+            "0",
+            "0{}",
+            "0[]",
+            r#"0{"sid":"","pingInterval":1,"pingTimeout":1}"#,
+            r#"0{"sid":"s","pingInterval":-1,"pingTimeout":1}"#,
+            r#"0{"sid":"s","pingInterval":"25000","pingTimeout":1}"#,
+            r#"0{"sid":"s","pingTimeout":1}"#,
+        ] {
+            let err = parse_eio_text(bad).unwrap_err();
+            assert!(
+                matches!(err, CodecError::MalformedOpen { .. }),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn heartbeat_probe_and_other_types() {
+        let mut out = String::new();
+        assert_eq!(parse_eio_text("2"), Ok(EioPacket::Ping("")));
+        pong(&mut out);
+        assert_eq!(out, "3");
+        assert_eq!(parse_eio_text("2probe"), Ok(EioPacket::Ping("probe")));
+        pong_with("probe", &mut out);
+        assert_eq!(out, "3probe");
+        assert_eq!(parse_eio_text("3probe"), Ok(EioPacket::Pong("probe")));
+        assert_eq!(parse_eio_text("3"), Ok(EioPacket::Pong("")));
+        assert_eq!(parse_eio_text("1"), Ok(EioPacket::Close));
+        assert_eq!(parse_eio_text("5"), Ok(EioPacket::Upgrade));
+        assert_eq!(parse_eio_text("6"), Ok(EioPacket::Noop));
+        assert_eq!(
+            parse_eio_text("4HelloWorld"),
+            Ok(EioPacket::Message("HelloWorld"))
+        );
+        assert_eq!(parse_eio_text("4"), Ok(EioPacket::Message("")));
+        assert_eq!(parse_eio_binary(BIN), EioPacket::Binary(BIN));
+        for bad in ["", "7", "9", "x", "b4AQID", "é", " 2"] {
+            let err = parse_eio_text(bad).unwrap_err();
+            assert!(matches!(err, CodecError::UnknownEioType { .. }), "{bad:?}");
+        }
+    }
+
+    // -------------------------------------------- Socket.IO: spec examples
+
+    #[test]
+    fn connect_examples() {
+        let p = decode("40");
+        assert_eq!(
+            (p.kind, &*p.namespace, &p.data),
+            (SioKind::Connect, "/", &None)
+        );
+        assert!(matches!(p.namespace, Cow::Borrowed(_)));
+
+        let p = decode(r#"40{"sid":"wZX3oN0bSVIhsaknAAAI"}"#);
+        assert_eq!(p.namespace, "/");
+        assert_eq!(p.connect_sid(), Some("wZX3oN0bSVIhsaknAAAI"));
+
+        let p = decode("40/admin,");
+        assert_eq!(
+            (p.kind, &*p.namespace, &p.data),
+            (SioKind::Connect, "/admin", &None)
+        );
+
+        let p = decode(r#"40/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}"#);
+        assert_eq!(p.namespace, "/admin");
+        assert_eq!(p.connect_sid(), Some("oSO0OpakMV_3jnilAAAA"));
+
+        // A client's CONNECT with auth, as a server would see it.
+        let p = decode(r#"40/admin,{"token":"123"}"#);
+        assert_eq!(p.data, Some(json!({"token": "123"})));
+        assert_eq!(p.connect_sid(), None);
+
+        // Sample session.
+        let p = decode(r#"40/admin,{"sid":"-G5j-67EZFp-q59rADQM"}"#);
+        assert_eq!(p.connect_sid(), Some("-G5j-67EZFp-q59rADQM"));
+        // The reference parser accepts a namespace without `,` at the end.
+        assert_eq!(decode("40/admin").namespace, "/admin");
+        assert_eq!(decode("40/,").namespace, "/");
+    }
+
+    #[test]
+    fn connect_error_examples() {
+        let p = decode(r#"44{"message":"Not authorized"}"#);
+        assert_eq!(p.kind, SioKind::ConnectError);
+        assert_eq!(p.connect_error_message(), Some("Not authorized"));
+        let p = decode(r#"44/admin,{"message":"Not authorized","data":{"code":7}}"#);
+        assert_eq!(p.namespace, "/admin");
+        assert_eq!(p.connect_error_message(), Some("Not authorized"));
+        assert_eq!(p.data.as_ref().unwrap()["data"]["code"], 7);
+        // v4 servers sent a plain string.
+        assert_eq!(
+            decode(r#"44"Not authorized""#).connect_error_message(),
+            Some("Not authorized")
+        );
+        assert_eq!(decode("44").connect_error_message(), None);
+    }
+
+    #[test]
+    fn event_examples() {
+        let p = decode(r#"42["foo"]"#);
+        assert_eq!(
+            (p.kind, &*p.namespace, p.ack_id),
+            (SioKind::Event, "/", None)
+        );
+        assert_eq!(p.event_name(), Some("foo"));
+        assert!(p.event_args().is_empty());
+
+        let p = decode(r#"42/admin,["bar"]"#);
+        assert_eq!((&*p.namespace, p.event_name()), ("/admin", Some("bar")));
+
+        let p = decode(r#"4212["foo"]"#);
+        assert_eq!((p.ack_id, p.event_name()), (Some(12), Some("foo")));
+
+        let p = decode(r#"42/admin,13["foo"]"#);
+        assert_eq!(
+            (&*p.namespace, p.ack_id, p.event_name()),
+            ("/admin", Some(13), Some("foo"))
+        );
+
+        let p = decode(r#"4215["foo"]"#);
+        assert_eq!(p.ack_id, Some(15));
+
+        let p = decode(r#"42["hey","Jude"]"#);
+        assert_eq!(p.event_name(), Some("hey"));
+        assert_eq!(p.event_args(), [json!("Jude")]);
+
+        let p = decode(r#"42/admin,1["tellme"]"#);
+        assert_eq!((&*p.namespace, p.ack_id), ("/admin", Some(1)));
+
+        // A numeric first item is not a name, but the packet is valid.
+        assert_eq!(decode("42[1,2]").event_name(), None);
+    }
+
+    #[test]
+    fn ack_examples() {
+        let p = decode("4312[]");
+        assert_eq!((p.kind, p.ack_id), (SioKind::Ack, Some(12)));
+        assert!(p.event_args().is_empty());
+        assert_eq!(p.event_name(), None);
+
+        let p = decode(r#"43/admin,13["bar"]"#);
+        assert_eq!((&*p.namespace, p.ack_id), ("/admin", Some(13)));
+        assert_eq!(p.event_args(), [json!("bar")]);
+
+        let p = decode(r#"4314["bar"]"#);
+        assert_eq!((p.ack_id, p.event_args()), (Some(14), &[json!("bar")][..]));
+    }
+
+    #[test]
+    fn binary_examples() {
+        let p = decode_binary(r#"451-["baz",{"_placeholder":true,"num":0}]"#, &[BIN]);
+        assert_eq!(
+            (p.kind, &*p.namespace, p.ack_id),
+            (SioKind::BinaryEvent, "/", None)
+        );
+        assert_eq!(p.event_name(), Some("baz"));
+        assert_eq!(p.event_args(), [placeholder(0)]);
+        assert_eq!(p.attachment(&p.event_args()[0]).map(|b| &b[..]), Some(BIN));
+
+        let frame =
+            r#"452-/admin,["baz",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#;
+        let p = decode_binary(frame, &[&[1, 2], &[3, 4]]);
+        assert_eq!(p.namespace, "/admin");
+        assert_eq!(
+            p.attachments,
+            [Bytes::from_static(&[1, 2]), Bytes::from_static(&[3, 4])]
+        );
+        let args = p.event_args();
+        assert_eq!(p.attachment(&args[0]).map(|b| &b[..]), Some(&[1, 2][..]));
+        assert_eq!(p.attachment(&args[1]).map(|b| &b[..]), Some(&[3, 4][..]));
+        assert_eq!(p.attachment(&json!({"num": 0})), None);
+
+        let p = decode_binary(r#"451-14["foo",{"_placeholder":true,"num":0}]"#, &[BIN]);
+        assert_eq!(
+            (p.kind, p.ack_id, p.event_name()),
+            (SioKind::BinaryEvent, Some(14), Some("foo"))
+        );
+
+        let p = decode_binary(r#"461-15["bar",{"_placeholder":true,"num":0}]"#, &[BIN]);
+        assert_eq!((p.kind, p.ack_id), (SioKind::BinaryAck, Some(15)));
+        assert_eq!(p.event_args(), [json!("bar"), placeholder(0)]);
+
+        // Sample session.
+        let p = decode_binary(r#"461-/admin,1[{"_placeholder":true,"num":0}]"#, &[BIN]);
+        assert_eq!(
+            (p.kind, &*p.namespace, p.ack_id),
+            (SioKind::BinaryAck, "/admin", Some(1))
+        );
+        assert_eq!(p.attachment(&p.event_args()[0]).map(|b| &b[..]), Some(BIN));
+
+        // Zero attachments: complete at once (as the reference parser).
+        let p = feed(r#"50-["x"]"#).unwrap().unwrap();
+        assert_eq!((p.kind, p.event_name()), (SioKind::BinaryEvent, Some("x")));
+    }
+
+    #[test]
+    fn disconnect_examples() {
+        let p = decode("41");
+        assert_eq!(
+            (p.kind, &*p.namespace, &p.data),
+            (SioKind::Disconnect, "/", &None)
+        );
+        let p = decode("41/admin,");
+        assert_eq!((p.kind, &*p.namespace), (SioKind::Disconnect, "/admin"));
+    }
+
+    // ------------------------------------------------------------ encoders
+
+    #[test]
+    fn encoders_write_the_documented_frames() {
+        let mut out = String::new();
+        encode_connect("/", None, &mut out);
+        assert_eq!(out, "40");
+        encode_connect("", None, &mut out);
+        assert_eq!(out, "40");
+        encode_connect("/admin", None, &mut out);
+        assert_eq!(out, "40/admin,");
+        encode_connect("/admin", Some(r#"{"token":"123"}"#), &mut out);
+        assert_eq!(out, r#"40/admin,{"token":"123"}"#);
+        encode_connect("/", Some(r#"{"token":"123"}"#), &mut out);
+        assert_eq!(out, r#"40{"token":"123"}"#);
+
+        encode_event("/admin", "status", r#"{"load":3}"#, Some(17), &mut out);
+        assert_eq!(out, r#"42/admin,17["status",{"load":3}]"#);
+        encode_event("/", "foo", "", None, &mut out);
+        assert_eq!(out, r#"42["foo"]"#);
+        encode_event("/", "foo", "", Some(12), &mut out);
+        assert_eq!(out, r#"4212["foo"]"#);
+        encode_event("/", "hey", r#""Jude""#, None, &mut out);
+        assert_eq!(out, r#"42["hey","Jude"]"#);
+        encode_event("/", "", "", Some(0), &mut out);
+        assert_eq!(out, r#"420[""]"#);
+
+        encode_ack("/", 12, "", &mut out);
+        assert_eq!(out, "4312[]");
+        encode_ack("/admin", 13, r#""bar""#, &mut out);
+        assert_eq!(out, r#"43/admin,13["bar"]"#);
+        encode_ack("/", u64::MAX, "1,2", &mut out);
+        assert_eq!(out, "4318446744073709551615[1,2]");
+
+        encode_disconnect("/", &mut out);
+        assert_eq!(out, "41");
+        encode_disconnect("/admin", &mut out);
+        assert_eq!(out, "41/admin,");
+    }
+
+    #[test]
+    fn encoders_round_trip_through_the_decoder() {
+        let mut out = String::new();
+        let names = [
+            "status",
+            "",
+            "say \"hi\"",
+            "back\\slash",
+            "ctl\u{1}\n\r\t\u{8}\u{c}\u{1f}",
+            "éß✓🚀",
+            "/admin,",
+        ];
+        for ns in ["/", "/admin", "/a/b.c-d_é"] {
+            for name in names {
+                for ack_id in [None, Some(0), Some(17), Some(u64::MAX)] {
+                    encode_event(ns, name, r#"{"load":3},[1,"x"],null"#, ack_id, &mut out);
+                    let p = decode(&out);
+                    assert_eq!(p.kind, SioKind::Event);
+                    assert_eq!(p.namespace, ns);
+                    assert_eq!(p.ack_id, ack_id);
+                    assert_eq!(p.event_name(), Some(name), "{out}");
+                    assert_eq!(
+                        p.event_args(),
+                        [json!({"load": 3}), json!([1, "x"]), Value::Null]
+                    );
+                    // The escaping agrees with serde_json's.
+                    let expected =
+                        serde_json::to_string(&json!([name, {"load": 3}, [1, "x"], null])).unwrap();
+                    assert!(out.ends_with(&expected), "{out} vs {expected}");
+                }
+            }
+            encode_connect(ns, Some(r#"{"token":"123"}"#), &mut out);
+            let p = decode(&out);
+            assert_eq!((p.kind, &*p.namespace), (SioKind::Connect, ns));
+            assert_eq!(p.data, Some(json!({"token": "123"})));
+            encode_connect(ns, None, &mut out);
+            assert_eq!(decode(&out).data, None);
+
+            encode_ack(ns, 42, r#""ok",{"n":1}"#, &mut out);
+            let p = decode(&out);
+            assert_eq!(
+                (p.kind, &*p.namespace, p.ack_id),
+                (SioKind::Ack, ns, Some(42))
+            );
+            assert_eq!(p.event_args(), [json!("ok"), json!({"n": 1})]);
+            encode_ack(ns, 7, "", &mut out);
+            assert!(decode(&out).event_args().is_empty());
+
+            encode_disconnect(ns, &mut out);
+            let p = decode(&out);
+            assert_eq!((p.kind, &*p.namespace), (SioKind::Disconnect, ns));
+        }
+        pong(&mut out);
+        assert_eq!(parse_eio_text(&out), Ok(EioPacket::Pong("")));
+        pong_with("probe", &mut out);
+        assert_eq!(parse_eio_text(&out), Ok(EioPacket::Pong("probe")));
+    }
+
+    #[test]
+    fn encoding_into_a_reused_string_does_not_grow_it() {
+        let mut out = String::new();
+        // First use: the largest frame of the loop below.
+        encode_event(
+            "/admin",
+            "status",
+            r#"{"load":100}"#,
+            Some(u64::MAX),
+            &mut out,
+        );
+        let (capacity, ptr) = (out.capacity(), out.as_ptr());
+        for i in 0..10_000u64 {
+            let load = format!(r#"{{"load":{}}}"#, i % 101);
+            encode_event("/admin", "status", &load, Some(i), &mut out);
+            encode_ack("/admin", i, r#""ok""#, &mut out);
+            encode_connect("/admin", Some(r#"{"id":"a1"}"#), &mut out);
+            encode_disconnect("/admin", &mut out);
+            pong(&mut out);
+            pong_with("probe", &mut out);
+            assert_eq!((out.capacity(), out.as_ptr()), (capacity, ptr));
+        }
+    }
+
+    #[test]
+    fn an_idle_decoder_is_small() {
+        let size = std::mem::size_of::<Decoder>();
+        assert!(size <= 128, "{size}"); // 120 on 64-bit targets
+        assert_eq!(Decoder::default().awaiting_attachments(), 0);
+    }
+
+    #[test]
+    fn validate_namespace_for_the_encoders() {
+        for ok in ["", "/", "/admin", "/a/b", "/é"] {
+            assert_eq!(validate_namespace(ok), Ok(()), "{ok:?}");
+        }
+        for bad in ["admin", "/a,b", "/a\nb", "/a\u{0}"] {
+            let err = validate_namespace(bad).unwrap_err();
+            assert!(
+                matches!(err, CodecError::MalformedNamespace { .. }),
+                "{bad:?}"
+            );
+        }
+    }
+
+    // -------------------------------------------------------------- errors
+
+    /// The variant's name, to tabulate expected errors compactly.
+    fn variant(e: &CodecError) -> &'static str {
+        match e {
+            CodecError::UnknownEioType { .. } => "UnknownEioType",
+            CodecError::MalformedOpen { .. } => "MalformedOpen",
+            CodecError::UnknownSioType { .. } => "UnknownSioType",
+            CodecError::MalformedNamespace { .. } => "MalformedNamespace",
+            CodecError::MalformedAckId { .. } => "MalformedAckId",
+            CodecError::MalformedJson { .. } => "MalformedJson",
+            CodecError::InvalidPayload { kind, .. } => match kind {
+                SioKind::Connect => "InvalidPayload Connect",
+                SioKind::Disconnect => "InvalidPayload Disconnect",
+                SioKind::Event | SioKind::BinaryEvent => "InvalidPayload Event",
+                SioKind::Ack | SioKind::BinaryAck => "InvalidPayload Ack",
+                SioKind::ConnectError => "InvalidPayload ConnectError",
+            },
+            CodecError::BadAttachmentCount { .. } => "BadAttachmentCount",
+            CodecError::BadPlaceholder { .. } => "BadPlaceholder",
+            CodecError::UnexpectedBinary { .. } => "UnexpectedBinary",
+            CodecError::AttachmentsPending { .. } => "AttachmentsPending",
+            CodecError::Oversized { .. } => "Oversized",
+        }
+    }
+
+    #[test]
+    fn malformed_packets_are_errors() {
+        let cases = [
+            ("", "UnknownSioType"),
+            ("7", "UnknownSioType"),
+            ("x[]", "UnknownSioType"),
+            ("-1", "UnknownSioType"),
+            (r#"5["x"]"#, "BadAttachmentCount"),
+            (r#"5-["x"]"#, "BadAttachmentCount"),
+            (r#"51["x"]"#, "BadAttachmentCount"),
+            (r#"5a-["x"]"#, "BadAttachmentCount"),
+            (r#"5257-["x"]"#, "BadAttachmentCount"),
+            (r#"599999999999999999999999-["x"]"#, "BadAttachmentCount"),
+            ("61", "BadAttachmentCount"),
+            (
+                r#"51-["x",{"_placeholder":true,"num":1}]"#,
+                "BadPlaceholder",
+            ),
+            (r#"51-["x",{"_placeholder":true}]"#, "BadPlaceholder"),
+            (
+                r#"51-["x",{"_placeholder":true,"num":-1}]"#,
+                "BadPlaceholder",
+            ),
+            (
+                r#"51-["x",{"a":[{"_placeholder":true,"num":"0"}]}]"#,
+                "BadPlaceholder",
+            ),
+            ("2/a\u{0}b,[\"x\"]", "MalformedNamespace"),
+            (r#"299999999999999999999999["x"]"#, "MalformedAckId"),
+            ("3[]", "MalformedAckId"),
+            (r#"61-[{"_placeholder":true,"num":0}]"#, "MalformedAckId"),
+            (r#"2["foo""#, "MalformedJson"),
+            (r#"2["foo"]x"#, "MalformedJson"),
+            ("2/admin,x", "MalformedJson"),
+            (r#"2-1["x"]"#, "MalformedJson"),
+            ("4 ", "MalformedJson"),
+            // No comma: the reference parser reads the namespace to the end.
+            (r#"2/admin["foo"]"#, "InvalidPayload Event"),
+            ("2", "InvalidPayload Event"),
+            ("2[]", "InvalidPayload Event"),
+            (r#"2{"a":1}"#, "InvalidPayload Event"),
+            (r#"2"foo""#, "InvalidPayload Event"),
+            (
+                r#"51-{"_placeholder":true,"num":0}"#,
+                "InvalidPayload Event",
+            ),
+            ("312", "InvalidPayload Ack"),
+            ("312{}", "InvalidPayload Ack"),
+            ("0[]", "InvalidPayload Connect"),
+            (r#"0"tok""#, "InvalidPayload Connect"),
+            ("1{}", "InvalidPayload Disconnect"),
+            ("4[]", "InvalidPayload ConnectError"),
+        ];
+        for (payload, expected) in cases {
+            let err = feed(payload).unwrap_err();
+            assert_eq!(variant(&err), expected, "{payload:?}: {err}");
+        }
+        // Deep nesting hits serde_json's limit: an error, not a stack overflow.
+        let deep = format!("2{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(feed(&deep), Err(CodecError::MalformedJson { .. })));
+    }
+
+    #[test]
+    fn attachment_sequencing_errors_reset_the_decoder() {
+        let mut decoder = Decoder::default();
+        let err = decoder.feed_binary(Bytes::from_static(BIN)).unwrap_err();
+        assert_eq!(err, CodecError::UnexpectedBinary { len: 4 });
+
+        let header = r#"52-["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#;
+        assert_eq!(decoder.feed_text(header), Ok(None));
+        assert_eq!(decoder.feed_binary(Bytes::from_static(BIN)), Ok(None));
+        let err = decoder.feed_text(r#"2["y"]"#).unwrap_err();
+        assert_eq!(
+            err,
+            CodecError::AttachmentsPending {
+                kind: SioKind::BinaryEvent,
+                missing: 1,
+                seen: r#"2["y"]"#.into()
+            }
+        );
+        assert!(err.to_string().contains("awaits 1 attachment"), "{err}");
+        // Idle again: the next packet decodes, a stray binary frame is refused.
+        assert_eq!(decoder.awaiting_attachments(), 0);
+        assert_eq!(
+            decoder
+                .feed_text(r#"2["y"]"#)
+                .unwrap()
+                .unwrap()
+                .event_name(),
+            Some("y")
+        );
+        assert!(decoder.feed_binary(Bytes::from_static(BIN)).is_err());
+
+        assert_eq!(decoder.feed_text(header), Ok(None));
+        decoder.reset();
+        assert_eq!(decoder.awaiting_attachments(), 0);
+        assert!(decoder.feed_text(r#"2["z"]"#).unwrap().is_some());
+    }
+
+    #[test]
+    fn oversized_frames_are_refused() {
+        let mut decoder = Decoder::new(16);
+        assert_eq!(decoder.max_payload(), 16);
+        assert!(decoder.feed_text(r#"2["0123456789a"]"#).unwrap().is_some()); // 16 bytes
+        let err = decoder.feed_text(r#"2["0123456789ab"]"#).unwrap_err();
+        assert_eq!(
+            err,
+            CodecError::Oversized {
+                what: "text message",
+                len: 17,
+                max: 16
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "text message of 17 bytes exceeds maxPayload (16)"
+        );
+
+        let err = decoder
+            .feed_text(r#"51-[{"_placeholder":true,"num":0}]"#)
+            .unwrap_err();
+        assert!(
+            matches!(err, CodecError::Oversized { len: 34, .. }),
+            "{err}"
+        );
+        decoder.set_max_payload(64);
+        assert_eq!(
+            decoder.feed_text(r#"51-["a",{"_placeholder":true,"num":0}]"#),
+            Ok(None)
+        );
+        let err = decoder.feed_binary(Bytes::from(vec![0u8; 65])).unwrap_err();
+        assert!(matches!(
+            err,
+            CodecError::Oversized {
+                what: "binary attachment",
+                len: 65,
+                max: 64
+            }
+        ));
+        assert_eq!(decoder.awaiting_attachments(), 0);
+    }
+
+    #[test]
+    fn error_messages_quote_a_truncated_excerpt() {
+        let long = format!(r#"2["{}"#, "é".repeat(500));
+        let msg = feed(&long).unwrap_err().to_string();
+        assert!(msg.starts_with("malformed JSON payload"), "{msg}");
+        assert!(msg.contains("…"), "{msg}");
+        assert!(
+            msg.chars().count() < 200,
+            "{} chars: {msg}",
+            msg.chars().count()
+        );
+        let msg = parse_eio_text(&format!("9{}", "x".repeat(1000)))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.chars().count() < 120 && msg.contains("9xxx"), "{msg}");
+        assert_eq!(
+            feed("7").unwrap_err().to_string(),
+            r#"unknown Socket.IO packet type in "7""#
+        );
+    }
+
+    // ------------------------------------------- truncations and fuzzing
+
+    /// Runs a frame through the whole pipeline, as an agent would.
+    fn pipeline(
+        decoder: &mut Decoder,
+        frame: &str,
+        attachments: &[&[u8]],
+    ) -> Result<Option<SioPacket>> {
+        match parse_eio_text(frame)? {
+            EioPacket::Message(payload) => {
+                let mut got = decoder.feed_text(payload)?;
+                for a in attachments {
+                    if decoder.awaiting_attachments() == 0 {
+                        break;
+                    }
+                    got = decoder.feed_binary(Bytes::copy_from_slice(a))?;
+                }
+                Ok(got)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_or_a_packet() {
+        let frames: &[(&str, &[&[u8]])] = &[
+            (OPEN, &[]),
+            ("2probe", &[]),
+            (r#"40/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}"#, &[]),
+            (r#"44{"message":"Not authorized","data":{"a":[1]}}"#, &[]),
+            (r#"42/admin,17["status",{"load":3}]"#, &[]),
+            (r#"43/admin,13["bar"]"#, &[]),
+            (
+                r#"452-/admin,["baz",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+                &[&[1, 2], &[3, 4]],
+            ),
+            (r#"461-15["bär",{"_placeholder":true,"num":0}]"#, &[BIN]),
+            ("42[\"é🚀\\u00e9\",-1.5e3,true,null]", &[]),
+        ];
+        for (frame, attachments) in frames {
+            let mut decoder = Decoder::default();
+            if frame.starts_with('4') {
+                let full = pipeline(&mut decoder, frame, attachments);
+                assert!(matches!(full, Ok(Some(_))), "{frame}: {full:?}");
+            } else {
+                assert!(parse_eio_text(frame).is_ok());
+            }
+            for (cut, _) in frame.char_indices() {
+                let prefix = &frame[..cut];
+                let mut decoder = Decoder::default();
+                // Err, Ok(None) (incomplete, attachments awaited) or a packet.
+                let _ = pipeline(&mut decoder, prefix, attachments);
+                let _ = pipeline(&mut decoder, prefix, &[]);
+                let _ = decoder.feed_binary(Bytes::from_static(BIN));
+            }
+        }
+    }
+
+    #[test]
+    fn random_input_never_panics() {
+        const TOKENS: &[&str] = &[
+            "0",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "6",
+            "7",
+            "9",
+            "-",
+            "/",
+            "/admin",
+            ",",
+            "[",
+            "]",
+            "{",
+            "}",
+            "\"",
+            ":",
+            "\"_placeholder\"",
+            "true",
+            "\"num\"",
+            "12",
+            "18446744073709551616",
+            "é",
+            "🚀",
+            "\u{0}",
+            " ",
+            "probe",
+            "null",
+            "\\",
+            "\\u",
+            "1e999",
+            "-0",
+            "\"sid\"",
+            "\"pingInterval\"",
+        ];
+        let seeds: Vec<String> = [
+            OPEN,
+            r#"452-/admin,["baz",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+            r#"42/admin,17["status",{"load":3}]"#,
+            r#"43/admin,13["bar"]"#,
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut rng = SmallRng::seed_from_u64(0x5eed);
+        let mut decoder = Decoder::default();
+        let mut packets = 0;
+        for round in 0..30_000 {
+            let text = match round % 3 {
+                // Raw random bytes, made UTF-8.
+                0 => {
+                    let bytes: Vec<u8> = (0..rng.gen_range(0..48)).map(|_| rng.gen()).collect();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                }
+                // Protocol-shaped tokens.
+                1 => {
+                    let mut s = String::from(["4", "0", "2", ""][rng.gen_range(0..4)]);
+                    for _ in 0..rng.gen_range(0..16) {
+                        s.push_str(TOKENS[rng.gen_range(0..TOKENS.len())]);
+                    }
+                    s
+                }
+                // A valid frame with a few tokens spliced in.
+                _ => {
+                    let mut s = seeds[rng.gen_range(0..seeds.len())].clone();
+                    for _ in 0..rng.gen_range(1..4) {
+                        let mut at = rng.gen_range(0..=s.len());
+                        while !s.is_char_boundary(at) {
+                            at -= 1;
+                        }
+                        s.insert_str(at, TOKENS[rng.gen_range(0..TOKENS.len())]);
+                    }
+                    s
+                }
+            };
+            if let Ok(Some(_)) = pipeline(&mut decoder, &text, &[]) {
+                packets += 1;
+            }
+            if rng.gen_bool(0.2) {
+                let len = rng.gen_range(0..8);
+                let _ = decoder.feed_binary(Bytes::from(vec![0xAB; len]));
+            }
+            let _ = feed(&text);
+        }
+        // The generator does produce valid packets, not only garbage.
+        assert!(packets > 100, "{packets}");
+    }
+}
