@@ -217,6 +217,8 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 /// queue = 100              # requests that may wait for a permit; more → 503
 /// job_duration = "2s"      # how long a submitted job takes to be `done`
 /// page_size = 20           # default per_page of GET /api/servers
+/// hub_ping_interval = "25s" # Engine.IO ping interval of the hub
+/// hub_ping_timeout = "20s"  # how long the hub waits for a pong
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -235,6 +237,31 @@ pub struct TargetConfig {
     pub job_duration: Duration,
     /// Default `per_page` of `GET /api/servers`.
     pub page_size: usize,
+    /// Engine.IO ping interval of the hub's Socket.IO endpoint. Fixed when
+    /// the target starts; shown by `GET /admin/config` only when not the
+    /// default.
+    #[serde(
+        with = "duration_str",
+        skip_serializing_if = "is_default_ping_interval"
+    )]
+    pub hub_ping_interval: Duration,
+    /// How long the hub waits for a pong before dropping a Socket.IO
+    /// connection. Fixed when the target starts, like the interval.
+    #[serde(with = "duration_str", skip_serializing_if = "is_default_ping_timeout")]
+    pub hub_ping_timeout: Duration,
+}
+
+/// Default Engine.IO ping interval of the hub.
+pub const DEFAULT_HUB_PING_INTERVAL: Duration = Duration::from_secs(25);
+/// Default Engine.IO ping timeout of the hub.
+pub const DEFAULT_HUB_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn is_default_ping_interval(d: &Duration) -> bool {
+    *d == DEFAULT_HUB_PING_INTERVAL
+}
+
+fn is_default_ping_timeout(d: &Duration) -> bool {
+    *d == DEFAULT_HUB_PING_TIMEOUT
 }
 
 impl Default for TargetConfig {
@@ -246,13 +273,16 @@ impl Default for TargetConfig {
             queue: 1024,
             job_duration: Duration::from_secs(2),
             page_size: 20,
+            hub_ping_interval: DEFAULT_HUB_PING_INTERVAL,
+            hub_ping_timeout: DEFAULT_HUB_PING_TIMEOUT,
         }
     }
 }
 
 impl TargetConfig {
     /// Checks the values serde cannot: the error rate is within 0..=1, the
-    /// concurrency limit is at least 1, the page size is 1..=1000.
+    /// concurrency limit is at least 1, the page size is 1..=1000, the hub
+    /// ping interval and timeout are not zero.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.error_rate.is_finite() && (0.0..=1.0).contains(&self.error_rate)) {
             return Err(format!(
@@ -271,6 +301,9 @@ impl TargetConfig {
                 self.page_size
             ));
         }
+        if self.hub_ping_interval.is_zero() || self.hub_ping_timeout.is_zero() {
+            return Err("hub_ping_interval and hub_ping_timeout must be above 0".into());
+        }
         Ok(())
     }
 }
@@ -288,6 +321,12 @@ pub struct ConfigPatch {
     #[serde(deserialize_with = "present_duration")]
     pub job_duration: Option<Duration>,
     pub page_size: Option<usize>,
+    /// Accepted only unchanged (so a `GET /admin/config` body posts back):
+    /// the hub's ping settings are fixed when the target starts.
+    #[serde(deserialize_with = "present_duration")]
+    pub hub_ping_interval: Option<Duration>,
+    #[serde(deserialize_with = "present_duration")]
+    pub hub_ping_timeout: Option<Duration>,
 }
 
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -321,6 +360,25 @@ impl ConfigPatch {
         }
         if let Some(p) = self.page_size {
             c.page_size = p;
+        }
+        for (name, new, current) in [
+            (
+                "hub_ping_interval",
+                self.hub_ping_interval,
+                c.hub_ping_interval,
+            ),
+            (
+                "hub_ping_timeout",
+                self.hub_ping_timeout,
+                c.hub_ping_timeout,
+            ),
+        ] {
+            if new.is_some_and(|d| d != current) {
+                return Err(format!(
+                    "{name} is fixed when the target starts (it is {})",
+                    format_duration(current)
+                ));
+            }
         }
         c.validate()?;
         Ok(c)

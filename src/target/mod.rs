@@ -15,6 +15,9 @@
 //!   evicted), so memory stays flat under long load.
 //! - `/admin/*` — read and change the knobs, start a stall, read counters
 //!   (exempt from the knobs); see [`admin`](self::admin).
+//! - The hub agents connect to: Socket.IO at `/socket.io/`, plain
+//!   WebSocket at `/ws`, `POST /api/commands` (under the knobs) and
+//!   `/admin/hub/*`; see [`hub`] and [`hub_admin`].
 //!
 //! # Knobs
 //!
@@ -44,16 +47,26 @@ use tokio::task::JoinHandle;
 
 pub mod admin;
 pub mod api;
+pub mod hub;
+pub mod hub_admin;
 pub mod knobs;
 pub mod state;
 
+pub use hub::{Hub, HubStats};
 pub use knobs::{format_duration, parse_duration, ConfigPatch, Latency, TargetConfig};
 pub use state::{TargetState, TargetStats};
 
-/// The target's routes (`/health`, `/api/*`, `/admin/*`) over `state`, with
-/// the knobs layered onto `/api/*` only. Merge other routers (the hub) onto
-/// it to share one listener, then serve with [`serve_router`].
+/// The target's routes (`/health`, `/api/*`, `/admin/*`, the hub) over
+/// `state` and a new [`Hub`], with the knobs layered onto `/api/*` only.
+/// Merge other routers onto it to share one listener, then serve with
+/// [`serve_router`].
 pub fn router(state: Arc<TargetState>) -> Router {
+    let hub = Hub::new(&state.config());
+    router_with_hub(state, hub)
+}
+
+/// Like [`router`], over an existing hub.
+pub fn router_with_hub(state: Arc<TargetState>, hub: Arc<Hub>) -> Router {
     let api = Router::new()
         .route("/api/login", post(api::login))
         .route(
@@ -62,6 +75,10 @@ pub fn router(state: Arc<TargetState>) -> Router {
         )
         .route("/api/jobs", post(api::submit_job))
         .route("/api/jobs/{id}", get(api::job))
+        .route(
+            "/api/commands",
+            post(hub::post_command).with_state(hub.clone()),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::knobs,
@@ -76,6 +93,7 @@ pub fn router(state: Arc<TargetState>) -> Router {
         .route("/admin/stats", get(admin::get_stats))
         .merge(api)
         .with_state(state)
+        .merge(hub.routes())
 }
 
 /// Serves `app` on `listener` (HTTP/1.1 and h2c, `TCP_NODELAY` on every
@@ -109,16 +127,28 @@ pub async fn serve(
 
 /// Like [`serve`], over an existing state (so the caller can read stats
 /// or change knobs directly). On shutdown any stall is ended so held
-/// requests can finish.
+/// requests can finish, and the hub closes its connections.
 pub async fn serve_state(
     listener: TcpListener,
     state: Arc<TargetState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let app = router(state.clone());
+    let hub = Hub::new(&state.config());
+    serve_with_hub(listener, state, hub, shutdown).await
+}
+
+/// Like [`serve_state`], over an existing hub too.
+pub async fn serve_with_hub(
+    listener: TcpListener,
+    state: Arc<TargetState>,
+    hub: Arc<Hub>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let app = router_with_hub(state.clone(), hub.clone());
     serve_router(listener, app, async move {
         shutdown.await;
         state.end_stall();
+        hub.shutdown().await;
     })
     .await
 }
@@ -134,6 +164,7 @@ pub struct RunningTarget {
     /// The address it listens on (the real port when bound to port 0).
     pub addr: SocketAddr,
     state: Arc<TargetState>,
+    hub: Arc<Hub>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<io::Result<()>>>,
 }
@@ -147,6 +178,11 @@ impl RunningTarget {
     /// The live state: knobs and counters.
     pub fn state(&self) -> &Arc<TargetState> {
         &self.state
+    }
+
+    /// The hub: connections, counters, kicks and restarts.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
     /// Stops accepting, lets in-flight requests finish (at most 5 s, then
@@ -178,15 +214,22 @@ impl Drop for RunningTarget {
 /// first.
 pub async fn spawn(listen: SocketAddr, config: TargetConfig) -> io::Result<RunningTarget> {
     let state = TargetState::new(config).map_err(invalid)?;
+    let hub = Hub::new(&state.config());
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_state(listener, state.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(serve_with_hub(
+        listener,
+        state.clone(),
+        hub.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Ok(RunningTarget {
         addr,
         state,
+        hub,
         stop: Some(stop),
         task: Some(task),
     })

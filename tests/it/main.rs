@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod engine;
+mod hub;
 mod protocol;
 mod schedule;
 mod target;

@@ -1,0 +1,79 @@
+//! Hub admin endpoints (exempt from every knob):
+//!
+//! - `POST /admin/hub/kick` `{"fraction": 0.33}` → disconnects that
+//!   fraction (0..=1, rounded) of the live hub connections of both kinds,
+//!   every n/k-th in connection order → 200 `{"kicked": n}`.
+//! - `POST /admin/hub/restart` `{"refuse_for": "2s"}` (body optional,
+//!   default `"0"`) → closes every hub connection and answers new ones
+//!   (the `/ws` upgrade, any `/socket.io/` request) 503 for that long →
+//!   200 `{"closed": n, "refusing_for": "2s"}`.
+//! - `GET /admin/hub/stats` → [`HubStats`](super::hub::HubStats).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::api::error;
+use super::hub::Hub;
+use super::knobs::{duration_str, format_duration};
+
+type St = State<Arc<Hub>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KickRequest {
+    fraction: f64,
+}
+
+pub(crate) async fn kick(State(hub): St, body: Bytes) -> Response {
+    let req: KickRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bad kick: {e} (expected {{\"fraction\": 0.33}})"),
+            )
+        }
+    };
+    match hub.kick(req.fraction) {
+        Ok(n) => Json(json!({ "kicked": n })).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("bad kick: {e}")),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RestartRequest {
+    #[serde(with = "duration_str")]
+    refuse_for: Duration,
+}
+
+pub(crate) async fn restart(State(hub): St, body: Bytes) -> Response {
+    let req: RestartRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RestartRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("bad restart: {e} (expected {{\"refuse_for\": \"2s\"}})"),
+                )
+            }
+        }
+    };
+    let closed = hub.restart(req.refuse_for);
+    Json(json!({ "closed": closed, "refusing_for": format_duration(req.refuse_for) }))
+        .into_response()
+}
+
+pub(crate) async fn stats(State(hub): St) -> Response {
+    Json(hub.stats()).into_response()
+}
