@@ -237,7 +237,7 @@ fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorT
                     ctx.live.arrivals.load(Ordering::Relaxed) as f64;
                 let elapsed = now.duration_since(start);
                 let point = aggregator.tick(elapsed, &gauges).clone();
-                if ctx.progress == Progress::Lines && (n % 5 == 0) && !stop {
+                if ctx.progress == Progress::Lines && n.is_multiple_of(5) && !stop {
                     eprintln!(
                         "{}",
                         console::progress_line(&ctx.plan, &ctx.ids, elapsed, &point, &ctx.live)

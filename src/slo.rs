@@ -829,8 +829,8 @@ mod tests {
         };
         // Browse: warm-up 1..=1000 µs; spike 1000 samples of 100 ms.
         totals.merge_hist(browse, 0, &hist(&mut (1..=1000)));
-        totals.merge_hist(browse, 1, &hist(&mut std::iter::repeat(100_000).take(1000)));
-        totals.merge_hist(checkout, 1, &hist(&mut std::iter::repeat(300_000).take(10)));
+        totals.merge_hist(browse, 1, &hist(&mut std::iter::repeat_n(100_000, 1000)));
+        totals.merge_hist(checkout, 1, &hist(&mut std::iter::repeat_n(300_000, 10)));
         totals.merge_hist(service, 0, &hist(&mut (1..=100)));
         totals.add_counter(req_browse, 0, 1000);
         totals.add_counter(req_browse, 1, 1000);

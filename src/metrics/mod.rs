@@ -193,8 +193,8 @@ impl TagFilter {
     pub fn matches(&self, desc: &SeriesDesc) -> bool {
         self.population
             .as_ref()
-            .map_or(true, |p| *p == desc.population)
-            && self.step.as_ref().map_or(true, |s| *s == desc.step)
+            .is_none_or(|p| *p == desc.population)
+            && self.step.as_ref().is_none_or(|s| *s == desc.step)
     }
 }
 

@@ -134,7 +134,7 @@ impl Totals {
     }
 
     fn phase_exists(&self, phase: Option<usize>) -> bool {
-        phase.map_or(true, |p| p < self.dims.phases)
+        phase.is_none_or(|p| p < self.dims.phases)
     }
     /// The phases `phase` selects: that one (none if it does not exist), or all.
     fn phases(&self, phase: Option<usize>) -> std::ops::Range<usize> {

@@ -233,7 +233,7 @@ fn short_json(value: &serde_json::Value) -> String {
 /// `312ms`; sub-millisecond precision only when needed to tell apart from `limit`.
 fn fmt_latency(latency: Duration, limit: Duration) -> String {
     let ms = latency.as_millis();
-    if latency.subsec_nanos() % 1_000_000 == 0 || ms > limit.as_millis() {
+    if latency.subsec_nanos().is_multiple_of(1_000_000) || ms > limit.as_millis() {
         format!("{ms}ms")
     } else {
         format!("{:.3}ms", latency.as_secs_f64() * 1000.0)
@@ -241,7 +241,7 @@ fn fmt_latency(latency: Duration, limit: Duration) -> String {
 }
 
 fn fmt_limit(limit: Duration) -> String {
-    if limit.subsec_nanos() % 1_000_000 == 0 {
+    if limit.subsec_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", limit.as_millis())
     } else {
         format!("{:.3}ms", limit.as_secs_f64() * 1000.0)

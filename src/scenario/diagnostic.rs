@@ -177,7 +177,7 @@ pub fn suggest<'a>(unknown: &str, candidates: &[&'a str]) -> Option<&'a str> {
             strsim::jaro_winkler(&lower, &cand_lower)
                 .max(strsim::normalized_damerau_levenshtein(&lower, &cand_lower))
         };
-        if score >= 0.8 && best.map_or(true, |(b, _)| score > b) {
+        if score >= 0.8 && best.is_none_or(|(b, _)| score > b) {
             best = Some((score, candidate));
         }
     }

@@ -173,7 +173,7 @@ fn is_decimal(s: &str) -> bool {
         None => (s, None),
     };
     let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-    digits(int) && frac.map_or(true, digits)
+    digits(int) && frac.is_none_or(digits)
 }
 
 fn duration_inner(text: &str) -> Result<Duration, String> {
