@@ -30,6 +30,23 @@ duration = "1s"
 users = { rate = "20/s" }
 "#;
 
+/// Bounded wait (30 s) until a run writing into `reports` is under way: its
+/// hlog holds a first interval. True when it started.
+fn wait_until_started(reports: &Path) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let hlog = std::fs::read_dir(reports)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("metrics.hlog"));
+        if hlog.is_some_and(|h| std::fs::metadata(h).is_ok_and(|m| m.len() > 0)) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
 fn with(extra: &str) -> String {
     format!("{GOOD}{extra}")
 }
@@ -267,23 +284,7 @@ fn ctrl_c_drains_writes_results_and_exits_3() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait (bounded) until the run has started: its hlog exists and has data.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let started = loop {
-        let hlog = std::fs::read_dir(&reports)
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path().join("metrics.hlog"));
-        if let Some(h) = &hlog {
-            if std::fs::metadata(h).map(|m| m.len() > 0).unwrap_or(false) {
-                break true;
-            }
-        }
-        if std::time::Instant::now() > deadline {
-            break false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let started = wait_until_started(&reports);
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let output = child.wait_with_output().unwrap();
@@ -331,18 +332,7 @@ fn a_second_ctrl_c_stops_draining_and_counts_cancelled() {
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
-    // Bounded wait until the run is under way (its hlog has a first interval).
-    let deadline = started + std::time::Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        let hlog = std::fs::read_dir(&reports)
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path().join("metrics.hlog"));
-        if hlog.is_some_and(|h| std::fs::metadata(h).map(|m| m.len() > 0).unwrap_or(false)) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until_started(&reports);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
