@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per topic.
 
+mod agents;
 mod cli;
 mod common;
 mod engine;
