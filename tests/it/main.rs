@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod engine;
 mod hub;
+mod node_compat;
 mod protocol;
 mod schedule;
 mod target;
