@@ -494,11 +494,18 @@ pub async fn run_scenario(
             "stampede: running `{}` for {} against {} → {}",
             scenario.name,
             crate::scenario::units::format_duration(plan.total),
-            targets
-                .endpoints
-                .first()
-                .map(|e| e.origin.to_string())
-                .unwrap_or_default(),
+            {
+                let mut against = Vec::new();
+                if scenario.api.is_some() {
+                    if let Some(e) = targets.endpoints.first() {
+                        against.push(format!("api {}", e.origin));
+                    }
+                }
+                if let Some(e) = &targets.hub {
+                    against.push(format!("hub {}", e.origin));
+                }
+                against.join(" and ")
+            },
             dir.display()
         );
     }

@@ -313,14 +313,20 @@ pub fn progress_line(
         .max()
         .unwrap_or(0);
     let mut line = format!(
-        "[{:>6} / {}] {phase} · {requests} req/s · p95 {} · errors {errors} · in flight {} · VUs {} · queued {}",
+        "[{:>6} / {}] {phase}",
         format_duration(Duration::from_secs(elapsed.as_secs())),
         format_duration(plan.total),
-        ms(p95),
-        live.in_flight.load(Ordering::Relaxed),
-        live.vus.load(Ordering::Relaxed),
-        live.queued.load(Ordering::Relaxed),
     );
+    if !ids.steps.is_empty() {
+        let _ = write!(
+            line,
+            " · {requests} req/s · p95 {} · errors {errors} · in flight {} · VUs {} · queued {}",
+            ms(p95),
+            live.in_flight.load(Ordering::Relaxed),
+            live.vus.load(Ordering::Relaxed),
+            live.queued.load(Ordering::Relaxed),
+        );
+    }
     if let Some(hub) = &ids.hub {
         let gauge =
             |id: crate::metrics::GaugeId| point.gauges.get(id.0 as usize).copied().unwrap_or(0.0);

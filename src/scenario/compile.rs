@@ -702,7 +702,12 @@ pub(crate) fn compile(
                 bad_tag(
                     "population",
                     &slo.population,
-                    populations.iter().map(|p| p.name.as_str()).collect(),
+                    populations
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .chain(agents.iter().map(|a| a.name.as_str()))
+                        .chain(commanders.iter().map(|c| c.name.as_str()))
+                        .collect(),
                 );
                 bad_tag(
                     "step",
