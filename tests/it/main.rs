@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod engine;
 mod hub;
+mod hub_faults;
 mod protocol;
 mod schedule;
 mod target;
