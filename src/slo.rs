@@ -149,30 +149,54 @@ pub struct Verdict {
 enum MetricKind {
     /// A latency-like histogram in µs.
     Histogram,
-    /// `http.requests`.
-    Requests,
-    /// `http.errors` (rate relative to `http.requests`).
-    Errors,
+    /// A histogram of plain counts (e.g. reconnect attempts per agent).
+    CountHistogram,
+    /// A counter: `count`, and `rate` per second.
+    Counter,
+    /// A counter of failures: `count`, and `rate` as a fraction of the
+    /// named counter (`http.errors` / `http.requests`).
+    Ratio(&'static str),
 }
 
-const REQUESTS: &str = "http.requests";
-const ERRORS: &str = "http.errors";
-
-const METRICS: [(&str, MetricKind); 5] = [
+const METRICS: [(&str, MetricKind); 21] = [
     ("http.latency", MetricKind::Histogram),
     ("http.service_time", MetricKind::Histogram),
     ("generator.lag", MetricKind::Histogram),
-    (REQUESTS, MetricKind::Requests),
-    (ERRORS, MetricKind::Errors),
+    ("http.requests", MetricKind::Counter),
+    ("http.errors", MetricKind::Ratio("http.requests")),
+    ("hub.connect", MetricKind::Histogram),
+    ("hub.register", MetricKind::Histogram),
+    ("hub.message.rtt", MetricKind::Histogram),
+    ("hub.reconnect", MetricKind::Histogram),
+    ("hub.reconnect.attempts", MetricKind::CountHistogram),
+    ("hub.recovery", MetricKind::Histogram),
+    ("hub.command.delivery", MetricKind::Histogram),
+    ("hub.command.fanout", MetricKind::Histogram),
+    ("hub.command.rtt", MetricKind::Histogram),
+    ("hub.connects", MetricKind::Counter),
+    ("hub.errors", MetricKind::Ratio("hub.connects")),
+    ("hub.disconnects", MetricKind::Counter),
+    ("hub.registrations", MetricKind::Counter),
+    ("hub.reconnects", MetricKind::Counter),
+    ("hub.commands", MetricKind::Counter),
+    ("hub.command.received", MetricKind::Counter),
 ];
 
-const METRIC_NAMES: [&str; 5] = [
-    METRICS[0].0,
-    METRICS[1].0,
-    METRICS[2].0,
-    METRICS[3].0,
-    METRICS[4].0,
-];
+/// Metrics whose SLO key may omit the stat; the stat they mean.
+const BARE: [(&str, Stat); 1] = [("hub.recovery", Stat::Max)];
+
+/// Drop events that never recovered (a counter; see [`evaluate`]).
+pub const UNRECOVERED: &str = "hub.unrecovered";
+
+const METRIC_NAMES: [&str; 21] = {
+    let mut names = [""; 21];
+    let mut i = 0;
+    while i < METRICS.len() {
+        names[i] = METRICS[i].0;
+        i += 1;
+    }
+    names
+};
 
 /// Names of the metrics an SLO may use (for suggestions and checks).
 pub fn known_metrics() -> &'static [&'static str] {
@@ -191,24 +215,25 @@ fn unit_of(kind: MetricKind, stat: Stat) -> Unit {
     match (kind, stat) {
         (_, Stat::Count) => Unit::Count,
         (MetricKind::Histogram, _) => Unit::Micros,
-        (MetricKind::Requests, _) => Unit::PerSecond,
-        (MetricKind::Errors, _) => Unit::Fraction,
+        (MetricKind::CountHistogram, _) => Unit::Count,
+        (MetricKind::Counter, _) => Unit::PerSecond,
+        (MetricKind::Ratio(_), _) => Unit::Fraction,
     }
 }
 
 fn stat_allowed(kind: MetricKind, stat: Stat) -> bool {
     match kind {
-        MetricKind::Histogram => !matches!(stat, Stat::Rate),
-        MetricKind::Requests | MetricKind::Errors => matches!(stat, Stat::Count | Stat::Rate),
+        MetricKind::Histogram | MetricKind::CountHistogram => !matches!(stat, Stat::Rate),
+        MetricKind::Counter | MetricKind::Ratio(_) => matches!(stat, Stat::Count | Stat::Rate),
     }
 }
 
 fn valid_stats(kind: MetricKind) -> &'static str {
     match kind {
-        MetricKind::Histogram => {
+        MetricKind::Histogram | MetricKind::CountHistogram => {
             "p50, p90, p95, p99, p99.9 (any pNN or pNN.N), max, min, mean, count"
         }
-        MetricKind::Requests | MetricKind::Errors => "count, rate",
+        MetricKind::Counter | MetricKind::Ratio(_) => "count, rate",
     }
 }
 
@@ -218,7 +243,15 @@ pub fn parse(key: &str, target: &str) -> Result<Slo, SloError> {
         key: key.to_owned(),
         detail,
     };
-    let parts = split_key(key.trim()).map_err(invalid)?;
+    let key_trimmed = key.trim();
+    let parts = match BARE.iter().find(|(name, _)| *name == key_trimmed) {
+        Some((name, _)) => KeyParts {
+            metric: name,
+            tags: None,
+            stat: "",
+        },
+        None => split_key(key_trimmed).map_err(invalid)?,
+    };
     let Some(kind) = METRICS
         .iter()
         .find(|(name, _)| *name == parts.metric)
@@ -257,7 +290,12 @@ pub fn parse(key: &str, target: &str) -> Result<Slo, SloError> {
             }
         }
     }
-    let stat = parse_stat(parts.stat)
+    let bare = BARE
+        .iter()
+        .find(|(name, _)| parts.stat.is_empty() && *name == parts.metric)
+        .map(|(_, stat)| *stat);
+    let stat = bare
+        .or_else(|| parse_stat(parts.stat))
         .filter(|stat| stat_allowed(kind, *stat))
         .ok_or_else(|| {
             invalid(format!(
@@ -329,11 +367,12 @@ fn split_key(key: &str) -> Result<KeyParts<'_>, String> {
     // the last dot.
     let split = METRIC_NAMES
         .iter()
-        .find(|name| {
+        .filter(|name| {
             key.strip_prefix(*name)
-                .is_some_and(|rest| rest.starts_with('.'))
+                .is_some_and(|rest| rest.starts_with('.') && parse_stat(&rest[1..]).is_some())
         })
         .map(|name| name.len())
+        .max()
         .or_else(|| {
             key.match_indices('.')
                 .map(|(i, _)| i)
@@ -486,6 +525,28 @@ pub fn evaluate(
     slos.iter()
         .map(|slo| {
             let measured = measure(slo, totals, phases, run_duration);
+            // A drop event that never recovered has no recovery time: the
+            // SLO fails, saying so, whatever the recovered events measured.
+            let unrecovered = if slo.metric == "hub.recovery" {
+                let filter = TagFilter {
+                    population: slo.population.clone(),
+                    ..TagFilter::default()
+                };
+                totals.sum_counters(UNRECOVERED, None, &filter)
+            } else {
+                0
+            };
+            if unrecovered > 0 {
+                return Verdict {
+                    slo: slo.clone(),
+                    measured: None,
+                    measured_text: format!(
+                        "not recovered ({unrecovered} drop event{})",
+                        if unrecovered == 1 { "" } else { "s" }
+                    ),
+                    pass: false,
+                };
+            }
             Verdict {
                 slo: slo.clone(),
                 measured,
@@ -531,8 +592,24 @@ pub fn measure(
                 Stat::Count | Stat::Rate => None,
             }
         }
-        (MetricKind::Requests, Stat::Rate) => {
-            let requests = totals.select_counters(REQUESTS, None, &filter)?;
+        (MetricKind::CountHistogram, stat) => {
+            let h = totals.select_hist(&slo.metric, &filter)?;
+            if stat == Stat::Count {
+                return Some(h.len() as f64);
+            }
+            if h.is_empty() {
+                return None;
+            }
+            match stat {
+                Stat::Percentile(p) => Some(h.value_at_quantile(p / 100.0) as f64),
+                Stat::Max => Some(h.max() as f64),
+                Stat::Min => Some(h.min() as f64),
+                Stat::Mean => Some(h.mean()),
+                Stat::Count | Stat::Rate => None,
+            }
+        }
+        (MetricKind::Counter, Stat::Rate) => {
+            let n = totals.select_counters(&slo.metric, None, &filter)?;
             let span = match &slo.phase {
                 Some(name) => phases
                     .iter()
@@ -540,20 +617,24 @@ pub fn measure(
                     .map(|p| p.end.saturating_sub(p.start))?,
                 None => run_duration,
             };
-            (!span.is_zero()).then(|| requests as f64 / span.as_secs_f64())
+            (!span.is_zero()).then(|| n as f64 / span.as_secs_f64())
         }
-        (MetricKind::Requests, _) => totals
-            .select_counters(REQUESTS, None, &filter)
+        (MetricKind::Counter, _) => totals
+            .select_counters(&slo.metric, None, &filter)
             .map(|n| n as f64),
-        (MetricKind::Errors, Stat::Rate) => {
-            let requests = totals.select_counters(REQUESTS, None, &filter)?;
-            let errors = totals.sum_counters(ERRORS, None, &filter);
-            (requests > 0).then(|| errors as f64 / requests as f64)
+        (MetricKind::Ratio(denominator), Stat::Rate) => {
+            let total = totals.select_counters(denominator, None, &filter)?;
+            let failures = totals.sum_counters(&slo.metric, None, &filter);
+            (total > 0).then(|| failures as f64 / total as f64)
         }
-        (MetricKind::Errors, _) => totals
-            .select_counters(ERRORS, None, &filter)
-            // No error series at all, but requests were counted: zero errors.
-            .or_else(|| totals.select_counters(REQUESTS, None, &filter).map(|_| 0))
+        (MetricKind::Ratio(denominator), _) => totals
+            .select_counters(&slo.metric, None, &filter)
+            // No failure series at all, but the denominator was counted: zero.
+            .or_else(|| {
+                totals
+                    .select_counters(denominator, None, &filter)
+                    .map(|_| 0)
+            })
             .map(|n| n as f64),
     }
 }
@@ -696,6 +777,23 @@ mod tests {
     }
 
     #[test]
+    fn hub_metrics_parse_with_their_units() {
+        let slo = ok("hub.recovery", "< 30s");
+        assert_eq!((slo.metric.as_str(), slo.stat), ("hub.recovery", Stat::Max));
+        assert_eq!(slo.threshold, 30e6);
+        let slo = ok("hub.reconnect.attempts.p99", "<= 5");
+        assert_eq!(slo.metric, "hub.reconnect.attempts");
+        assert_eq!((slo.unit(), slo.threshold), (Unit::Count, 5.0));
+        let slo = ok("hub.reconnect.p95", "< 10s");
+        assert_eq!(slo.metric, "hub.reconnect");
+        assert_eq!(ok("hub.errors.rate", "< 1%").unit(), Unit::Fraction);
+        assert_eq!(ok("hub.connects.rate", "> 100/s").unit(), Unit::PerSecond);
+        let slo = ok("hub.command.delivery{population=agent}.p99", "< 250ms");
+        assert_eq!(slo.population.as_deref(), Some("agent"));
+        assert!(parse("hub.connect", "< 1s").is_err(), "only hub.recovery may omit its stat");
+    }
+
+    #[test]
     fn unknown_metrics_come_with_a_suggestion_when_close() {
         let unknown = |key: &str| match parse(key, "< 1s") {
             Err(SloError::UnknownMetric { metric, suggestion }) => (metric, suggestion),
@@ -713,13 +811,17 @@ mod tests {
             unknown("http.eror{step=a}.rate"),
             ("http.eror".into(), Some("http.errors".into()))
         );
-        assert_eq!(unknown("hub.connect.p99"), ("hub.connect".into(), None));
+        assert_eq!(
+            unknown("hub.conect.p99"),
+            ("hub.conect".into(), Some("hub.connect".into()))
+        );
         let err = parse("http.latncy.p95", "< 1s").unwrap_err();
         assert_eq!(
             err.to_string(),
             "unknown metric `http.latncy` (did you mean `http.latency`?)"
         );
-        assert_eq!(known_metrics().len(), 5);
+        assert_eq!(known_metrics().len(), 21);
+        assert!(known_metrics().contains(&"hub.recovery"));
         assert!(known_metrics().contains(&"generator.lag"));
     }
 

@@ -6,6 +6,9 @@
 use super::check::{Check, Extractor};
 use super::diagnostic::Diagnostic;
 use super::feeder::Feeder;
+use super::hub::{
+    AgentLoad, AgentPopulation, Commander, ConnectRate, DropHow, HubCompiler, HubSettings,
+};
 use super::model::{HttpVersion, ScenarioFile, StepSpec};
 use super::template::{JsonTemplate, Symbols, Template};
 use super::units::{DurRange, RateCurve, VuCurve};
@@ -167,6 +170,34 @@ pub struct Phase {
     pub name: String,
     pub duration: Duration,
     pub users: Option<UserLoad>,
+    /// The agent population during this phase (carried over from earlier
+    /// phases when the phase does not say); None before the first phase
+    /// that declares agents.
+    pub agents: Option<AgentLoad>,
+    /// Commands per second of every commander (split by nothing: each
+    /// commander sends at this rate).
+    pub commanders: Option<RateCurve>,
+}
+
+/// Where the hub is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HubTarget {
+    /// The built-in hub (in the built-in target, started in-process).
+    Builtin,
+    /// `http` for ws:// and http://, `https` for wss:// and https://.
+    Url(Origin),
+}
+
+/// Parse a hub URL: `ws(s)://` or `http(s)://host[:port]`.
+pub fn parse_hub_url(text: &str) -> Result<Origin, String> {
+    let mapped = if let Some(rest) = text.strip_prefix("wss://") {
+        format!("https://{rest}")
+    } else if let Some(rest) = text.strip_prefix("ws://") {
+        format!("http://{rest}")
+    } else {
+        text.to_string()
+    };
+    Origin::parse(&mapped).map_err(|e| e.replace("http or https", "ws, wss, http or https"))
 }
 
 /// The runtime scenario: everything compiled, every rule checked.
@@ -178,7 +209,12 @@ pub struct Scenario {
     /// Hex SHA-256 of the resolved scenario text (after `--set`).
     pub content_hash: String,
     pub api: Option<ApiTarget>,
-    pub hub: Option<String>,
+    pub hub: Option<HubTarget>,
+    /// The kick endpoint for `drop = { how = "server" }`: origin and path.
+    pub hub_admin: Option<(Origin, String)>,
+    pub hub_settings: HubSettings,
+    pub agents: Vec<AgentPopulation>,
+    pub commanders: Vec<Commander>,
     pub extra_origins: Vec<Origin>,
     pub http: HttpSettings,
     pub feeders: Vec<Feeder>,
@@ -264,15 +300,45 @@ pub(crate) fn compile(
             Err(e) => diags.at(host.span(), e, None),
         }
     }
-    let hub = target.hub.as_ref().map(|h| h.get_ref().clone());
-    if let Some(h) = &target.hub {
-        if h.get_ref() != "builtin" {
-            match Origin::parse(&h.get_ref().replacen("ws", "http", 1)) {
-                Ok(o) => extra_origins.push(o),
-                Err(e) => diags.at(h.span(), e, None),
+    let hub = match &target.hub {
+        None => None,
+        Some(h) if h.get_ref() == "builtin" => Some(HubTarget::Builtin),
+        Some(h) => match parse_hub_url(h.get_ref()) {
+            Ok(o) => Some(HubTarget::Url(o)),
+            Err(e) => {
+                diags.at(
+                    h.span(),
+                    e,
+                    Some("e.g. hub = \"ws://127.0.0.1:3000\" or hub = \"builtin\"".into()),
+                );
+                None
+            }
+        },
+    };
+    let hub_admin = match &target.hub_admin {
+        None => None,
+        Some(a) => {
+            let text = a.get_ref();
+            let split = text
+                .find("://")
+                .and_then(|i| text[i + 3..].find('/').map(|j| i + 3 + j));
+            match split.map(|at| (Origin::parse(&text[..at]), &text[at..])) {
+                Some((Ok(o), path)) => Some((o, path.to_string())),
+                Some((Err(e), _)) => {
+                    diags.at(a.span(), e, None);
+                    None
+                }
+                None => {
+                    diags.at(
+                        a.span(),
+                        format!("hub_admin `{text}` is the kick endpoint's full URL"),
+                        Some("e.g. hub_admin = \"http://127.0.0.1:3000/admin/hub/kick\"".into()),
+                    );
+                    None
+                }
             }
         }
-    }
+    };
 
     let h = &file.http;
     let http = HttpSettings {
@@ -390,6 +456,62 @@ pub(crate) fn compile(
         });
     }
 
+    // Agents and commanders.
+    let hub_settings = HubSettings {
+        timeout: file.hub.timeout.0,
+        sources: match &file.hub.sources {
+            None => None,
+            Some(s) => match super::hub::sources(s.get_ref()) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    diags.at(s.span(), format!("[hub] sources: {e}"), None);
+                    None
+                }
+            },
+        },
+        recovered: file.hub.recovered.0,
+    };
+    let no_vars: Vec<String> = Vec::new();
+    let mut hc = HubCompiler {
+        symbols: Symbols {
+            vars: &no_vars,
+            feeders: &feeders,
+        },
+        errors: Vec::new(),
+    };
+    let mut agents: Vec<AgentPopulation> = Vec::new();
+    for spec in &file.agents {
+        if let Some(a) = hc.agent(spec) {
+            if agents.iter().any(|b| b.name == a.name) || populations.iter().any(|p| p.name == a.name) {
+                hc.errors.push((spec.name.span(), format!("two populations are named `{}`", a.name), None));
+            }
+            agents.push(a);
+        }
+    }
+    let mut commanders: Vec<Commander> = Vec::new();
+    for spec in &file.commanders {
+        if let Some(c) = hc.commander(spec, api.is_some(), hub.is_some(), hub_settings.timeout.max(Duration::from_secs(10))) {
+            if commanders.iter().any(|b| b.name == c.name)
+                || agents.iter().any(|b| b.name == c.name)
+                || populations.iter().any(|p| p.name == c.name)
+            {
+                hc.errors.push((spec.name.span(), format!("two populations are named `{}`", c.name), None));
+            }
+            commanders.push(c);
+        }
+    }
+    for (span, message, help) in std::mem::take(&mut hc.errors) {
+        diags.at(span, message, help);
+    }
+    if !agents.is_empty() && hub.is_none() {
+        diags.at(
+            target_span.clone(),
+            "the scenario has [[agents]] but [target] has no `hub`",
+            Some("set hub = \"builtin\" or hub = \"ws://HOST:PORT\", or pass --hub URL".into()),
+        );
+    }
+    let mut carried: Option<AgentLoad> = None;
+
     // Phases.
     let mut phases = Vec::new();
     for spec in &file.phases {
@@ -430,10 +552,78 @@ pub(crate) fn compile(
                 None,
             );
         }
+        let agents = match &spec.agents {
+            None => carried.clone(),
+            Some(load) => {
+                let l = load.get_ref();
+                if agents.is_empty() {
+                    diags.at(
+                        load.span(),
+                        format!("phase `{phase_name}` sets agents but the scenario has no [[agents]]"),
+                        None,
+                    );
+                }
+                let before = carried.as_ref();
+                let connected = l.connected.or(before.map(|b| b.connected));
+                let connect_rate = l
+                    .connect_rate
+                    .or(before.map(|b| b.connect_rate))
+                    .unwrap_or(ConnectRate::Max);
+                match connected {
+                    None => {
+                        diags.at(
+                            load.span(),
+                            format!("phase `{phase_name}`: how many agents? set `connected` (e.g. agents = {{ connected = 1000 }})"),
+                            None,
+                        );
+                        None
+                    }
+                    Some(connected) => {
+                        let drop = l.drop.as_ref().map(|d| super::hub::Drop {
+                            fraction: d.fraction.0,
+                            how: d.how,
+                            at: d.at.map_or(Duration::ZERO, |a| a.0),
+                        });
+                        if let Some(d) = &drop {
+                            if d.at >= spec.duration.0 {
+                                diags.at(load.span(), format!("phase `{phase_name}`: the drop's `at` is past the phase's end"), None);
+                            }
+                            if d.how == DropHow::Server
+                                && hub != Some(HubTarget::Builtin)
+                                && hub_admin.is_none()
+                            {
+                                diags.at(load.span(), format!("phase `{phase_name}`: how = \"server\" asks the hub's admin endpoint to kick agents, but the hub is not built in and [target] has no hub_admin"), Some("set hub_admin = \"http://HOST:PORT/admin/hub/kick\", or drop with how = \"close\" or \"reset\"".into()));
+                            }
+                        }
+                        Some(AgentLoad {
+                            connected,
+                            connect_rate,
+                            drop,
+                        })
+                    }
+                }
+            }
+        };
+        carried = agents.clone().map(|mut a| {
+            a.drop = None;
+            a
+        });
+        let commanders_load = spec.commanders.as_ref().map(|c| {
+            if commanders.is_empty() {
+                diags.at(
+                    c.span(),
+                    format!("phase `{phase_name}` sets commanders but the scenario has no [[commanders]]"),
+                    None,
+                );
+            }
+            c.get_ref().rate
+        });
         phases.push(Phase {
             name: phase_name,
             duration: spec.duration.0,
             users,
+            agents,
+            commanders: commanders_load,
         });
     }
     if phases.is_empty() {
@@ -532,6 +722,10 @@ pub(crate) fn compile(
         content_hash,
         api,
         hub,
+        hub_admin,
+        hub_settings,
+        agents,
+        commanders,
         extra_origins,
         http,
         feeders,

@@ -10,6 +10,7 @@ pub mod check;
 pub mod compile;
 pub mod diagnostic;
 pub mod feeder;
+pub mod hub;
 pub mod model;
 pub mod overrides;
 pub mod template;

@@ -6,6 +6,7 @@
 
 use super::check::{CheckSpec, ExtractSpec};
 use super::feeder::FeedMode;
+use super::hub::{AgentSpec, AgentsLoadSpec, CommanderSpec, CommandersLoadSpec, HubSection};
 use super::units::{DurRange, PositiveDur, RateCurve, VuCurve};
 use crate::target::TargetConfig;
 use serde::Deserialize;
@@ -36,6 +37,13 @@ pub struct ScenarioFile {
     pub feeders: Vec<FeederSpec>,
     #[serde(default)]
     pub users: Vec<UsersSpec>,
+    /// `[hub]`: settings of agents and hub commanders.
+    #[serde(default)]
+    pub hub: HubSection,
+    #[serde(default)]
+    pub agents: Vec<AgentSpec>,
+    #[serde(default)]
+    pub commanders: Vec<CommanderSpec>,
     #[serde(default)]
     pub phases: Vec<PhaseSpec>,
     /// `"metric{tags}.stat" = "op value"`, plus `abort_on_fail = true`.
@@ -49,9 +57,11 @@ pub struct ScenarioFile {
 pub struct TargetSection {
     /// `"builtin"` or an `http(s)://host[:port]` base URL.
     pub api: Option<Spanned<String>>,
-    /// The hub (agents; a later issue). Declared hosts may also be used by
-    /// absolute step URLs.
+    /// The hub agents connect to: `"builtin"` or `ws(s)://` / `http(s)://host[:port]`.
     pub hub: Option<Spanned<String>>,
+    /// The hub's kick endpoint (a full URL; POST `{"fraction": f}`), for
+    /// `drop = { how = "server" }` against a hub that is not built in.
+    pub hub_admin: Option<Spanned<String>>,
     /// Further hosts absolute step URLs may use, as base URLs.
     #[serde(default)]
     pub hosts: Vec<Spanned<String>>,
@@ -166,6 +176,8 @@ pub struct PhaseSpec {
     pub name: Spanned<String>,
     pub duration: PositiveDur,
     pub users: Option<Spanned<UsersLoad>>,
+    pub agents: Option<Spanned<AgentsLoadSpec>>,
+    pub commanders: Option<Spanned<CommandersLoadSpec>>,
 }
 
 /// A phase's HTTP load: `rate` (open model) or `vus` (closed model).

@@ -1,0 +1,755 @@
+//! The hub half of a scenario: `[hub]`, `[[agents]]`, `[[commanders]]` and
+//! the phases' `agents` / `commanders` loads — the serde model as written
+//! and its compiled, runtime form.
+//!
+//! ```toml
+//! [hub]
+//! timeout = "10s"        # connect + upgrade + open + namespace CONNECT; each ack
+//! sources = 4            # agent connections from 127.0.0.1 .. 127.0.0.4
+//! recovered = "99%"      # hub.recovery: drop -> this fraction registered again
+//!
+//! [[agents]]
+//! name = "agent"
+//! protocol = "socketio"  # or "websocket": JSON text frames {"type": event, ...data}
+//! register = { event = "register", data = { id = "a-{{ agent.id }}" }, ack = true, match = { ok = true } }
+//! heartbeat = { every = "25s", jitter = "20%", ack = true }
+//! status = { every = "10s", data = { load = "{{ rand(0, 100) }}" } }
+//! on_command = { event = "command", reply = "result", delay = "5ms..50ms" }
+//! reconnect = { base = "500ms", max = "30s", factor = 2.0, jitter = "full" }
+//!
+//! [[commanders]]
+//! name = "ops"
+//! send = { event = "command", to = "agents", data = { op = "update" } }
+//!
+//! [[phases]]
+//! agents = { connected = 2000, connect_rate = "500/s" }   # or "max"
+//! commanders = { rate = "5/s" }
+//! # later: agents = { drop = { fraction = 0.33, how = "reset" } }
+//! ```
+
+use super::template::{JsonTemplate, Symbols, Template};
+use super::units::{Dur, DurRange, Fraction, PositiveDur, RateCurve};
+use crate::engine::backoff::{Backoff, Jitter};
+use crate::protocol::net::SourceAddrs;
+use serde::{Deserialize, Deserializer};
+use std::time::Duration;
+use toml::Spanned;
+
+// ---------------------------------------------------------------------------
+// The model, as written.
+
+/// `[hub]`: settings shared by every agent and hub commander.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubSection {
+    /// Limit of each handshake step (TCP, upgrade, open, CONNECT) and of each ack.
+    pub timeout: PositiveDur,
+    /// Source addresses: a count (`4` → 127.0.0.1..127.0.0.4), a list
+    /// (`"127.0.0.1,127.0.0.2"`) or a range (`"127.0.0.1-127.0.0.8"`).
+    pub sources: Option<Spanned<SourcesSpec>>,
+    /// `hub.recovery`: from a drop until this fraction of the dropped agents
+    /// are registered again.
+    pub recovered: Fraction,
+}
+
+impl Default for HubSection {
+    fn default() -> Self {
+        HubSection {
+            timeout: PositiveDur(Duration::from_secs(10)),
+            sources: None,
+            recovered: Fraction(0.99),
+        }
+    }
+}
+
+/// `sources = 4` or `sources = "127.0.0.1-127.0.0.8"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SourcesSpec {
+    Count(u32),
+    Text(String),
+}
+
+/// The wire protocol of an agent or hub commander.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum HubProtocol {
+    /// Engine.IO v4 over WebSocket + Socket.IO v5.
+    #[default]
+    #[serde(rename = "socketio")]
+    SocketIo,
+    /// Plain WebSocket, JSON text frames tagged by `type_key`.
+    #[serde(rename = "websocket")]
+    WebSocket,
+}
+
+impl HubProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            HubProtocol::SocketIo => "socketio",
+            HubProtocol::WebSocket => "websocket",
+        }
+    }
+    fn default_path(self) -> &'static str {
+        match self {
+            HubProtocol::SocketIo => "/socket.io/",
+            HubProtocol::WebSocket => "/ws",
+        }
+    }
+}
+
+/// `ack = true` (Socket.IO ack id) or `ack = "registered"` (WebSocket: the
+/// reply's type).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AckSpec {
+    Flag(bool),
+    Reply(String),
+}
+
+/// A message an agent sends (register, heartbeat, status).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSpec {
+    pub event: Option<Spanned<String>>,
+    pub data: Option<Spanned<toml::Value>>,
+    pub ack: Option<Spanned<AckSpec>>,
+    /// The ack (its first argument) must contain these keys and values.
+    #[serde(rename = "match")]
+    pub matches: Option<Spanned<toml::Value>>,
+    /// Periodic messages: the period.
+    pub every: Option<PositiveDur>,
+    /// Periodic messages: each period varies by up to this fraction.
+    pub jitter: Option<Fraction>,
+}
+
+/// `on_command`: how agents answer commands.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnCommandSpec {
+    #[serde(default = "default_command_event")]
+    pub event: String,
+    /// Event (type) of the reply; none: commands are only received.
+    pub reply: Option<String>,
+    /// Time between receipt and reply.
+    pub delay: Option<DurRange>,
+    /// Extra fields of the reply payload.
+    pub data: Option<Spanned<toml::Value>>,
+}
+
+fn default_command_event() -> String {
+    "command".into()
+}
+fn default_result_event() -> String {
+    "result".into()
+}
+fn default_weight() -> u32 {
+    1
+}
+
+/// `reconnect = { base, max, factor, jitter, max_attempts }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconnectSpec {
+    pub base: PositiveDur,
+    pub max: PositiveDur,
+    pub factor: f64,
+    pub jitter: Jitter,
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for ReconnectSpec {
+    fn default() -> Self {
+        let d = Backoff::default();
+        ReconnectSpec {
+            base: PositiveDur(d.base),
+            max: PositiveDur(d.max),
+            factor: d.factor,
+            jitter: d.jitter,
+            max_attempts: d.max_attempts,
+        }
+    }
+}
+
+/// `[[agents]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    pub name: Spanned<String>,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    #[serde(default)]
+    pub protocol: HubProtocol,
+    pub path: Option<Spanned<String>>,
+    pub namespace: Option<Spanned<String>>,
+    pub auth: Option<Spanned<toml::Value>>,
+    pub type_key: Option<String>,
+    pub register: Option<MessageSpec>,
+    pub heartbeat: Option<MessageSpec>,
+    pub status: Option<MessageSpec>,
+    pub on_command: Option<OnCommandSpec>,
+    #[serde(default)]
+    pub reconnect: ReconnectSpec,
+}
+
+/// `to = "agents"`, `to = { sample = 10 }` or `to = ["a-1", "a-2"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ToSpec {
+    All(String),
+    Sample { sample: u32 },
+    Ids(Vec<String>),
+}
+
+/// `send = { event | post, to, data }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendSpec {
+    pub event: Option<String>,
+    pub post: Option<Spanned<String>>,
+    pub to: Option<Spanned<ToSpec>>,
+    pub data: Option<Spanned<toml::Value>>,
+}
+
+/// `[[commanders]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommanderSpec {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub protocol: HubProtocol,
+    pub path: Option<Spanned<String>>,
+    pub namespace: Option<Spanned<String>>,
+    pub type_key: Option<String>,
+    pub send: SendSpec,
+    #[serde(default = "default_result_event")]
+    pub result: String,
+    pub timeout: Option<PositiveDur>,
+}
+
+/// `connect_rate = "500/s"` or `"max"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ConnectRate {
+    Max,
+    PerSecond(f64),
+}
+
+impl<'de> Deserialize<'de> for ConnectRate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim() == "max" {
+            return Ok(ConnectRate::Max);
+        }
+        let rate = super::units::parse_rate(&text).map_err(|e| {
+            serde::de::Error::custom(format!("{e} (or \"max\" for a connection storm)"))
+        })?;
+        if rate <= 0.0 {
+            return Err(serde::de::Error::custom(format!(
+                "invalid connect_rate `{text}`: must be above 0/s (or \"max\")"
+            )));
+        }
+        Ok(ConnectRate::PerSecond(rate))
+    }
+}
+
+/// How a drop disconnects agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DropHow {
+    /// The agent closes gracefully (Socket.IO DISCONNECT, WebSocket close).
+    Close,
+    /// The agent's TCP connection is reset (RST, no goodbye).
+    Reset,
+    /// The hub's admin endpoint kicks them.
+    Server,
+}
+
+impl DropHow {
+    pub fn name(self) -> &'static str {
+        match self {
+            DropHow::Close => "close",
+            DropHow::Reset => "reset",
+            DropHow::Server => "server",
+        }
+    }
+}
+
+/// `drop = { fraction, how, at }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropSpec {
+    pub fraction: Fraction,
+    pub how: DropHow,
+    /// Offset into the phase (default: its start).
+    pub at: Option<Dur>,
+}
+
+/// A phase's `agents = { connected, connect_rate, drop }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsLoadSpec {
+    pub connected: Option<u32>,
+    pub connect_rate: Option<ConnectRate>,
+    pub drop: Option<DropSpec>,
+}
+
+/// A phase's `commanders = { rate }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandersLoadSpec {
+    pub rate: RateCurve,
+}
+
+// ---------------------------------------------------------------------------
+// Runtime form.
+
+/// Hub settings after defaults.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    pub timeout: Duration,
+    pub sources: Option<SourcesAddrs>,
+    pub recovered: f64,
+}
+
+/// Source addresses for agent connections.
+pub type SourcesAddrs = SourceAddrs;
+
+/// What an agent waits for after sending a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ack {
+    None,
+    /// Socket.IO: an ack id is attached, the ACK packet answers.
+    SocketIo,
+    /// WebSocket: the next message whose type is this.
+    Reply(String),
+}
+
+/// A compiled outgoing message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub event: String,
+    /// JSON payload (Socket.IO: the event's argument; WebSocket: an object
+    /// whose fields are merged after the type key). None: no payload.
+    pub data: Option<JsonTemplate>,
+    pub ack: Ack,
+    /// The ack must contain these (subset match).
+    pub matches: Option<serde_json::Value>,
+}
+
+/// A periodic message.
+#[derive(Debug, Clone)]
+pub struct Periodic {
+    pub every: Duration,
+    /// 0..=1: each period is `every · (1 ± jitter)`, uniformly.
+    pub jitter: f64,
+    pub message: Message,
+}
+
+/// How agents answer commands.
+#[derive(Debug, Clone)]
+pub struct OnCommand {
+    pub event: String,
+    pub reply: Option<String>,
+    pub delay: DurRange,
+    /// Extra JSON object fields of the reply (rendered into the object).
+    pub data: Option<JsonTemplate>,
+}
+
+/// One compiled `[[agents]]` population.
+#[derive(Debug, Clone)]
+pub struct AgentPopulation {
+    pub name: String,
+    pub weight: u32,
+    pub protocol: HubProtocol,
+    /// Request path of the upgrade (Socket.IO: the Engine.IO path).
+    pub path: String,
+    /// Socket.IO namespace.
+    pub namespace: String,
+    pub auth: Option<JsonTemplate>,
+    pub type_key: String,
+    pub register: Option<Message>,
+    pub heartbeat: Option<Periodic>,
+    pub status: Option<Periodic>,
+    pub on_command: Option<OnCommand>,
+    pub reconnect: Backoff,
+}
+
+/// Where a commander's commands go.
+#[derive(Debug, Clone)]
+pub enum CommandVia {
+    /// An event (Socket.IO) / message type (WebSocket) on its own hub connection.
+    Hub {
+        protocol: HubProtocol,
+        path: String,
+        namespace: String,
+        type_key: String,
+        event: String,
+    },
+    /// HTTP POST to the API.
+    Api { path: Template },
+}
+
+/// A compiled `[[commanders]]`.
+#[derive(Debug, Clone)]
+pub struct Commander {
+    pub name: String,
+    pub via: CommandVia,
+    /// The `to` value as JSON text.
+    pub to: String,
+    /// `to = { sample = n }` / a list: how many agents should receive each
+    /// command (None: all registered).
+    pub expected: Option<u64>,
+    pub data: Option<JsonTemplate>,
+    pub result: String,
+    pub timeout: Duration,
+}
+
+/// A phase's agent population settings (already carried over from earlier phases).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentLoad {
+    /// Agents connected during this phase.
+    pub connected: u32,
+    pub connect_rate: ConnectRate,
+    pub drop: Option<Drop>,
+}
+
+/// A reconnect wave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Drop {
+    pub fraction: f64,
+    pub how: DropHow,
+    /// Offset into the phase.
+    pub at: Duration,
+}
+
+// ---------------------------------------------------------------------------
+// Compilation.
+
+/// Compile messages of an agent or commander; errors as (span, message, help).
+pub(crate) struct HubCompiler<'a> {
+    pub symbols: Symbols<'a>,
+    pub errors: Vec<(std::ops::Range<usize>, String, Option<String>)>,
+}
+
+impl HubCompiler<'_> {
+    fn err(&mut self, span: std::ops::Range<usize>, msg: impl Into<String>, help: Option<&str>) {
+        self.errors
+            .push((span, msg.into(), help.map(str::to_owned)));
+    }
+
+    fn json(&mut self, value: &Spanned<toml::Value>, what: &str) -> Option<JsonTemplate> {
+        match JsonTemplate::compile(value.get_ref(), &self.symbols) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.err(value.span(), format!("{what}: {e}"), None);
+                None
+            }
+        }
+    }
+
+    fn object(&mut self, value: &Spanned<toml::Value>, what: &str) -> Option<JsonTemplate> {
+        if !value.get_ref().is_table() {
+            self.err(
+                value.span(),
+                format!("{what} is a table of fields, e.g. {{ id = \"a-{{{{ agent.id }}}}\" }}"),
+                None,
+            );
+            return None;
+        }
+        self.json(value, what)
+    }
+
+    fn path(&mut self, path: &Option<Spanned<String>>, protocol: HubProtocol) -> String {
+        match path {
+            None => protocol.default_path().to_string(),
+            Some(p) => {
+                let text = p.get_ref();
+                if !text.starts_with('/') || text.contains(char::is_whitespace) {
+                    self.err(p.span(), format!("path `{text}` must start with `/`"), None);
+                }
+                text.clone()
+            }
+        }
+    }
+
+    fn namespace(&mut self, ns: &Option<Spanned<String>>, protocol: HubProtocol) -> String {
+        match ns {
+            None => "/".into(),
+            Some(n) => {
+                if protocol != HubProtocol::SocketIo {
+                    self.err(n.span(), "`namespace` is for socketio agents only", None);
+                }
+                if let Err(e) = crate::protocol::socketio::validate_namespace(n.get_ref()) {
+                    self.err(n.span(), e.to_string(), Some("e.g. namespace = \"/agents\""));
+                }
+                n.get_ref().clone()
+            }
+        }
+    }
+
+    fn message(
+        &mut self,
+        spec: &MessageSpec,
+        agent: &str,
+        what: &str,
+        default_event: &str,
+        protocol: HubProtocol,
+        anchor: std::ops::Range<usize>,
+    ) -> Option<Message> {
+        let event = spec
+            .event
+            .as_ref()
+            .map_or(default_event.to_string(), |e| e.get_ref().clone());
+        if event.is_empty() {
+            let span = spec.event.as_ref().map_or(anchor.clone(), |e| e.span());
+            self.err(span, format!("agents `{agent}`: {what}: the event is empty"), None);
+        }
+        let data = match &spec.data {
+            None => None,
+            Some(d) if protocol == HubProtocol::WebSocket => {
+                self.object(d, &format!("agents `{agent}`: {what} data"))
+            }
+            Some(d) => self.json(d, &format!("agents `{agent}`: {what} data")),
+        };
+        let ack = match &spec.ack {
+            None => Ack::None,
+            Some(a) => match (a.get_ref(), protocol) {
+                (AckSpec::Flag(false), _) => Ack::None,
+                (AckSpec::Flag(true), HubProtocol::SocketIo) => Ack::SocketIo,
+                (AckSpec::Reply(t), HubProtocol::WebSocket) if !t.is_empty() => {
+                    Ack::Reply(t.clone())
+                }
+                (_, HubProtocol::SocketIo) => {
+                    self.err(
+                        a.span(),
+                        format!("agents `{agent}`: {what}: socketio acks are `ack = true` (Socket.IO ack ids)"),
+                        None,
+                    );
+                    Ack::None
+                }
+                (_, HubProtocol::WebSocket) => {
+                    self.err(
+                        a.span(),
+                        format!("agents `{agent}`: {what}: a websocket agent names the reply's type"),
+                        Some("e.g. ack = \"registered\""),
+                    );
+                    Ack::None
+                }
+            },
+        };
+        let matches = match &spec.matches {
+            None => None,
+            Some(m) => {
+                if ack == Ack::None {
+                    self.err(
+                        m.span(),
+                        format!("agents `{agent}`: {what}: `match` needs an ack to match"),
+                        Some("add ack = true (socketio) or ack = \"reply-type\" (websocket)"),
+                    );
+                }
+                match serde_json::to_value(m.get_ref()) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        self.err(m.span(), format!("agents `{agent}`: {what}: match: {e}"), None);
+                        None
+                    }
+                }
+            }
+        };
+        Some(Message {
+            event,
+            data,
+            ack,
+            matches,
+        })
+    }
+
+    fn periodic(
+        &mut self,
+        spec: &Option<MessageSpec>,
+        agent: &str,
+        what: &str,
+        protocol: HubProtocol,
+        anchor: std::ops::Range<usize>,
+    ) -> Option<Periodic> {
+        let spec = spec.as_ref()?;
+        let Some(every) = spec.every else {
+            self.err(
+                anchor,
+                format!("agents `{agent}`: {what} needs `every` (e.g. every = \"25s\")"),
+                None,
+            );
+            return None;
+        };
+        let message = self.message(spec, agent, what, what, protocol, anchor)?;
+        Some(Periodic {
+            every: every.0,
+            jitter: spec.jitter.map_or(0.0, |j| j.0),
+            message,
+        })
+    }
+
+    pub fn agent(&mut self, spec: &AgentSpec) -> Option<AgentPopulation> {
+        let name = spec.name.get_ref().clone();
+        let anchor = spec.name.span();
+        if name.trim().is_empty() {
+            self.err(anchor.clone(), "an agent population's name is empty", None);
+        }
+        if spec.weight == 0 {
+            self.err(anchor.clone(), format!("agents `{name}`: weight must be at least 1"), None);
+        }
+        let protocol = spec.protocol;
+        let path = self.path(&spec.path, protocol);
+        let namespace = self.namespace(&spec.namespace, protocol);
+        let auth = match &spec.auth {
+            None => None,
+            Some(a) => {
+                if protocol != HubProtocol::SocketIo {
+                    self.err(a.span(), "`auth` is the Socket.IO CONNECT payload: socketio agents only", None);
+                }
+                self.object(a, &format!("agents `{name}`: auth"))
+            }
+        };
+        if spec.type_key.is_some() && protocol != HubProtocol::WebSocket {
+            self.err(anchor.clone(), format!("agents `{name}`: `type_key` is for websocket agents only"), None);
+        }
+        let register = match &spec.register {
+            None => None,
+            Some(r) => {
+                if r.every.is_some() || r.jitter.is_some() {
+                    self.err(anchor.clone(), format!("agents `{name}`: register is sent once; `every` / `jitter` belong to heartbeat and status"), None);
+                }
+                self.message(r, &name, "register", "register", protocol, anchor.clone())
+            }
+        };
+        let heartbeat = self.periodic(&spec.heartbeat, &name, "heartbeat", protocol, anchor.clone());
+        let status = self.periodic(&spec.status, &name, "status", protocol, anchor.clone());
+        let on_command = spec.on_command.as_ref().map(|c| OnCommand {
+            event: c.event.clone(),
+            reply: c.reply.clone(),
+            delay: c.delay.unwrap_or(DurRange {
+                min: Duration::ZERO,
+                max: Duration::ZERO,
+            }),
+            data: c
+                .data
+                .as_ref()
+                .and_then(|d| self.object(d, &format!("agents `{name}`: on_command data"))),
+        });
+        let r = &spec.reconnect;
+        if !(r.factor.is_finite() && r.factor >= 1.0) {
+            self.err(anchor.clone(), format!("agents `{name}`: reconnect factor must be at least 1.0 (got {})", r.factor), None);
+        }
+        if r.base.0 > r.max.0 {
+            self.err(anchor.clone(), format!("agents `{name}`: reconnect base is above its max"), None);
+        }
+        Some(AgentPopulation {
+            name,
+            weight: spec.weight.max(1),
+            protocol,
+            path,
+            namespace,
+            auth,
+            type_key: spec.type_key.clone().unwrap_or_else(|| "type".into()),
+            register,
+            heartbeat,
+            status,
+            on_command,
+            reconnect: Backoff {
+                base: r.base.0,
+                max: r.max.0,
+                factor: r.factor,
+                jitter: r.jitter,
+                max_attempts: r.max_attempts,
+            },
+        })
+    }
+
+    pub fn commander(
+        &mut self,
+        spec: &CommanderSpec,
+        has_api: bool,
+        has_hub: bool,
+        default_timeout: Duration,
+    ) -> Option<Commander> {
+        let name = spec.name.get_ref().clone();
+        let anchor = spec.name.span();
+        let protocol = spec.protocol;
+        let send = &spec.send;
+        let via = match (&send.event, &send.post) {
+            (Some(event), None) => {
+                if !has_hub {
+                    self.err(anchor.clone(), format!("commanders `{name}` sends through the hub, but [target] has no `hub`"), Some("set hub = \"builtin\" or a hub URL"));
+                }
+                CommandVia::Hub {
+                    protocol,
+                    path: self.path(&spec.path, protocol),
+                    namespace: self.namespace(&spec.namespace, protocol),
+                    type_key: spec.type_key.clone().unwrap_or_else(|| "type".into()),
+                    event: event.clone(),
+                }
+            }
+            (None, Some(post)) => {
+                if !has_api {
+                    self.err(post.span(), format!("commanders `{name}` posts to the API, but [target] has no `api`"), Some("set api = \"builtin\" or an API URL"));
+                }
+                if !post.get_ref().starts_with('/') {
+                    self.err(post.span(), format!("commanders `{name}`: post = \"{}\" must be a path relative to [target] api", post.get_ref()), None);
+                }
+                let path = match Template::compile(post.get_ref(), &self.symbols) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.err(post.span(), format!("commanders `{name}`: {e}"), None);
+                        return None;
+                    }
+                };
+                CommandVia::Api { path }
+            }
+            _ => {
+                self.err(anchor.clone(), format!("commanders `{name}`: send has exactly one of `event` (through the hub) or `post` (through the API)"), Some("e.g. send = { event = \"command\", to = \"agents\" }"));
+                return None;
+            }
+        };
+        let (to, expected) = match send.to.as_ref().map(|t| (t.get_ref(), t.span())) {
+            None => ("\"agents\"".to_string(), None),
+            Some((ToSpec::All(s), _)) if s == "agents" => ("\"agents\"".to_string(), None),
+            Some((ToSpec::All(s), span)) => {
+                self.err(span, format!("commanders `{name}`: to = \"{s}\": write \"agents\" (all registered agents), {{ sample = n }} or a list of agent ids"), None);
+                ("\"agents\"".to_string(), None)
+            }
+            Some((ToSpec::Sample { sample }, span)) => {
+                if *sample == 0 {
+                    self.err(span, format!("commanders `{name}`: sample must be at least 1"), None);
+                }
+                (format!("{{\"sample\":{sample}}}"), Some(u64::from(*sample)))
+            }
+            Some((ToSpec::Ids(ids), _)) => (
+                serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()),
+                Some(ids.len() as u64),
+            ),
+        };
+        let data = send
+            .data
+            .as_ref()
+            .and_then(|d| self.json(d, &format!("commanders `{name}`: data")));
+        Some(Commander {
+            name,
+            via,
+            to,
+            expected,
+            data,
+            result: spec.result.clone(),
+            timeout: spec.timeout.map_or(default_timeout, |t| t.0),
+        })
+    }
+}
+
+/// Parse `[hub] sources`.
+pub(crate) fn sources(spec: &SourcesSpec) -> Result<SourceAddrs, String> {
+    match spec {
+        SourcesSpec::Count(0) => Err("sources must be at least 1".into()),
+        SourcesSpec::Count(n) if *n > 65_000 => Err(format!("sources = {n}: at most 65000")),
+        SourcesSpec::Count(n) => Ok(SourceAddrs::loopback(*n)),
+        SourcesSpec::Text(t) => SourceAddrs::parse(t).map_err(|e| e.to_string()),
+    }
+}
+
