@@ -63,6 +63,13 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario, CommandError
 /// Keeps the in-process built-in target alive for the run.
 pub struct Targets {
     pub endpoints: Vec<Endpoint>,
+    /// Where agents connect.
+    pub hub: Option<Endpoint>,
+    /// The kick endpoint (`drop = { how = "server" }`) and its path.
+    pub hub_admin: Option<(Endpoint, String)>,
+    /// True when the hub runs in this process (its connections count
+    /// against this process's descriptors too).
+    pub hub_in_process: bool,
     _builtin: Option<crate::target::RunningTarget>,
 }
 
@@ -112,10 +119,120 @@ pub async fn prepare_targets(scenario: &Scenario) -> Result<Targets, CommandErro
         }
         endpoints.push(endpoint);
     }
+    // The hub.
+    let mut hub = None;
+    let mut hub_admin = None;
+    let mut hub_in_process = false;
+    match &scenario.hub {
+        None => {}
+        Some(scenario::HubTarget::Builtin(config)) => {
+            if builtin.is_none() {
+                let running =
+                    crate::target::spawn("127.0.0.1:0".parse().expect("literal"), config.clone())
+                        .await
+                        .context("starting the built-in hub")?;
+                builtin = Some(running);
+            }
+            let addr = builtin.as_ref().expect("started").addr;
+            let origin = Origin {
+                scheme: "http".into(),
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            };
+            let endpoint = Endpoint::resolve(&origin)
+                .await
+                .context("resolving the built-in hub")?;
+            hub_admin = Some((endpoint.clone(), "/admin/hub/kick".to_string()));
+            hub = Some(endpoint);
+            hub_in_process = true;
+        }
+        Some(scenario::HubTarget::Url(origin)) => {
+            let endpoint =
+                Endpoint::resolve(origin)
+                    .await
+                    .map_err(|e| CommandError::Unreachable {
+                        target: origin.to_string(),
+                        detail: format!("cannot resolve: {e}"),
+                    })?;
+            if !scenario.agents.is_empty() {
+                preflight(&endpoint, scenario.hub_settings.timeout).await?;
+            }
+            hub = Some(endpoint);
+        }
+    }
+    if let Some((origin, path)) = &scenario.hub_admin {
+        let endpoint = Endpoint::resolve(origin)
+            .await
+            .map_err(|e| CommandError::Unreachable {
+                target: origin.to_string(),
+                detail: format!("cannot resolve: {e}"),
+            })?;
+        hub_admin = Some((endpoint, path.clone()));
+    }
     Ok(Targets {
         endpoints,
+        hub,
+        hub_admin,
+        hub_in_process,
         _builtin: builtin,
     })
+}
+
+/// Descriptors and source addresses for the agent fleet: raise the soft
+/// descriptor limit, refuse a fleet this process cannot hold, and spread
+/// connections over enough loopback source addresses when the scenario did
+/// not choose them.
+fn prepare_fleet(
+    scenario: &Scenario,
+    targets: &Targets,
+    ids: &Ids,
+    insecure: bool,
+) -> Result<Option<Arc<crate::engine::hub::Fleet>>, CommandError> {
+    let Some(hub_ids) = ids.hub.clone() else {
+        return Ok(None);
+    };
+    let agents = u64::from(crate::engine::hub::max_agents(scenario));
+    let commanders = scenario.commanders.len() as u64;
+    let hub_connections = agents + commanders;
+    let users = if scenario.populations.is_empty() {
+        0
+    } else {
+        scenario.http.max_in_flight as u64
+    };
+    let mut needed = hub_connections + users + 16;
+    if targets.hub_in_process {
+        needed += hub_connections;
+    }
+    let _ = crate::protocol::net::raise_nofile_limit();
+    crate::protocol::net::check_fd_budget(needed).map_err(CommandError::BadInput)?;
+    let endpoint = match (&targets.hub, targets.endpoints.first()) {
+        (Some(hub), _) => hub.clone(),
+        (None, Some(api)) => api.clone(),
+        (None, None) => return Ok(None),
+    };
+    let sources = match &scenario.hub_settings.sources {
+        Some(s) => Some(s.clone()),
+        None => {
+            let n = crate::protocol::net::sources_needed(hub_connections);
+            let loopback = endpoint
+                .addrs
+                .first()
+                .is_some_and(|a| a.ip().is_loopback() && a.is_ipv4());
+            (n > 1 && loopback).then(|| crate::protocol::net::SourceAddrs::loopback(n as u32))
+        }
+    };
+    let tls = endpoint
+        .origin
+        .is_tls()
+        .then(|| crate::protocol::http::tls_connector(insecure, vec![b"http/1.1".to_vec()]));
+    Ok(Some(Arc::new(crate::engine::hub::Fleet::new(
+        scenario,
+        endpoint,
+        tls,
+        sources,
+        targets.hub_admin.clone(),
+        hub_ids,
+    ))))
 }
 
 async fn preflight(endpoint: &Endpoint, timeout: Duration) -> Result<(), CommandError> {
@@ -202,6 +319,7 @@ struct TickContext {
     progress: Progress,
     plan: Plan,
     scenario: Arc<Scenario>,
+    fleet: Option<Arc<crate::engine::hub::Fleet>>,
 }
 
 fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorThread {
@@ -235,6 +353,12 @@ fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorT
                 gauges[ctx.ids.queued.0 as usize] = ctx.live.queued.load(Ordering::Relaxed) as f64;
                 gauges[ctx.ids.offered.0 as usize] =
                     ctx.live.arrivals.load(Ordering::Relaxed) as f64;
+                if let (Some(fleet), Some(hub)) = (&ctx.fleet, &ctx.ids.hub) {
+                    gauges[hub.connected.0 as usize] =
+                        fleet.connected.load(Ordering::Relaxed) as f64;
+                    gauges[hub.registered.0 as usize] =
+                        fleet.registered.load(Ordering::Relaxed) as f64;
+                }
                 let elapsed = now.duration_since(start);
                 let point = aggregator.tick(elapsed, &gauges).clone();
                 if ctx.progress == Progress::Lines && n.is_multiple_of(5) && !stop {
@@ -342,7 +466,12 @@ pub async fn run_scenario(
         SystemTime::now(),
     );
     let live = Arc::new(Live::default());
-    let needs_tls = targets.endpoints.iter().any(|e| e.origin.is_tls());
+    let needs_tls = targets.endpoints.iter().any(|e| e.origin.is_tls())
+        || targets
+            .hub_admin
+            .as_ref()
+            .is_some_and(|(e, _)| e.origin.is_tls());
+    let fleet = prepare_fleet(&scenario, &targets, &ids, scenario.http.insecure)?;
     let client = Client::new(
         scenario.http.version,
         scenario.http.connect_timeout,
@@ -358,6 +487,7 @@ pub async fn run_scenario(
         ids: ids.clone(),
         live: live.clone(),
         start: tokio::time::Instant::now(),
+        hub: fleet.clone(),
     });
     if options.progress != Progress::Quiet {
         eprintln!(
@@ -381,6 +511,7 @@ pub async fn run_scenario(
             progress: options.progress,
             plan: plan.clone(),
             scenario: scenario.clone(),
+            fleet: fleet.clone(),
         },
     );
 

@@ -790,7 +790,10 @@ mod tests {
         assert_eq!(ok("hub.connects.rate", "> 100/s").unit(), Unit::PerSecond);
         let slo = ok("hub.command.delivery{population=agent}.p99", "< 250ms");
         assert_eq!(slo.population.as_deref(), Some("agent"));
-        assert!(parse("hub.connect", "< 1s").is_err(), "only hub.recovery may omit its stat");
+        assert!(
+            parse("hub.connect", "< 1s").is_err(),
+            "only hub.recovery may omit its stat"
+        );
     }
 
     #[test]

@@ -121,7 +121,7 @@ impl Backoff {
 }
 
 /// `d` rounded up to a whole number of milliseconds (saturating).
-fn ceil_millis(d: Duration) -> Duration {
+pub fn ceil_millis(d: Duration) -> Duration {
     let millis = d.as_nanos().div_ceil(1_000_000);
     Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
 }

@@ -31,6 +31,8 @@ pub struct Ids {
     pub vus: GaugeId,
     pub queued: GaugeId,
     pub offered: GaugeId,
+    /// Agents and commanders (None without them).
+    pub hub: Option<super::hub::HubIds>,
 }
 
 impl Ids {
@@ -73,7 +75,10 @@ impl Ids {
             vus: layout.add_gauge("users.vus"),
             queued: layout.add_gauge("users.queued"),
             offered: layout.add_gauge("users.arrivals"),
+            hub: None,
         };
+        let mut ids = ids;
+        ids.hub = super::hub::HubIds::register(&mut layout, scenario);
         (layout, ids)
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod backoff;
 pub mod driver;
+pub mod hub;
 pub mod ids;
 pub mod user;
 
@@ -115,6 +116,8 @@ pub struct Shared {
     pub live: Arc<Live>,
     /// The run's time zero (tokio clock, so tests can pause it).
     pub start: Instant,
+    /// The agent fleet, when the scenario has agents or commanders.
+    pub hub: Option<Arc<hub::Fleet>>,
 }
 
 impl Shared {
@@ -161,6 +164,14 @@ impl Engine {
     /// journeys for at most `grace` after a stop (after a normal end, for
     /// the longest step timeout).
     pub async fn run(&self, grace: Duration) -> EngineReport {
-        driver::run(self.shared.clone(), grace).await
+        let fleet = self.shared.hub.clone().map(|fleet| {
+            let shared = self.shared.clone();
+            tokio::spawn(hub::run(shared, fleet))
+        });
+        let report = driver::run(self.shared.clone(), grace).await;
+        if let Some(task) = fleet {
+            let _ = task.await;
+        }
+        report
     }
 }

@@ -67,6 +67,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The TLS server name (for `https` origins).
+    pub fn server_name(&self) -> Option<&rustls::pki_types::ServerName<'static>> {
+        self.server_name.as_ref()
+    }
+
     /// Resolve `origin` (DNS once, here).
     pub async fn resolve(origin: &Origin) -> std::io::Result<Endpoint> {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(origin.authority()).await?.collect();
@@ -204,27 +209,12 @@ impl Client {
         needs_tls: bool,
     ) -> Client {
         let tls = needs_tls.then(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default TLS versions");
-            let mut config = if insecure {
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-                    .with_no_client_auth()
-            } else {
-                let roots = rustls::RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                };
-                builder.with_root_certificates(roots).with_no_client_auth()
-            };
-            config.alpn_protocols = match version {
+            let alpn = match version {
                 HttpVersion::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
                 HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
                 HttpVersion::Http2 => vec![b"h2".to_vec()],
             };
-            tokio_rustls::TlsConnector::from(Arc::new(config))
+            tls_connector(insecure, alpn)
         });
         Client {
             version,
@@ -259,6 +249,28 @@ impl Client {
             _ => Ok(Sender::H1(H1Conn::new(stream))),
         }
     }
+}
+
+/// A rustls connector with the webpki roots (or no verification when
+/// `insecure`) offering `alpn`.
+pub fn tls_connector(insecure: bool, alpn: Vec<Vec<u8>>) -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions");
+    let mut config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth()
+    } else {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = alpn;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 async fn h2_handshake<IO>(io: TokioIo<IO>) -> Result<Sender, HttpError>

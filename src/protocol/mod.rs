@@ -4,9 +4,12 @@
 //!
 //! - [`http`]: HTTP/1.1 (own codec, [`h1`]) and HTTP/2 (hyper) connections.
 //! - [`socketio`]: Engine.IO v4 / Socket.IO v5 packet codec for hub agents.
+//! - [`ws`]: WebSocket client connections for hub agents (tokio-tungstenite,
+//!   small buffers, source addresses, TLS).
 //! - [`net`]: source-address spreading and the file-descriptor budget.
 
 pub mod h1;
 pub mod http;
 pub mod net;
 pub mod socketio;
+pub mod ws;

@@ -748,6 +748,11 @@ fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Appends `s` as a JSON string (quoted, escaped).
+pub fn push_json_string(out: &mut String, s: &str) {
+    push_json_str(out, s);
+}
+
 /// Writes a CONNECT to `ns`: `40`, `40/admin,`, `40{"token":"123"}`.
 /// `auth_json` must be a JSON object (or `None`).
 pub fn encode_connect(ns: &str, auth_json: Option<&str>, out: &mut String) {

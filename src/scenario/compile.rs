@@ -180,10 +180,11 @@ pub struct Phase {
 }
 
 /// Where the hub is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum HubTarget {
-    /// The built-in hub (in the built-in target, started in-process).
-    Builtin,
+    /// The built-in hub (in the built-in target, started in-process with
+    /// these knobs, shared with the built-in API when both are built in).
+    Builtin(TargetConfig),
     /// `http` for ws:// and http://, `https` for wss:// and https://.
     Url(Origin),
 }
@@ -302,7 +303,9 @@ pub(crate) fn compile(
     }
     let hub = match &target.hub {
         None => None,
-        Some(h) if h.get_ref() == "builtin" => Some(HubTarget::Builtin),
+        Some(h) if h.get_ref() == "builtin" => Some(HubTarget::Builtin(
+            target.builtin.clone().unwrap_or_default(),
+        )),
         Some(h) => match parse_hub_url(h.get_ref()) {
             Ok(o) => Some(HubTarget::Url(o)),
             Err(e) => {
@@ -482,20 +485,35 @@ pub(crate) fn compile(
     let mut agents: Vec<AgentPopulation> = Vec::new();
     for spec in &file.agents {
         if let Some(a) = hc.agent(spec) {
-            if agents.iter().any(|b| b.name == a.name) || populations.iter().any(|p| p.name == a.name) {
-                hc.errors.push((spec.name.span(), format!("two populations are named `{}`", a.name), None));
+            if agents.iter().any(|b| b.name == a.name)
+                || populations.iter().any(|p| p.name == a.name)
+            {
+                hc.errors.push((
+                    spec.name.span(),
+                    format!("two populations are named `{}`", a.name),
+                    None,
+                ));
             }
             agents.push(a);
         }
     }
     let mut commanders: Vec<Commander> = Vec::new();
     for spec in &file.commanders {
-        if let Some(c) = hc.commander(spec, api.is_some(), hub.is_some(), hub_settings.timeout.max(Duration::from_secs(10))) {
+        if let Some(c) = hc.commander(
+            spec,
+            api.is_some(),
+            hub.is_some(),
+            hub_settings.timeout.max(Duration::from_secs(10)),
+        ) {
             if commanders.iter().any(|b| b.name == c.name)
                 || agents.iter().any(|b| b.name == c.name)
                 || populations.iter().any(|p| p.name == c.name)
             {
-                hc.errors.push((spec.name.span(), format!("two populations are named `{}`", c.name), None));
+                hc.errors.push((
+                    spec.name.span(),
+                    format!("two populations are named `{}`", c.name),
+                    None,
+                ));
             }
             commanders.push(c);
         }
@@ -559,7 +577,9 @@ pub(crate) fn compile(
                 if agents.is_empty() {
                     diags.at(
                         load.span(),
-                        format!("phase `{phase_name}` sets agents but the scenario has no [[agents]]"),
+                        format!(
+                            "phase `{phase_name}` sets agents but the scenario has no [[agents]]"
+                        ),
                         None,
                     );
                 }
@@ -589,7 +609,7 @@ pub(crate) fn compile(
                                 diags.at(load.span(), format!("phase `{phase_name}`: the drop's `at` is past the phase's end"), None);
                             }
                             if d.how == DropHow::Server
-                                && hub != Some(HubTarget::Builtin)
+                                && !matches!(hub, Some(HubTarget::Builtin(_)))
                                 && hub_admin.is_none()
                             {
                                 diags.at(load.span(), format!("phase `{phase_name}`: how = \"server\" asks the hub's admin endpoint to kick agents, but the hub is not built in and [target] has no hub_admin"), Some("set hub_admin = \"http://HOST:PORT/admin/hub/kick\", or drop with how = \"close\" or \"reset\"".into()));

@@ -479,7 +479,11 @@ impl HubCompiler<'_> {
                     self.err(n.span(), "`namespace` is for socketio agents only", None);
                 }
                 if let Err(e) = crate::protocol::socketio::validate_namespace(n.get_ref()) {
-                    self.err(n.span(), e.to_string(), Some("e.g. namespace = \"/agents\""));
+                    self.err(
+                        n.span(),
+                        e.to_string(),
+                        Some("e.g. namespace = \"/agents\""),
+                    );
                 }
                 n.get_ref().clone()
             }
@@ -501,7 +505,11 @@ impl HubCompiler<'_> {
             .map_or(default_event.to_string(), |e| e.get_ref().clone());
         if event.is_empty() {
             let span = spec.event.as_ref().map_or(anchor.clone(), |e| e.span());
-            self.err(span, format!("agents `{agent}`: {what}: the event is empty"), None);
+            self.err(
+                span,
+                format!("agents `{agent}`: {what}: the event is empty"),
+                None,
+            );
         }
         let data = match &spec.data {
             None => None,
@@ -512,29 +520,31 @@ impl HubCompiler<'_> {
         };
         let ack = match &spec.ack {
             None => Ack::None,
-            Some(a) => match (a.get_ref(), protocol) {
-                (AckSpec::Flag(false), _) => Ack::None,
-                (AckSpec::Flag(true), HubProtocol::SocketIo) => Ack::SocketIo,
-                (AckSpec::Reply(t), HubProtocol::WebSocket) if !t.is_empty() => {
-                    Ack::Reply(t.clone())
-                }
-                (_, HubProtocol::SocketIo) => {
-                    self.err(
+            Some(a) => {
+                match (a.get_ref(), protocol) {
+                    (AckSpec::Flag(false), _) => Ack::None,
+                    (AckSpec::Flag(true), HubProtocol::SocketIo) => Ack::SocketIo,
+                    (AckSpec::Reply(t), HubProtocol::WebSocket) if !t.is_empty() => {
+                        Ack::Reply(t.clone())
+                    }
+                    (_, HubProtocol::SocketIo) => {
+                        self.err(
                         a.span(),
                         format!("agents `{agent}`: {what}: socketio acks are `ack = true` (Socket.IO ack ids)"),
                         None,
                     );
-                    Ack::None
-                }
-                (_, HubProtocol::WebSocket) => {
-                    self.err(
+                        Ack::None
+                    }
+                    (_, HubProtocol::WebSocket) => {
+                        self.err(
                         a.span(),
                         format!("agents `{agent}`: {what}: a websocket agent names the reply's type"),
                         Some("e.g. ack = \"registered\""),
                     );
-                    Ack::None
+                        Ack::None
+                    }
                 }
-            },
+            }
         };
         let matches = match &spec.matches {
             None => None,
@@ -549,7 +559,11 @@ impl HubCompiler<'_> {
                 match serde_json::to_value(m.get_ref()) {
                     Ok(v) => Some(v),
                     Err(e) => {
-                        self.err(m.span(), format!("agents `{agent}`: {what}: match: {e}"), None);
+                        self.err(
+                            m.span(),
+                            format!("agents `{agent}`: {what}: match: {e}"),
+                            None,
+                        );
                         None
                     }
                 }
@@ -595,7 +609,11 @@ impl HubCompiler<'_> {
             self.err(anchor.clone(), "an agent population's name is empty", None);
         }
         if spec.weight == 0 {
-            self.err(anchor.clone(), format!("agents `{name}`: weight must be at least 1"), None);
+            self.err(
+                anchor.clone(),
+                format!("agents `{name}`: weight must be at least 1"),
+                None,
+            );
         }
         let protocol = spec.protocol;
         let path = self.path(&spec.path, protocol);
@@ -604,13 +622,21 @@ impl HubCompiler<'_> {
             None => None,
             Some(a) => {
                 if protocol != HubProtocol::SocketIo {
-                    self.err(a.span(), "`auth` is the Socket.IO CONNECT payload: socketio agents only", None);
+                    self.err(
+                        a.span(),
+                        "`auth` is the Socket.IO CONNECT payload: socketio agents only",
+                        None,
+                    );
                 }
                 self.object(a, &format!("agents `{name}`: auth"))
             }
         };
         if spec.type_key.is_some() && protocol != HubProtocol::WebSocket {
-            self.err(anchor.clone(), format!("agents `{name}`: `type_key` is for websocket agents only"), None);
+            self.err(
+                anchor.clone(),
+                format!("agents `{name}`: `type_key` is for websocket agents only"),
+                None,
+            );
         }
         let register = match &spec.register {
             None => None,
@@ -621,7 +647,13 @@ impl HubCompiler<'_> {
                 self.message(r, &name, "register", "register", protocol, anchor.clone())
             }
         };
-        let heartbeat = self.periodic(&spec.heartbeat, &name, "heartbeat", protocol, anchor.clone());
+        let heartbeat = self.periodic(
+            &spec.heartbeat,
+            &name,
+            "heartbeat",
+            protocol,
+            anchor.clone(),
+        );
         let status = self.periodic(&spec.status, &name, "status", protocol, anchor.clone());
         let on_command = spec.on_command.as_ref().map(|c| OnCommand {
             event: c.event.clone(),
@@ -637,10 +669,21 @@ impl HubCompiler<'_> {
         });
         let r = &spec.reconnect;
         if !(r.factor.is_finite() && r.factor >= 1.0) {
-            self.err(anchor.clone(), format!("agents `{name}`: reconnect factor must be at least 1.0 (got {})", r.factor), None);
+            self.err(
+                anchor.clone(),
+                format!(
+                    "agents `{name}`: reconnect factor must be at least 1.0 (got {})",
+                    r.factor
+                ),
+                None,
+            );
         }
         if r.base.0 > r.max.0 {
-            self.err(anchor.clone(), format!("agents `{name}`: reconnect base is above its max"), None);
+            self.err(
+                anchor.clone(),
+                format!("agents `{name}`: reconnect base is above its max"),
+                None,
+            );
         }
         Some(AgentPopulation {
             name,
@@ -678,7 +721,13 @@ impl HubCompiler<'_> {
         let via = match (&send.event, &send.post) {
             (Some(event), None) => {
                 if !has_hub {
-                    self.err(anchor.clone(), format!("commanders `{name}` sends through the hub, but [target] has no `hub`"), Some("set hub = \"builtin\" or a hub URL"));
+                    self.err(
+                        anchor.clone(),
+                        format!(
+                            "commanders `{name}` sends through the hub, but [target] has no `hub`"
+                        ),
+                        Some("set hub = \"builtin\" or a hub URL"),
+                    );
                 }
                 CommandVia::Hub {
                     protocol,
@@ -690,7 +739,11 @@ impl HubCompiler<'_> {
             }
             (None, Some(post)) => {
                 if !has_api {
-                    self.err(post.span(), format!("commanders `{name}` posts to the API, but [target] has no `api`"), Some("set api = \"builtin\" or an API URL"));
+                    self.err(
+                        post.span(),
+                        format!("commanders `{name}` posts to the API, but [target] has no `api`"),
+                        Some("set api = \"builtin\" or an API URL"),
+                    );
                 }
                 if !post.get_ref().starts_with('/') {
                     self.err(post.span(), format!("commanders `{name}`: post = \"{}\" must be a path relative to [target] api", post.get_ref()), None);
@@ -718,7 +771,11 @@ impl HubCompiler<'_> {
             }
             Some((ToSpec::Sample { sample }, span)) => {
                 if *sample == 0 {
-                    self.err(span, format!("commanders `{name}`: sample must be at least 1"), None);
+                    self.err(
+                        span,
+                        format!("commanders `{name}`: sample must be at least 1"),
+                        None,
+                    );
                 }
                 (format!("{{\"sample\":{sample}}}"), Some(u64::from(*sample)))
             }
@@ -752,4 +809,3 @@ pub(crate) fn sources(spec: &SourcesSpec) -> Result<SourceAddrs, String> {
         SourcesSpec::Text(t) => SourceAddrs::parse(t).map_err(|e| e.to_string()),
     }
 }
-

@@ -17,7 +17,7 @@ pub mod template;
 pub mod units;
 
 pub use compile::{
-    ApiTarget, Body, Origin, OriginRef, Phase, Population, Scenario, Step, UserLoad,
+    ApiTarget, Body, HubTarget, Origin, OriginRef, Phase, Population, Scenario, Step, UserLoad,
 };
 pub use diagnostic::Diagnostic;
 
