@@ -120,6 +120,12 @@ pub struct TargetArgs {
     /// How long a submitted job takes to complete.
     #[arg(long, default_value = "2s", value_parser = duration_arg)]
     pub job_duration: Duration,
+    /// Engine.IO ping interval of the built-in Socket.IO hub.
+    #[arg(long, default_value = "25s", value_parser = duration_arg)]
+    pub hub_ping_interval: Duration,
+    /// How long the hub waits for a pong before dropping the connection.
+    #[arg(long, default_value = "20s", value_parser = duration_arg)]
+    pub hub_ping_timeout: Duration,
     /// Allow listening on a non-loopback address.
     #[arg(long)]
     pub allow_non_loopback: bool,
@@ -187,8 +193,15 @@ pub fn target_config(
         concurrency,
         queue,
         job_duration,
+        hub_ping_interval,
+        hub_ping_timeout,
         allow_non_loopback,
     } = args;
+    if hub_ping_interval.is_zero() || hub_ping_timeout.is_zero() {
+        return Err(CommandError::BadInput(
+            "--hub-ping-interval and --hub-ping-timeout must be above 0".into(),
+        ));
+    }
     crate::target::check_listen(listen, allow_non_loopback).map_err(CommandError::BadInput)?;
     if !(0.0..=1.0).contains(&error_rate) {
         return Err(CommandError::BadInput(format!(
@@ -211,6 +224,8 @@ pub fn target_config(
             concurrency,
             queue,
             job_duration,
+            hub_ping_interval,
+            hub_ping_timeout,
             ..Default::default()
         },
     ))
@@ -233,8 +248,9 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
         }
         Command::Target(args) => {
             let (listen, config) = target_config(args)?;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
+            // Thousands of agents each hold a descriptor here too.
+            let _ = crate::protocol::net::raise_nofile_limit();
+            let listener = crate::target::bind_listener(listen)
                 .map_err(|e| CommandError::BadInput(format!("cannot listen on {listen}: {e}")))?;
             let addr = listener.local_addr().map_err(anyhow::Error::from)?;
             crate::report::console::emit(&format!(

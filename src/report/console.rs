@@ -80,21 +80,96 @@ fn trim(x: f64) -> String {
 }
 
 /// `stampede validate`: the resolved plan.
-pub fn describe(scenario: &Scenario, plan: &Plan) -> String {
+fn describe_hub(scenario: &Scenario) -> String {
+    use crate::scenario::hub::{CommandVia, ConnectRate};
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "scenario `{}` is valid (seed {})",
-        scenario.name, scenario.seed
-    );
-    let target = match &scenario.api {
-        Some(crate::scenario::ApiTarget::Builtin(_)) => {
-            "builtin (started in-process on 127.0.0.1)".to_string()
+    if scenario.agents.is_empty() && scenario.commanders.is_empty() {
+        return out;
+    }
+    let hub = match &scenario.hub {
+        Some(crate::scenario::HubTarget::Builtin(_)) => {
+            "builtin (in-process on 127.0.0.1)".to_string()
         }
-        Some(crate::scenario::ApiTarget::Url(o)) => o.to_string(),
+        Some(crate::scenario::HubTarget::Url(o)) => o.to_string(),
         None => "none".into(),
     };
-    let _ = writeln!(out, "api: {target}");
+    let _ = writeln!(out, "hub: {hub}");
+    let mut rows = vec![vec![
+        "phase".to_string(),
+        "agents".into(),
+        "connect rate".into(),
+        "drop".into(),
+        "commands".into(),
+    ]];
+    for p in &scenario.phases {
+        let (agents, rate, drop) = match &p.agents {
+            None => ("0".to_string(), "-".to_string(), "-".to_string()),
+            Some(a) => (
+                a.connected.to_string(),
+                match a.connect_rate {
+                    ConnectRate::Max => "max".into(),
+                    ConnectRate::PerSecond(r) => format!("{}/s", trim(r)),
+                },
+                a.drop.map_or("-".into(), |d| {
+                    format!(
+                        "{}% by {} at +{}",
+                        trim(d.fraction * 100.0),
+                        d.how.name(),
+                        format_duration(d.at)
+                    )
+                }),
+            ),
+        };
+        rows.push(vec![
+            p.name.clone(),
+            agents,
+            rate,
+            drop,
+            p.commanders.map_or("-".into(), |r| r.to_string()),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let peak = crate::engine::hub::max_agents(scenario);
+    let _ = writeln!(
+        out,
+        "peak hub connections: {} ({peak} agents + {} commanders)",
+        peak as usize + scenario.commanders.len(),
+        scenario.commanders.len()
+    );
+    for a in &scenario.agents {
+        let mut parts = vec![format!("{} on {}", a.protocol.name(), a.path)];
+        if let Some(r) = &a.register {
+            parts.push(format!("register `{}`", r.event));
+        }
+        if let Some(h) = &a.heartbeat {
+            parts.push(format!("heartbeat every {}", format_duration(h.every)));
+        }
+        if let Some(st) = &a.status {
+            parts.push(format!("status every {}", format_duration(st.every)));
+        }
+        if let Some(c) = &a.on_command {
+            parts.push(format!("answers `{}`", c.event));
+        }
+        let _ = writeln!(
+            out,
+            "agents `{}` (weight {}): {}",
+            a.name,
+            a.weight,
+            parts.join(", ")
+        );
+    }
+    for c in &scenario.commanders {
+        let via = match &c.via {
+            CommandVia::Hub { event, .. } => format!("hub event `{event}`"),
+            CommandVia::Api { .. } => "API POST".to_string(),
+        };
+        let _ = writeln!(out, "commanders `{}`: {via} to {}", c.name, c.to);
+    }
+    out
+}
+
+fn describe_users(scenario: &Scenario, plan: &Plan) -> String {
+    let mut out = String::new();
     let per_arrival = requests_per_arrival(scenario);
     let mut rows = vec![vec![
         "phase".to_string(),
@@ -161,6 +236,30 @@ pub fn describe(scenario: &Scenario, plan: &Plan) -> String {
             steps.join(" → ")
         );
     }
+    out
+}
+
+pub fn describe(scenario: &Scenario, plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "scenario `{}` is valid (seed {})",
+        scenario.name, scenario.seed
+    );
+    let target = match &scenario.api {
+        Some(crate::scenario::ApiTarget::Builtin(_)) => {
+            "builtin (started in-process on 127.0.0.1)".to_string()
+        }
+        Some(crate::scenario::ApiTarget::Url(o)) => o.to_string(),
+        None => "none".into(),
+    };
+    let _ = writeln!(out, "api: {target}");
+    if !scenario.populations.is_empty() || scenario.agents.is_empty() {
+        out.push_str(&describe_users(scenario, plan));
+    } else {
+        let _ = writeln!(out, "total duration: {}", format_duration(plan.total));
+    }
+    out.push_str(&describe_hub(scenario));
     if scenario.slos.is_empty() {
         let _ = writeln!(out, "no SLOs: the run always passes unless interrupted");
     } else {
@@ -197,6 +296,7 @@ pub fn progress_line(
     let counter =
         |id: crate::metrics::CounterId| point.counters.get(id.0 as usize).copied().unwrap_or(0);
     let steps = ids.steps.iter().flatten();
+    let counter = &counter;
     let requests: u64 = steps.clone().map(|s| counter(s.requests)).sum();
     let errors: u64 = steps
         .clone()
@@ -212,7 +312,7 @@ pub fn progress_line(
         })
         .max()
         .unwrap_or(0);
-    format!(
+    let mut line = format!(
         "[{:>6} / {}] {phase} · {requests} req/s · p95 {} · errors {errors} · in flight {} · VUs {} · queued {}",
         format_duration(Duration::from_secs(elapsed.as_secs())),
         format_duration(plan.total),
@@ -220,7 +320,23 @@ pub fn progress_line(
         live.in_flight.load(Ordering::Relaxed),
         live.vus.load(Ordering::Relaxed),
         live.queued.load(Ordering::Relaxed),
-    )
+    );
+    if let Some(hub) = &ids.hub {
+        let gauge =
+            |id: crate::metrics::GaugeId| point.gauges.get(id.0 as usize).copied().unwrap_or(0.0);
+        let errors: u64 = hub
+            .agents
+            .iter()
+            .flat_map(|a| a.errors.iter().map(|&e| counter(e)))
+            .sum();
+        let _ = write!(
+            line,
+            " · hub {} connected, {} registered, {errors} errors/s",
+            gauge(hub.connected),
+            gauge(hub.registered)
+        );
+    }
+    line
 }
 
 /// Notes for the summary: generator health and model caveats.
@@ -254,6 +370,156 @@ pub fn notes(scenario: &Scenario, plan: &Plan, totals: &Totals) -> Vec<String> {
 }
 
 /// The final tables.
+fn pcts(totals: &Totals, metric: &str, filter: &TagFilter) -> [String; 3] {
+    match totals.select_hist(metric, filter) {
+        Some(h) if !h.is_empty() => [
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.95)),
+            ms(h.value_at_quantile(0.99)),
+        ],
+        _ => ["-".into(), "-".into(), "-".into()],
+    }
+}
+
+/// The hub tables: connections per agent population and commander, and
+/// command timings.
+pub fn hub_report(scenario: &Scenario, totals: &Totals) -> String {
+    let mut out = String::new();
+    if scenario.agents.is_empty() && scenario.commanders.is_empty() {
+        return out;
+    }
+    let mut rows = vec![vec![
+        "population".to_string(),
+        "connects".into(),
+        "errors".into(),
+        "connect p50".into(),
+        "p95".into(),
+        "p99".into(),
+        "registered".into(),
+        "disconnects".into(),
+        "reconnect p95".into(),
+        "commands in".into(),
+        "delivery p95".into(),
+    ]];
+    let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
+    for name in scenario
+        .agents
+        .iter()
+        .map(|a| a.name.as_str())
+        .chain(scenario.commanders.iter().map(|c| c.name.as_str()))
+    {
+        let filter = TagFilter {
+            population: Some(name.to_string()),
+            ..TagFilter::default()
+        };
+        let connect = pcts(totals, "hub.connect", &filter);
+        let reconnect = pcts(totals, "hub.reconnect", &filter);
+        let delivery = pcts(totals, "hub.command.delivery", &filter);
+        for (metric, label) in [("hub.errors", "error"), ("hub.disconnects", "disconnect")] {
+            for desc in totals
+                .layout()
+                .counters
+                .iter()
+                .filter(|d| d.metric == metric && d.population == name && d.kind.is_some())
+            {
+                let kind = desc.kind.as_deref().unwrap_or_default();
+                let n = totals.sum_counters(metric, Some(kind), &filter);
+                if n > 0 {
+                    *kinds.entry(format!("{label} {kind}")).or_default() += n;
+                }
+            }
+        }
+        rows.push(vec![
+            name.to_string(),
+            totals
+                .sum_counters("hub.connects", None, &filter)
+                .to_string(),
+            totals.sum_counters("hub.errors", None, &filter).to_string(),
+            connect[0].clone(),
+            connect[1].clone(),
+            connect[2].clone(),
+            totals
+                .sum_counters("hub.registrations", None, &filter)
+                .to_string(),
+            totals
+                .sum_counters("hub.disconnects", None, &filter)
+                .to_string(),
+            reconnect[1].clone(),
+            totals
+                .sum_counters("hub.command.received", None, &filter)
+                .to_string(),
+            delivery[1].clone(),
+        ]);
+    }
+    let _ = writeln!(out, "\nhub connections:");
+    out.push_str(&table(&rows));
+    if !kinds.is_empty() {
+        let _ = writeln!(out, "hub errors and disconnects by kind:");
+        for (kind, n) in &kinds {
+            let _ = writeln!(out, "  {n} × {kind}");
+        }
+    }
+    if !scenario.commanders.is_empty() {
+        let mut rows = vec![vec![
+            "commander".to_string(),
+            "sent".into(),
+            "fanout p50".into(),
+            "p95".into(),
+            "p99".into(),
+            "rtt p50".into(),
+            "p95".into(),
+            "p99".into(),
+            "undelivered".into(),
+        ]];
+        for c in &scenario.commanders {
+            let filter = TagFilter {
+                population: Some(c.name.clone()),
+                ..TagFilter::default()
+            };
+            let fanout = pcts(totals, "hub.command.fanout", &filter);
+            let rtt = pcts(totals, "hub.command.rtt", &filter);
+            rows.push(vec![
+                c.name.clone(),
+                totals
+                    .sum_counters("hub.commands", None, &filter)
+                    .to_string(),
+                fanout[0].clone(),
+                fanout[1].clone(),
+                fanout[2].clone(),
+                rtt[0].clone(),
+                rtt[1].clone(),
+                rtt[2].clone(),
+                totals
+                    .sum_counters("hub.command.undelivered", None, &filter)
+                    .to_string(),
+            ]);
+        }
+        let _ = writeln!(out, "commands:");
+        out.push_str(&table(&rows));
+    }
+    if let Some(h) = totals.select_hist("hub.recovery", &TagFilter::default()) {
+        let unrecovered = totals.sum_counters(crate::slo::UNRECOVERED, None, &TagFilter::default());
+        if !h.is_empty() || unrecovered > 0 {
+            let _ = writeln!(
+                out,
+                "recovery after drops: {} recovered (max {}){}",
+                h.len(),
+                if h.is_empty() {
+                    "-".to_string()
+                } else {
+                    ms(h.max())
+                },
+                if unrecovered > 0 {
+                    format!(", {unrecovered} NOT recovered")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    out
+}
+
 pub fn final_report(
     scenario: &Scenario,
     totals: &Totals,
@@ -315,12 +581,15 @@ pub fn final_report(
             kinds.insert(kind.name().to_string(), n);
         }
     }
-    let _ = writeln!(
-        out,
-        "\nlatency (from intended start) over {}:",
-        format_duration(Duration::from_secs_f64(secs))
-    );
-    out.push_str(&table(&rows));
+    if !scenario.populations.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nlatency (from intended start) over {}:",
+            format_duration(Duration::from_secs_f64(secs))
+        );
+        out.push_str(&table(&rows));
+    }
+    out.push_str(&hub_report(scenario, totals));
     if !kinds.is_empty() {
         let _ = writeln!(out, "errors by kind:");
         for (kind, n) in &kinds {

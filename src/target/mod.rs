@@ -209,13 +209,31 @@ impl Drop for RunningTarget {
     }
 }
 
+/// Listen backlog: a connection storm of thousands of agents arrives in a
+/// few milliseconds; the default 1024 would drop SYNs (and cost the
+/// clients a 1 s retransmit) before the hub ever saw them. The kernel caps
+/// it at `net.core.somaxconn`.
+pub const BACKLOG: u32 = 8192;
+
+/// Bind a listener with [`BACKLOG`].
+pub fn bind_listener(listen: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    socket.listen(BACKLOG)
+}
+
 /// Binds `listen` and serves the target on the current runtime. Does not
 /// check the address: callers exposing it to users run [`check_listen`]
 /// first.
 pub async fn spawn(listen: SocketAddr, config: TargetConfig) -> io::Result<RunningTarget> {
     let state = TargetState::new(config).map_err(invalid)?;
     let hub = Hub::new(&state.config());
-    let listener = TcpListener::bind(listen).await?;
+    let listener = bind_listener(listen)?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve_with_hub(

@@ -1,10 +1,12 @@
 //! Integration tests: one binary, one module per topic.
 
+mod agents;
 mod cli;
 mod common;
 mod engine;
 mod hub;
 mod hub_faults;
+mod node_compat;
 mod protocol;
 mod schedule;
 mod target;
