@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod engine;
 mod hub;
+mod hub_faults;
 mod node_compat;
 mod protocol;
 mod schedule;
