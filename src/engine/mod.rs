@@ -170,7 +170,11 @@ impl Engine {
         });
         let report = driver::run(self.shared.clone(), grace).await;
         if let Some(task) = fleet {
-            let _ = task.await;
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
         }
         report
     }

@@ -809,3 +809,144 @@ pub(crate) fn sources(spec: &SourcesSpec) -> Result<SourceAddrs, String> {
         SourcesSpec::Text(t) => SourceAddrs::parse(t).map_err(|e| e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::hub::{Ack, ConnectRate, DropHow, HubProtocol};
+    use crate::scenario::{load_str, HubTarget, Overrides, Scenario};
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn load(text: &str) -> Result<Scenario, String> {
+        load_str(
+            Path::new("s.toml"),
+            Path::new("."),
+            text,
+            &Overrides::default(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    const HEAD: &str = "name = \"h\"\n[target]\nhub = \"builtin\"\n";
+
+    fn with(body: &str) -> String {
+        format!("{HEAD}{body}")
+    }
+
+    const AGENT: &str = "[[agents]]\nname = \"a\"\n";
+    const PHASE: &str =
+        "[[phases]]\nname = \"p\"\nduration = \"1s\"\nagents = { connected = 10 }\n";
+
+    #[test]
+    fn a_full_agent_compiles_with_defaults_filled_in() {
+        let s = load(&with(
+            r#"
+[[agents]]
+name = "srv"
+register = { event = "register", data = { id = "a-{{ agent.id }}" }, ack = true, match = { ok = true } }
+heartbeat = { every = "25s", jitter = "20%", ack = true }
+status = { every = "10s", data = { load = "{{ rand(0, 100) }}" } }
+on_command = { event = "command", reply = "result", delay = "5ms..50ms" }
+reconnect = { base = "1s", max = "1m", factor = 3.0, jitter = "decorrelated", max_attempts = 7 }
+[[agents]]
+name = "plain"
+protocol = "websocket"
+register = { event = "register", ack = "registered" }
+[[phases]]
+name = "up"
+duration = "10s"
+agents = { connected = 100, connect_rate = "50/s" }
+[[phases]]
+name = "wave"
+duration = "10s"
+agents = { drop = { fraction = "33%", how = "server", at = "2s" } }
+[[phases]]
+name = "storm"
+duration = "10s"
+agents = { connected = 200, connect_rate = "max" }
+"#,
+        ))
+        .unwrap();
+        assert!(matches!(s.hub, Some(HubTarget::Builtin(_))));
+        let srv = &s.agents[0];
+        assert_eq!(
+            (srv.protocol, srv.path.as_str(), srv.namespace.as_str()),
+            (HubProtocol::SocketIo, "/socket.io/", "/")
+        );
+        let register = srv.register.as_ref().unwrap();
+        assert_eq!(register.ack, Ack::SocketIo);
+        assert_eq!(register.matches, Some(serde_json::json!({ "ok": true })));
+        assert_eq!(srv.heartbeat.as_ref().unwrap().message.event, "heartbeat");
+        assert_eq!(srv.heartbeat.as_ref().unwrap().jitter, 0.2);
+        assert_eq!(srv.status.as_ref().unwrap().message.event, "status");
+        assert_eq!(srv.reconnect.max_attempts, Some(7));
+        assert_eq!(srv.reconnect.max, Duration::from_secs(60));
+        let plain = &s.agents[1];
+        assert_eq!(plain.path, "/ws");
+        assert_eq!(
+            plain.register.as_ref().unwrap().ack,
+            Ack::Reply("registered".into())
+        );
+        // Phases carry the population over; a drop belongs to its phase only.
+        let loads: Vec<_> = s.phases.iter().map(|p| p.agents.clone().unwrap()).collect();
+        assert_eq!(loads[0].connected, 100);
+        assert_eq!(loads[0].connect_rate, ConnectRate::PerSecond(50.0));
+        assert_eq!(loads[1].connected, 100);
+        let drop = loads[1].drop.unwrap();
+        assert_eq!(
+            (drop.how, drop.at),
+            (DropHow::Server, Duration::from_secs(2))
+        );
+        assert!((drop.fraction - 0.33).abs() < 1e-9);
+        assert_eq!(
+            (loads[2].connected, loads[2].connect_rate),
+            (200, ConnectRate::Max)
+        );
+        assert!(loads[2].drop.is_none());
+    }
+
+    #[test]
+    fn hub_mistakes_are_located_and_explained() {
+        let cases: [(String, &str); 12] = [
+            (format!("name = \"h\"\n[target]\n{AGENT}{PHASE}"), "has no `hub`"),
+            (with(&format!("{AGENT}protocol = \"mqtt\"\n{PHASE}")), "unknown variant `mqtt`"),
+            (with(&format!("{AGENT}protocol = \"websocket\"\nregister = {{ event = \"r\", ack = true }}\n{PHASE}")), "names the reply's type"),
+            (with(&format!("{AGENT}register = {{ event = \"r\", ack = \"ok\" }}\n{PHASE}")), "socketio acks are `ack = true`"),
+            (with(&format!("{AGENT}register = {{ event = \"r\", match = {{ ok = true }} }}\n{PHASE}")), "`match` needs an ack"),
+            (with(&format!("{AGENT}heartbeat = {{ ack = true }}\n{PHASE}")), "heartbeat needs `every`"),
+            (with(&format!("{AGENT}[[phases]]\nname = \"p\"\nduration = \"1s\"\nagents = {{ connect_rate = \"fast\" }}\n")), "or \"max\""),
+            (with(&format!("{AGENT}[[phases]]\nname = \"p\"\nduration = \"1s\"\nagents = {{ connect_rate = \"max\" }}\n")), "set `connected`"),
+            (with("[[phases]]\nname = \"p\"\nduration = \"1s\"\nagents = { connected = 3 }\n"), "no [[agents]]"),
+            (format!("name = \"h\"\n[target]\nhub = \"ws://127.0.0.1:9\"\n{AGENT}[[phases]]\nname = \"p\"\nduration = \"1s\"\nagents = {{ connected = 3, drop = {{ fraction = 0.5, how = \"server\" }} }}\n"), "no hub_admin"),
+            (with(&format!("{AGENT}[[commanders]]\nname = \"c\"\nsend = {{ post = \"/api/commands\" }}\n{PHASE}")), "has no `api`"),
+            (with(&format!("{AGENT}{PHASE}[slo]\n\"hub.recovery{{population=b}}.max\" = \"< 1s\"\n")), "no population is named `b`"),
+        ];
+        for (text, expected) in cases {
+            let err = load(&text).expect_err(&text);
+            assert!(
+                err.contains(expected),
+                "expected {expected:?} in:\n{err}\n--- for:\n{text}"
+            );
+            assert!(err.contains("s.toml:"), "not located: {err}");
+        }
+    }
+
+    #[test]
+    fn hub_urls_map_ws_to_http() {
+        let s = load(&format!(
+            "name = \"h\"\n[target]\nhub = \"wss://hub.example:8443\"\n{AGENT}{PHASE}"
+        ))
+        .unwrap();
+        match s.hub {
+            Some(HubTarget::Url(o)) => {
+                assert_eq!(
+                    (o.scheme.as_str(), o.host.as_str(), o.port),
+                    ("https", "hub.example", 8443)
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = load("name = \"h\"\n[target]\nhub = \"mqtt://h:1\"\n").unwrap_err();
+        assert!(err.contains("ws, wss, http or https"), "{err}");
+    }
+}

@@ -592,16 +592,16 @@ pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>) {
         .min(Duration::from_secs(5))
         + Duration::from_secs(1);
     let all_closed = tokio::time::timeout(limit, async {
-        while agents.join_next().await.is_some() {}
-        while commanders.join_next().await.is_some() {}
+        join_all(&mut agents).await;
+        join_all(&mut commanders).await;
     })
     .await
     .is_ok();
     if !all_closed {
         agents.abort_all();
         commanders.abort_all();
-        while agents.join_next().await.is_some() {}
-        while commanders.join_next().await.is_some() {}
+        join_all(&mut agents).await;
+        join_all(&mut commanders).await;
     }
     fleet.sweep_commands(&shared, None);
     let last_phase = shared.plan.phases.len().saturating_sub(1);
@@ -678,7 +678,9 @@ async fn manage(shared: &Arc<Shared>, fleet: &Arc<Fleet>, agents: &mut JoinSet<(
                 if load.connect_rate == ConnectRate::Max {
                     next_spawn = now;
                 }
-                while agents.try_join_next().is_some() {}
+                while let Some(result) = agents.try_join_next() {
+                    reraise(result);
+                }
                 continue;
             }
             if Instant::now() >= phase_end {
@@ -687,6 +689,22 @@ async fn manage(shared: &Arc<Shared>, fleet: &Arc<Fleet>, agents: &mut JoinSet<(
         }
     }
     let _ = wait_until(&live, start + shared.plan.total).await;
+}
+
+/// A task that panicked re-raises its panic here: a bug must not pass for
+/// a quiet agent (and a run that lost its agents must not pass its SLOs).
+fn reraise(result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
+async fn join_all(set: &mut JoinSet<()>) {
+    while let Some(result) = set.join_next().await {
+        reraise(result);
+    }
 }
 
 /// Sleep until `at`; false when the run ended first.
