@@ -447,6 +447,9 @@ pub async fn run_scenario(
 ) -> Result<RunOutcome, CommandError> {
     let plan = Plan::new(&scenario);
     let targets = prepare_targets(&scenario).await?;
+    let (layout, ids) = Ids::register(&scenario);
+    // Before anything is written: a fleet this process cannot hold is refused.
+    let fleet = prepare_fleet(&scenario, &targets, &ids, scenario.http.insecure)?;
     let started_at = chrono::Utc::now();
     let dir = result_dir(&options.out_dir, &scenario.name, started_at).with_context(|| {
         format!(
@@ -455,7 +458,6 @@ pub async fn run_scenario(
         )
     })?;
 
-    let (layout, ids) = Ids::register(&scenario);
     let metrics = Metrics::new(layout);
     let hlog_path = dir.join("metrics.hlog");
     let hlog = std::fs::File::create(&hlog_path)
@@ -471,7 +473,6 @@ pub async fn run_scenario(
             .hub_admin
             .as_ref()
             .is_some_and(|(e, _)| e.origin.is_tls());
-    let fleet = prepare_fleet(&scenario, &targets, &ids, scenario.http.insecure)?;
     let client = Client::new(
         scenario.http.version,
         scenario.http.connect_timeout,

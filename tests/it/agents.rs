@@ -391,3 +391,51 @@ agents = {{ drop = {{ fraction = 0.5, how = "close" }} }}
     );
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_larger_than_the_descriptor_limit_is_refused_up_front() {
+    let fixture = Fixture::new(
+        r#"
+name = "too-big"
+[target]
+hub = "builtin"
+[[agents]]
+name = "a"
+[[phases]]
+name = "p"
+duration = "1s"
+agents = { connected = 5000000, connect_rate = "max" }
+"#,
+    );
+    let path = fixture.scenario_path();
+    let scenario = stampede::scenario::load(&path, &Default::default()).unwrap();
+    let options = stampede::run::RunOptions {
+        scenario: path,
+        overrides: Default::default(),
+        out_dir: fixture.out_dir(),
+        progress: stampede::run::Progress::Quiet,
+        grace: Duration::from_secs(1),
+        command_line: vec![],
+    };
+    let started = std::time::Instant::now();
+    let err = match stampede::run::run_scenario(std::sync::Arc::new(scenario), &options).await {
+        Ok(_) => panic!("a 5,000,000-agent fleet ran in one process"),
+        Err(e) => e,
+    };
+    assert_eq!(err.exit_status(), stampede::error::ExitStatus::BadInput);
+    let message = err.to_string();
+    assert!(
+        message.contains("needs 10000")
+            && message.contains("file descriptors")
+            && message.contains("--processes"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused only after trying"
+    );
+    assert!(
+        !fixture.out_dir().exists(),
+        "a refused run leaves no result directory"
+    );
+}

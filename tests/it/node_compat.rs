@@ -43,9 +43,37 @@ fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
+/// Install the locked npm packages once when they are missing (so a plain
+/// `cargo test` on a fresh machine with node and npm runs these tests);
+/// concurrent tests wait for the one install.
+fn install_packages() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if node_dir()
+            .join("node_modules/socket.io/package.json")
+            .is_file()
+        {
+            return;
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "node_compat: installing tests/node packages (npm ci --prefix tests/node)"
+        );
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(node_dir())
+            .stdout(std::process::Stdio::null())
+            .status();
+        if let Err(e) = status {
+            let _ = writeln!(std::io::stderr(), "node_compat: cannot run npm: {e}");
+        }
+    });
+}
+
 /// True when node and the `socket.io` package are there. Otherwise panics
 /// under CI, and says loudly that the test is skipped when CI is unset.
 fn node_available(test: &str) -> bool {
+    install_packages();
     let problem = match Command::new("node").arg("--version").output() {
         Err(e) => Some(format!("cannot run `node`: {e}")),
         Ok(out) if !out.status.success() => Some(format!("`node --version` failed: {out:?}")),
