@@ -503,6 +503,39 @@ pub fn hub_report(scenario: &Scenario, totals: &Totals) -> String {
         let _ = writeln!(out, "commands:");
         out.push_str(&table(&rows));
     }
+    let peak = |metric: &str| {
+        let ids: Vec<usize> = totals
+            .layout()
+            .counters
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.metric == metric)
+            .map(|(i, _)| i)
+            .collect();
+        let mut last = 0.0f64;
+        let mut best = 0.0f64;
+        for point in totals.series() {
+            let width = (point.elapsed_s - last).max(1e-3);
+            last = point.elapsed_s;
+            let n: u64 = ids.iter().filter_map(|&i| point.counters.get(i)).sum();
+            best = best.max(n as f64 / width);
+        }
+        best
+    };
+    let reconnects = totals.sum_counters("hub.reconnects", None, &TagFilter::default());
+    let _ = writeln!(
+        out,
+        "peak connect rate: {:.0}/s{}",
+        peak("hub.connects"),
+        if reconnects > 0 {
+            format!(
+                " · peak reconnect rate: {:.0}/s ({reconnects} reconnects)",
+                peak("hub.reconnects")
+            )
+        } else {
+            String::new()
+        }
+    );
     if let Some(h) = totals.select_hist("hub.recovery", &TagFilter::default()) {
         let unrecovered = totals.sum_counters(crate::slo::UNRECOVERED, None, &TagFilter::default());
         if !h.is_empty() || unrecovered > 0 {

@@ -439,3 +439,49 @@ agents = { connected = 5000000, connect_rate = "max" }
         "a refused run leaves no result directory"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_connections_are_spread_over_the_source_addresses() {
+    // A listener that records where each connection comes from and hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = tokio::spawn(async move {
+        loop {
+            let (stream, peer) = listener.accept().await.unwrap();
+            drop(stream);
+            let _ = tx.send(peer.ip());
+        }
+    });
+    let fixture = Fixture::new(&format!(
+        r#"
+name = "sources"
+[target]
+hub = "http://{addr}"
+[hub]
+sources = "127.0.0.2-127.0.0.3"
+timeout = "1s"
+[[agents]]
+name = "a"
+reconnect = {{ base = "10ms", max = "10ms", max_attempts = 0 }}
+[[phases]]
+name = "p"
+duration = "500ms"
+agents = {{ connected = 6, connect_rate = "max" }}
+"#
+    ));
+    let totals = fixture.run(Default::default()).await.totals;
+    server.abort();
+    assert_eq!(count(&totals, "hub.connects", None), 6);
+    assert_eq!(kind(&totals, "hub.errors", "handshake"), 6);
+    let mut from = std::collections::BTreeMap::new();
+    while let Ok(ip) = rx.try_recv() {
+        *from.entry(ip.to_string()).or_insert(0) += 1;
+    }
+    // The start-up reachability check comes from the default address.
+    from.remove("127.0.0.1");
+    assert_eq!(
+        from,
+        [("127.0.0.2".to_string(), 3), ("127.0.0.3".to_string(), 3)].into()
+    );
+}
