@@ -102,12 +102,7 @@ pub async fn prepare_targets(scenario: &Scenario) -> Result<Targets, CommandErro
     origins.extend(scenario.extra_origins.iter().cloned());
     let mut endpoints = Vec::new();
     for (i, origin) in origins.iter().enumerate() {
-        let endpoint = Endpoint::resolve(origin)
-            .await
-            .map_err(|e| CommandError::Unreachable {
-                target: origin.to_string(),
-                detail: format!("cannot resolve: {e}"),
-            })?;
+        let endpoint = resolve(origin).await?;
         let used = scenario.populations.iter().any(|p| {
             p.steps.iter().any(|s| match s.origin {
                 scenario::OriginRef::Api => i == 0,
@@ -147,13 +142,7 @@ pub async fn prepare_targets(scenario: &Scenario) -> Result<Targets, CommandErro
             hub_in_process = true;
         }
         Some(scenario::HubTarget::Url(origin)) => {
-            let endpoint =
-                Endpoint::resolve(origin)
-                    .await
-                    .map_err(|e| CommandError::Unreachable {
-                        target: origin.to_string(),
-                        detail: format!("cannot resolve: {e}"),
-                    })?;
+            let endpoint = resolve(origin).await?;
             if !scenario.agents.is_empty() {
                 preflight(&endpoint, scenario.hub_settings.timeout).await?;
             }
@@ -161,12 +150,7 @@ pub async fn prepare_targets(scenario: &Scenario) -> Result<Targets, CommandErro
         }
     }
     if let Some((origin, path)) = &scenario.hub_admin {
-        let endpoint = Endpoint::resolve(origin)
-            .await
-            .map_err(|e| CommandError::Unreachable {
-                target: origin.to_string(),
-                detail: format!("cannot resolve: {e}"),
-            })?;
+        let endpoint = resolve(origin).await?;
         hub_admin = Some((endpoint, path.clone()));
     }
     Ok(Targets {
@@ -233,6 +217,16 @@ fn prepare_fleet(
         targets.hub_admin.clone(),
         hub_ids,
     ))))
+}
+
+/// Resolve a declared origin (DNS once, at start); failure is exit 3.
+async fn resolve(origin: &Origin) -> Result<Endpoint, CommandError> {
+    Endpoint::resolve(origin)
+        .await
+        .map_err(|e| CommandError::Unreachable {
+            target: origin.to_string(),
+            detail: format!("cannot resolve: {e}"),
+        })
 }
 
 async fn preflight(endpoint: &Endpoint, timeout: Duration) -> Result<(), CommandError> {

@@ -575,7 +575,7 @@ pub fn measure(
             .map(|name| totals.layout().phase_index(name).unwrap_or(usize::MAX)),
     };
     match (metric_kind(&slo.metric), slo.stat) {
-        (MetricKind::Histogram, stat) => {
+        (MetricKind::Histogram | MetricKind::CountHistogram, stat) => {
             let h = totals.select_hist(&slo.metric, &filter)?;
             if stat == Stat::Count {
                 return Some(h.len() as f64);
@@ -589,22 +589,6 @@ pub fn measure(
                 Stat::Min => Some(h.min() as f64),
                 Stat::Mean => Some(h.mean()),
                 // Refused by `parse`; a hand-built Slo measures nothing.
-                Stat::Count | Stat::Rate => None,
-            }
-        }
-        (MetricKind::CountHistogram, stat) => {
-            let h = totals.select_hist(&slo.metric, &filter)?;
-            if stat == Stat::Count {
-                return Some(h.len() as f64);
-            }
-            if h.is_empty() {
-                return None;
-            }
-            match stat {
-                Stat::Percentile(p) => Some(h.value_at_quantile(p / 100.0) as f64),
-                Stat::Max => Some(h.max() as f64),
-                Stat::Min => Some(h.min() as f64),
-                Stat::Mean => Some(h.mean()),
                 Stat::Count | Stat::Rate => None,
             }
         }
