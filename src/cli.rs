@@ -19,6 +19,7 @@ Examples:
   stampede run scenarios/black-friday.toml --set phases.1.duration=30s --set http.max_in_flight=200
   stampede validate scenarios/black-friday.toml
   stampede target --listen 127.0.0.1:8080 --latency 2ms..10ms --concurrency 64
+  stampede run scenarios/reconnect-wave.toml --hub http://127.0.0.1:8080
 
 Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 the run could not be carried out";
 
@@ -40,6 +41,8 @@ pub enum Command {
   stampede run scenarios/quickstart.toml
   stampede run scenarios/black-friday.toml --api https://staging.example.internal --quiet
   stampede run scenarios/black-friday.toml --set http.max_in_flight=500 --set 'slo.\"http.latency.p95\"=< 300ms'
+  stampede run scenarios/connection-storm.toml --set phases.storm.agents.connected=10000
+  stampede run scenarios/reconnect-wave.toml --hub ws://127.0.0.1:3000
 
 Results go to reports/<name>-<UTC time>/summary.json (and metrics.hlog).
 Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 not carried out (unreachable target, interrupted)")]
@@ -67,7 +70,7 @@ pub struct ScenarioArgs {
     /// Replace `[target] api` (e.g. point a scenario at staging without editing it).
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,
-    /// Replace `[target] hub`.
+    /// Replace `[target] hub` (`ws://`, `wss://`, `http://`, `https://` host:port, or `builtin`).
     #[arg(long, value_name = "URL")]
     pub hub: Option<String>,
     /// Override any scenario value: `--set seed=7`, `--set phases.0.duration=30s`,
