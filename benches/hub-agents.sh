@@ -54,6 +54,7 @@ alive() { # $1 = pid, $2 = its log
 }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
 tick_hz=$(getconf CLK_TCK)
 
 # The hub, in its own process.
@@ -101,15 +102,16 @@ measure() {
   pids+=("$pid")
   sleep $((STORM + 2))
   alive "$pid" "$work/run$n.log"
-  local c0 h0 b0
-  c0=$(cpu_ticks "$pid"); h0=$(cpu_ticks "$hub_pid"); b0=$(stat heartbeats)
+  local c0 h0 b0 u0
+  c0=$(cpu_ticks "$pid"); u0=$(user_ticks "$pid"); h0=$(cpu_ticks "$hub_pid"); b0=$(stat heartbeats)
   sleep $((HOLD / 2))
   RSS=$(rss_kb "$pid")
   sleep $((HOLD / 2 - 4)) # the window ends 2 s before the run does
-  local c1 h1 b1
-  c1=$(cpu_ticks "$pid"); h1=$(cpu_ticks "$hub_pid"); b1=$(stat heartbeats)
+  local c1 h1 b1 u1
+  c1=$(cpu_ticks "$pid"); u1=$(user_ticks "$pid"); h1=$(cpu_ticks "$hub_pid"); b1=$(stat heartbeats)
   wait "$pid" || true
   CPU_S=$(python3 -c "print(($c1 - $c0) / $tick_hz)")
+  USER_S=$(python3 -c "print(($u1 - $u0) / $tick_hz)")
   HUB_CPU_S=$(python3 -c "print(($h1 - $h0) / $tick_hz)")
   BEATS=$((b1 - b0))
   DIR=$(ls -d "$work/out$n"/*/ | head -1)
@@ -118,11 +120,12 @@ measure() {
 echo "== stampede: $BASE agents (baseline), then $N agents; hub $HUB; storm ${STORM}s, hold ${HOLD}s, heartbeat every $HEARTBEAT"
 measure "$BASE"; rss_base=$RSS
 measure "$N"; rss_n=$RSS
-python3 - "$DIR/summary.json" "$N" "$rss_base" "$rss_n" "$BASE" "$CPU_S" "$HUB_CPU_S" "$BEATS" <<'EOF'
+ours_cpu=$CPU_S; ours_beats=$BEATS
+python3 - "$DIR/summary.json" "$N" "$rss_base" "$rss_n" "$BASE" "$CPU_S" "$HUB_CPU_S" "$BEATS" "$USER_S" <<'EOF'
 import json, sys
-path, n, rss_base, rss_n, base, cpu, hub_cpu, beats = sys.argv[1:]
+path, n, rss_base, rss_n, base, cpu, hub_cpu, beats, user = sys.argv[1:]
 n, rss_base, rss_n, base, beats = int(n), int(rss_base), int(rss_n), int(base), int(beats)
-cpu, hub_cpu = float(cpu), float(hub_cpu)
+cpu, hub_cpu, user = float(cpu), float(hub_cpu), float(user)
 s = json.load(open(path))
 def total(metric, kind=None):
     return sum(c["total"] for c in s["counters"] if c["metric"] == metric and (kind is None or c["kind"] == kind))
@@ -135,7 +138,9 @@ print(f"client RSS: {rss_base/1024:.1f} MiB with {base} agents, {rss_n/1024:.1f}
 print(f"client memory per idle agent: {per_agent/1024:.2f} KiB (goal <= 16 KiB)")
 print(f"storm: {n} agents connected in {slowest:.3f} s (slowest connect; p99 {p99:.0f} ms) -> {n/slowest:,.0f} connects/s (goal >= 5,000/s)")
 if beats > 0:
-    print(f"heartbeats in the window: {beats} -> client CPU {cpu*1e6/beats:.1f} us per heartbeat (hub: {hub_cpu*1e6/beats:.1f} us)")
+    print(f"heartbeats in the window: {beats} -> client CPU {cpu*1e6/beats:.1f} us per heartbeat "
+          f"(user {user*1e6/beats:.1f} + kernel {(cpu-user)*1e6/beats:.1f}; the kernel side includes loopback delivery to the hub; "
+          f"hub process: {hub_cpu*1e6/beats:.1f} us); pings answered in the window: ~{n * 14 // 10}")
 EOF
 
 if [ "$PEER" = "1" ]; then
@@ -144,22 +149,33 @@ if [ "$PEER" = "1" ]; then
   fi
   hb_ms=$(python3 -c "import re; v='$HEARTBEAT'; m=re.fullmatch(r'(\d+)(ms|s)', v); print(int(m[1]) * (1 if m[2]=='ms' else 1000))")
   echo "== side by side: node socket.io-client, $BASE then $N connections, same hub and heartbeat"
-  peer() { # $1 = connections; prints RSS KiB mid-hold
+  peer() { # $1 = connections; writes "RSS_KiB CPU_s heartbeats" to $work/peer$1.txt
     node benches/sio-clients.js "$HUB" "$1" "$hb_ms" $((STORM + HOLD)) >"$work/peer$1.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
-    sleep $((STORM + HOLD / 2 + 2))
-    rss_kb "$pid"
+    sleep $((STORM + 2))
+    alive "$pid" "$work/peer$1.log"
+    local c0 b0 c1 b1 rss
+    c0=$(cpu_ticks "$pid"); b0=$(stat heartbeats)
+    sleep $((HOLD / 2))
+    rss=$(rss_kb "$pid")
+    sleep $((HOLD / 2 - 4))
+    c1=$(cpu_ticks "$pid"); b1=$(stat heartbeats)
     wait "$pid" || true
+    echo "$rss $(python3 -c "print(($c1 - $c0) / $tick_hz)") $((b1 - b0))" >"$work/peer$1.txt"
   }
-  peer_base=$(peer "$BASE")
-  peer_n=$(peer "$N")
+  peer "$BASE"; read -r peer_base _ _ <"$work/peer$BASE.txt"
+  peer "$N"; read -r peer_n peer_cpu peer_beats <"$work/peer$N.txt"
   tail -1 "$work/peer$N.log"
-  python3 - "$peer_base" "$peer_n" "$BASE" "$N" "$rss_base" "$rss_n" <<'EOF'
+  python3 - "$peer_base" "$peer_n" "$BASE" "$N" "$rss_base" "$rss_n" "$peer_cpu" "$peer_beats" "$ours_cpu" "$ours_beats" <<'EOF'
 import sys
-pb, pn, base, n, sb, sn = map(int, sys.argv[1:])
+pb, pn, base, n, sb, sn = map(int, sys.argv[1:7])
+pcpu, pbeats, ocpu, obeats = float(sys.argv[7]), int(sys.argv[8]), float(sys.argv[9]), int(sys.argv[10])
 peer = (pn - pb) * 1024 / (n - base)
 ours = (sn - sb) * 1024 / (n - base)
-print(f"socket.io-client: {peer/1024:.2f} KiB per connection; stampede: {ours/1024:.2f} KiB per agent; ratio stampede/peer = {ours/peer:.2f}")
+print(f"memory: socket.io-client {peer/1024:.2f} KiB per connection, stampede {ours/1024:.2f} KiB per agent; ratio stampede/peer = {ours/peer:.2f}")
+if pbeats and obeats:
+    p, o = pcpu * 1e6 / pbeats, ocpu * 1e6 / obeats
+    print(f"CPU per heartbeat: socket.io-client {p:.1f} us, stampede {o:.1f} us; ratio stampede/peer = {o/p:.2f}")
 EOF
 fi
