@@ -177,6 +177,8 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         out_dir: out,
         progress: if quiet {
             Progress::Quiet
+        } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            Progress::Live
         } else {
             Progress::Lines
         },

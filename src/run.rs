@@ -26,8 +26,11 @@ use std::time::{Duration, SystemTime};
 pub enum Progress {
     /// Nothing until the end (CI: `--quiet`).
     Quiet,
-    /// A plain line every few seconds, on stderr.
+    /// A plain line every few seconds, on stderr (not a terminal: no
+    /// control characters).
     Lines,
+    /// A live line redrawn every second (stderr is a terminal).
+    Live,
 }
 
 /// Everything `stampede run` needs, already validated by the CLI.
@@ -326,6 +329,22 @@ fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorT
             let mut last_wall = start;
             let mut n = 1u32;
             let mut aborted = false;
+            let latency: Vec<crate::metrics::HistId> =
+                ctx.ids.steps.iter().flatten().map(|s| s.latency).collect();
+            aggregator.watch(&latency, 5);
+            // A TTY: one live line (indicatif) redrawn every second.
+            let bar = (ctx.progress == Progress::Live).then(|| {
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    Some(ctx.plan.total.as_secs().max(1)),
+                    indicatif::ProgressDrawTarget::stderr(),
+                );
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:16.cyan/blue} {msg}")
+                        .expect("a valid template")
+                        .progress_chars("█▉ "),
+                );
+                bar
+            });
             loop {
                 let due = start + Duration::from_secs(n as u64);
                 let wait = due.saturating_duration_since(std::time::Instant::now());
@@ -355,11 +374,25 @@ fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorT
                 }
                 let elapsed = now.duration_since(start);
                 let point = aggregator.tick(elapsed, &gauges).clone();
-                if ctx.progress == Progress::Lines && n.is_multiple_of(5) && !stop {
-                    eprintln!(
-                        "{}",
-                        console::progress_line(&ctx.plan, &ctx.ids, elapsed, &point, &ctx.live)
-                    );
+                let line = || {
+                    console::progress_line(
+                        &ctx.plan,
+                        &ctx.ids,
+                        elapsed,
+                        &point,
+                        &ctx.live,
+                        aggregator.window_quantile(0.95),
+                    )
+                };
+                match (&bar, ctx.progress) {
+                    (Some(bar), _) if !stop => {
+                        bar.set_position(elapsed.as_secs().min(bar.length().unwrap_or(0)));
+                        bar.set_message(line());
+                    }
+                    (None, Progress::Lines) if n.is_multiple_of(5) && !stop => {
+                        eprintln!("{}", line());
+                    }
+                    _ => {}
                 }
                 if ctx.scenario.abort_on_fail && !aborted && !stop {
                     let spans = phase_spans(&ctx.plan, elapsed);
@@ -384,6 +417,9 @@ fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorT
                 }
                 // Skip ticks that were missed (a stalled machine) rather than bunching them.
                 n = (now.duration_since(start).as_secs() as u32 + 1).max(n + 1);
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
             }
             let totals = aggregator.finish()?;
             Ok((totals, aborted))

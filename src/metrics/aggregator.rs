@@ -29,9 +29,32 @@ pub struct Aggregator {
     /// End of the previous interval, since the start.
     last_elapsed: Duration,
     hlog: Option<HlogWriter>,
+    /// A rolling window for live views: the watched series merged per
+    /// interval, the last `window_len` intervals.
+    window_ids: Vec<usize>,
+    window_len: usize,
+    window: std::collections::VecDeque<Histogram<u64>>,
 }
 
 impl Aggregator {
+    /// Keep the last `intervals` intervals of the series `ids` (merged) for
+    /// [`Aggregator::window_quantile`] — e.g. "p95 of the last 5 s".
+    pub fn watch(&mut self, ids: &[super::HistId], intervals: usize) {
+        self.window_ids = ids.iter().map(|id| id.0 as usize).collect();
+        self.window_len = intervals;
+        self.window.clear();
+    }
+
+    /// Quantile `q` (0..1) of the watched series over the window; None
+    /// when nothing was recorded in it.
+    pub fn window_quantile(&self, q: f64) -> Option<u64> {
+        let mut merged = new_histogram();
+        for h in &self.window {
+            merge_into(&mut merged, h);
+        }
+        (!merged.is_empty()).then(|| merged.value_at_quantile(q))
+    }
+
     /// `hlog`: where interval histograms stream (HdrHistogram interval log,
     /// one tag per histogram series), or None.
     pub fn new(
@@ -50,6 +73,9 @@ impl Aggregator {
             last_elapsed: Duration::ZERO,
             metrics,
             dims,
+            window_ids: Vec::new(),
+            window_len: 0,
+            window: std::collections::VecDeque::new(),
         }
     }
     /// Close the interval ending at `elapsed` (since start): swap every
@@ -89,6 +115,22 @@ impl Aggregator {
             counters: self.interval_counters.clone(),
             gauges,
         };
+        if self.window_len > 0 {
+            // Reuse the oldest interval's histogram once the window is full.
+            let mut merged = if self.window.len() >= self.window_len {
+                let mut h = self.window.pop_front().expect("window is full");
+                h.reset();
+                h
+            } else {
+                new_histogram()
+            };
+            for &i in &self.window_ids {
+                if let Some(Some(h)) = self.interval_hists.get(i) {
+                    merge_into(&mut merged, h);
+                }
+            }
+            self.window.push_back(merged);
+        }
         for h in self.interval_hists.iter_mut().flatten() {
             h.reset();
         }
@@ -418,6 +460,35 @@ mod tests {
         assert_eq!(series[3].counters[f.requests.0 as usize], 0);
         assert_eq!(series[3].gauges, vec![0.0]);
         assert_eq!(agg.totals().hist(f.latency, None).len(), 6);
+    }
+
+    #[test]
+    fn the_window_holds_the_last_intervals_of_the_watched_series() {
+        let f = fixture();
+        let mut agg = Aggregator::new(f.metrics.clone(), None, SystemTime::now());
+        agg.watch(&[f.latency, f.checkout], 2);
+        assert_eq!(agg.window_quantile(0.5), None);
+        // Interval 1: 100 (latency) and 900 (service: not watched).
+        f.metrics.with(|s| {
+            s.record(f.latency, 0, 100);
+            s.record(f.service, 0, 900);
+        });
+        agg.tick(Duration::from_secs(1), &[]);
+        assert_eq!(agg.window_quantile(1.0), Some(100));
+        // Interval 2: 300 (checkout, watched too).
+        f.metrics.with(|s| s.record(f.checkout, 1, 300));
+        agg.tick(Duration::from_secs(2), &[]);
+        assert_eq!(agg.window_quantile(1.0), Some(300));
+        assert_eq!(agg.window_quantile(0.0), Some(100));
+        // Intervals 3 and 4: 1 s each of nothing, then 200; interval 1 and 2 leave.
+        agg.tick(Duration::from_secs(3), &[]);
+        assert_eq!(agg.window_quantile(0.0), Some(300));
+        f.metrics.with(|s| s.record(f.latency, 0, 200));
+        agg.tick(Duration::from_secs(4), &[]);
+        assert_eq!(agg.window_quantile(1.0), Some(200));
+        agg.tick(Duration::from_secs(5), &[]);
+        agg.tick(Duration::from_secs(6), &[]);
+        assert_eq!(agg.window_quantile(0.5), None);
     }
 
     #[test]

@@ -287,6 +287,7 @@ pub fn progress_line(
     elapsed: Duration,
     point: &Point,
     live: &Live,
+    p95_window: Option<u64>,
 ) -> String {
     let phase = plan
         .phases
@@ -320,12 +321,14 @@ pub fn progress_line(
     if !ids.steps.is_empty() {
         let _ = write!(
             line,
-            " · {requests} req/s · p95 {} · errors {errors} · in flight {} · VUs {} · queued {}",
-            ms(p95),
+            " · {requests} req/s · p95(5s) {} · {errors} err/s · {} in flight",
+            ms(p95_window.unwrap_or(p95)),
             live.in_flight.load(Ordering::Relaxed),
-            live.vus.load(Ordering::Relaxed),
-            live.queued.load(Ordering::Relaxed),
         );
+        let queued = live.queued.load(Ordering::Relaxed);
+        if queued > 0 {
+            let _ = write!(line, " · {queued} queued");
+        }
     }
     if let Some(hub) = &ids.hub {
         let gauge =
@@ -337,9 +340,9 @@ pub fn progress_line(
             .sum();
         let _ = write!(
             line,
-            " · hub {} connected, {} registered, {errors} errors/s",
-            gauge(hub.connected),
-            gauge(hub.registered)
+            " · hub {}/{} registered · {errors} hub err/s",
+            gauge(hub.registered),
+            gauge(hub.connected)
         );
     }
     line

@@ -369,3 +369,30 @@ fn a_second_ctrl_c_stops_draining_and_counts_cancelled() {
         "in-flight requests counted as cancelled: {cancelled}"
     );
 }
+
+#[test]
+fn progress_without_a_terminal_is_plain_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "lines.toml",
+        &with("[slo]\n\"http.errors.rate\" = \"< 1%\"\n")
+            .replace("duration = \"1s\"", "duration = \"6s\""),
+    );
+    let output = stampede()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--out"])
+        .arg(dir.path().join("reports"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    // A progress line at 5 s, as plain text: no escape sequences, no carriage returns.
+    assert!(stderr.contains("[    5s / 6s]"), "{stderr}");
+    assert!(stderr.contains("req/s · p95(5s)"), "{stderr}");
+    assert!(
+        !stderr.chars().any(|c| c.is_control() && c != '\n'),
+        "control characters in: {stderr:?}"
+    );
+}
