@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per topic.
 
 mod agents;
+mod browser;
 mod cli;
 mod common;
 mod engine;
