@@ -60,6 +60,43 @@ Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 not carried o
 Knobs can be changed while it runs: POST /admin/config {\"latency\":\"5ms\"},
 POST /admin/stall {\"duration\":\"500ms\"}; GET /admin/stats.")]
     Target(TargetArgs),
+    /// Compare two results: per metric and step, the change in p50 / p95 /
+    /// p99, throughput and error rate, judged against tolerances and the
+    /// run-to-run noise. Exit 1 on a regression.
+    #[command(after_help = "Examples:
+  stampede compare reports/main-20261120T101500Z reports/black-friday-20261122T093000Z
+  stampede compare baseline/summary.json current/summary.json --max-regression p95=5%,errors=0.1pp
+  stampede compare base cur --format markdown --output comment.md   # for a CI comment
+
+Tolerances (defaults): p50=10% p95=10% p99=20% throughput=10% (drop) errors=0.05pp.
+A change counts only when it is larger than its tolerance and than the noise band
+(two standard errors of the difference of the per-second values); error rates need
+a two-proportion z above 2. Exit codes: 0 no regression · 1 a regression · 2 bad input.")]
+    Compare(CompareArgs),
+}
+
+/// Output format of `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline: a result directory or its summary.json.
+    pub baseline: PathBuf,
+    /// The run to judge: a result directory or its summary.json.
+    pub current: PathBuf,
+    /// Tolerances, e.g. `p95=10%,p99=20%,throughput=5%,errors=0.05pp`.
+    #[arg(long, value_name = "SPEC")]
+    pub max_regression: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: CompareFormat,
+    /// Also write the output to this file.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Flags that change the scenario before it is compiled.
@@ -236,6 +273,52 @@ pub fn target_config(
     ))
 }
 
+/// A result directory or a summary.json, read; errors name the file.
+fn read_summary(path: &std::path::Path) -> Result<crate::report::json::Summary, CommandError> {
+    let file = if path.is_dir() {
+        path.join(crate::report::json::FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
+    crate::report::json::read(&file).map_err(|e| CommandError::BadInput(format!("{e:#}")))
+}
+
+fn compare(args: CompareArgs) -> Result<ExitStatus, CommandError> {
+    let CompareArgs {
+        baseline,
+        current,
+        max_regression,
+        format,
+        output,
+    } = args;
+    let mut tolerances = crate::compare::Tolerances::default();
+    if let Some(spec) = &max_regression {
+        tolerances
+            .parse_into(spec)
+            .map_err(|e| CommandError::BadInput(format!("--max-regression: {e}")))?;
+    }
+    let baseline = read_summary(&baseline)?;
+    let current = read_summary(&current)?;
+    let comparison = crate::compare::compare(&baseline, &current, &tolerances);
+    let text = match format {
+        CompareFormat::Text => crate::compare::text(&comparison),
+        CompareFormat::Markdown => crate::compare::markdown(&comparison),
+        CompareFormat::Json => {
+            serde_json::to_string_pretty(&comparison).map_err(anyhow::Error::from)? + "\n"
+        }
+    };
+    if let Some(path) = &output {
+        crate::report::write_atomic(path, text.as_bytes())
+            .map_err(|e| CommandError::BadInput(format!("cannot write {}: {e}", path.display())))?;
+    }
+    crate::report::console::emit(&text);
+    Ok(if comparison.regressions > 0 {
+        ExitStatus::SloFailed
+    } else {
+        ExitStatus::Passed
+    })
+}
+
 /// Run a parsed command line; returns the exit status.
 pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, CommandError> {
     match cli.command {
@@ -251,6 +334,7 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             crate::report::console::emit(&crate::report::console::describe(&scenario, &plan));
             Ok(ExitStatus::Passed)
         }
+        Command::Compare(args) => compare(args),
         Command::Target(args) => {
             let (listen, config) = target_config(args)?;
             // Thousands of agents each hold a descriptor here too.

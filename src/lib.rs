@@ -18,6 +18,7 @@
 //! - [`run`]: glue: scenario + plan + engine + metrics + reports → exit code.
 
 pub mod cli;
+pub mod compare;
 pub mod engine;
 pub mod error;
 pub mod metrics;

@@ -396,3 +396,89 @@ fn progress_without_a_terminal_is_plain_lines() {
         "control characters in: {stderr:?}"
     );
 }
+
+/// Run GOOD for 2 s at 50/s against a built-in target with `latency`; the
+/// result directory.
+fn run_with_latency(dir: &Path, name: &str, latency: &str) -> std::path::PathBuf {
+    let scenario = write(
+        dir,
+        &format!("{name}.toml"),
+        &format!(
+            "{}[target.builtin]\nlatency = \"{latency}\"\n",
+            GOOD.replace("duration = \"1s\"", "duration = \"2s\"")
+                .replace("rate = \"20/s\"", "rate = \"50/s\"")
+        ),
+    );
+    let out = dir.join(name);
+    stampede()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .assert()
+        .code(0);
+    std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
+#[test]
+fn compare_flags_a_slower_build_and_passes_the_same_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let fast = run_with_latency(dir.path(), "fast", "2ms");
+    let fast_again = run_with_latency(dir.path(), "fast-again", "2ms");
+    let slow = run_with_latency(dir.path(), "slow", "20ms");
+    // 2 ms → 20 ms: a p50 / p95 / p99 regression; exit 1; Markdown for a CI comment.
+    let md = dir.path().join("comment.md");
+    stampede()
+        .args(["compare", "--format", "markdown", "--output"])
+        .arg(&md)
+        .arg(&fast)
+        .arg(slow.join("summary.json"))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("**REGRESSION**"));
+    let comment = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        comment.contains("| http.latency u/list | p95 |"),
+        "{comment}"
+    );
+    // The scenarios differ (their latency knob): said, not hidden.
+    assert!(comment.contains("different scenarios"), "{comment}");
+    // The same build twice (generous tolerances: two 2-second runs on a
+    // shared machine): no regression, exit 0; JSON for tools.
+    let output = stampede()
+        .args(["compare", "--format", "json", "--max-regression"])
+        .arg("p50=100%,p95=200%,p99=400%,throughput=30%")
+        .arg(&fast)
+        .arg(&fast_again)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["regressions"], 0);
+    assert!(json["rows"].as_array().unwrap().len() >= 5);
+    // Bad input names the file.
+    stampede()
+        .arg("compare")
+        .arg(dir.path().join("nope"))
+        .arg(&fast)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nope"));
+    stampede()
+        .args(["compare", "--max-regression", "p95=lots"])
+        .arg(&fast)
+        .arg(&fast)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--max-regression"));
+}
