@@ -268,7 +268,8 @@ pub fn compare(baseline: &Summary, current: &Summary, tolerances: &Tolerances) -
     }
     let mut rows = Vec::new();
     type Pick = fn(&IntervalStats) -> u64;
-    let stats: [(&str, Pick, f64, fn(&HistogramEntry) -> u64); 3] = [
+    type Of = fn(&HistogramEntry) -> u64;
+    let stats: [(&str, Pick, f64, Of); 3] = [
         ("p50", |s| s.p50, tolerances.p50, |h| h.p50),
         ("p95", |s| s.p95, tolerances.p95, |h| h.p95),
         ("p99", |s| s.p99, tolerances.p99, |h| h.p99),
