@@ -73,6 +73,48 @@ A change counts only when it is larger than its tolerance and than the noise ban
 (two standard errors of the difference of the per-second values); error rates need
 a two-proportion z above 2. Exit codes: 0 no regression · 1 a regression · 2 bad input.")]
     Compare(CompareArgs),
+    /// Find the highest load at which every SLO holds: step the load up
+    /// geometrically until an SLO fails, bisect, confirm.
+    #[command(after_help = "Examples:
+  stampede capacity scenarios/black-friday.toml                    # vary the users' arrival rate
+  stampede capacity scenarios/connection-storm.toml --vary agents --start 1000
+  stampede capacity scenarios/quickstart.toml --step 30s --warmup 10s --precision 2% --budget 20m
+
+Each step runs the scenario's populations at one load: a warm-up (discarded), then the
+measured stretch on which every SLO is judged. Output: the capacity, the 70% planning load,
+a table of every step; files capacity.json and capacity.md, each step's own result directory.
+Exit codes: 0 capacity found · 1 even the first load failed · 2 bad input · 3 interrupted.")]
+    Capacity(CapacityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// The load axis (default: users when the scenario has any, else agents).
+    #[arg(long, value_enum)]
+    pub vary: Option<crate::capacity::Axis>,
+    /// First load tried: journeys/s or agents (default: a tenth of the scenario's peak).
+    #[arg(long)]
+    pub start: Option<f64>,
+    /// Stop bisecting when pass and fail are this close.
+    #[arg(long, default_value = "5%")]
+    pub precision: String,
+    /// Stop searching after this long (the confirmation may run past it).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration_arg)]
+    pub budget: Duration,
+    /// Discarded start of each step.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
+    pub warmup: Duration,
+    /// Measured length of each step.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = duration_arg)]
+    pub step: Duration,
+    /// Parent directory of the result directory.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub out: PathBuf,
+    /// Only the final table.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Output format of `compare`.
@@ -335,6 +377,51 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             Ok(ExitStatus::Passed)
         }
         Command::Compare(args) => compare(args),
+        Command::Capacity(args) => {
+            let CapacityArgs {
+                scenario,
+                vary,
+                start,
+                precision,
+                budget,
+                warmup,
+                step,
+                out,
+                quiet,
+            } = args;
+            let (scenario, overrides) = overrides(scenario)?;
+            let precision = crate::scenario::units::parse_percent(&precision)
+                .ok()
+                .filter(|p| *p > 0.0 && *p < 1.0)
+                .ok_or_else(|| {
+                    CommandError::BadInput(format!(
+                        "--precision {precision}: expected a percentage between 0% and 100%, e.g. 5%"
+                    ))
+                })?;
+            if start.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+                return Err(CommandError::BadInput("--start must be above 0".into()));
+            }
+            if step.is_zero() || warmup.is_zero() {
+                return Err(CommandError::BadInput(
+                    "--step and --warmup must be above 0".into(),
+                ));
+            }
+            let (_, exit) = crate::capacity::search(crate::capacity::Options {
+                scenario,
+                overrides,
+                out_dir: out,
+                vary,
+                start,
+                precision,
+                budget,
+                warmup,
+                step,
+                quiet,
+                command_line: crate::run::redact(&command_line),
+            })
+            .await?;
+            Ok(exit)
+        }
         Command::Target(args) => {
             let (listen, config) = target_config(args)?;
             // Thousands of agents each hold a descriptor here too.

@@ -17,6 +17,7 @@
 //! - [`target`]: the built-in reference target (API), loopback by default.
 //! - [`run`]: glue: scenario + plan + engine + metrics + reports → exit code.
 
+pub mod capacity;
 pub mod cli;
 pub mod compare;
 pub mod engine;

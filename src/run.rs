@@ -31,6 +31,9 @@ pub enum Progress {
     Lines,
     /// A live line redrawn every second (stderr is a terminal).
     Live,
+    /// Nothing at all, not even on failure (the steps of `capacity`, which
+    /// reports them itself).
+    Silent,
 }
 
 /// Everything `stampede run` needs, already validated by the CLI.
@@ -520,7 +523,7 @@ pub async fn run_scenario(
         start: tokio::time::Instant::now(),
         hub: fleet.clone(),
     });
-    if options.progress != Progress::Quiet {
+    if !matches!(options.progress, Progress::Quiet | Progress::Silent) {
         eprintln!(
             "stampede: running `{}` for {} against {} → {}",
             scenario.name,
@@ -619,7 +622,9 @@ pub async fn run_scenario(
     crate::report::json::write(&dir, &summary)
         .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
 
-    if options.progress != Progress::Quiet || exit != ExitStatus::Passed {
+    if options.progress != Progress::Silent
+        && (options.progress != Progress::Quiet || exit != ExitStatus::Passed)
+    {
         console::emit(&console::final_report(
             &scenario,
             &totals,
@@ -628,7 +633,9 @@ pub async fn run_scenario(
             &notes,
         ));
     }
-    console::emit(&format!("results: {}\n", dir.display()));
+    if options.progress != Progress::Silent {
+        console::emit(&format!("results: {}\n", dir.display()));
+    }
     Ok(RunOutcome {
         exit,
         result_dir: dir,

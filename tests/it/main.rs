@@ -2,6 +2,7 @@
 
 mod agents;
 mod browser;
+mod capacity;
 mod cli;
 mod common;
 mod engine;

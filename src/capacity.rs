@@ -1,0 +1,501 @@
+//! `stampede capacity SCENARIO`: the highest load at which every SLO holds.
+//!
+//! The load axis is the users' arrival rate (`--vary users`, journeys per
+//! second) or the number of connected agents (`--vary agents`); by default
+//! users when the scenario has any. Each **step** replays the scenario's
+//! populations at one load, as two phases: `warm-up` (discarded) and
+//! `measure`; every SLO is judged on the measure phase only (its `phase`
+//! tag is set to `measure`). A step **passes** when every SLO holds there
+//! and the load was really carried: for users, at least 95 % of the offered
+//! requests succeeded; for agents, at least 95 % were registered at the end.
+//!
+//! **Search**: from `--start` (default: a tenth of the scenario's peak, at
+//! least 1), multiply by 2 until a step fails; then bisect between the last
+//! pass and the first fail until they are within `--precision` (default
+//! 5 %) of each other or the time `--budget` runs out. A **confirmation**
+//! step at the answer follows; when it fails, the answer steps down by the
+//! precision and is confirmed again (at most 3 times). The **planning
+//! load** is 70 % of the capacity: alert there, scale before it.
+//!
+//! Results go to `reports/<name>-capacity-<UTC>/`: every step's own result
+//! directory under `steps/`, `capacity.json` and `capacity.md`.
+
+use crate::error::{CommandError, ExitStatus};
+use crate::metrics::TagFilter;
+use crate::run::{Progress, RunOptions, RunOutcome};
+use crate::scenario::hub::{AgentLoad, ConnectRate};
+use crate::scenario::units::RateCurve;
+use crate::scenario::{Overrides, Phase, Scenario, UserLoad};
+use anyhow::Context as _;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Axis {
+    /// Journeys per second of the `[[users]]` (open model).
+    Users,
+    /// Connected `[[agents]]`.
+    Agents,
+}
+
+/// Settings of a search.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub scenario: PathBuf,
+    pub overrides: Overrides,
+    pub out_dir: PathBuf,
+    pub vary: Option<Axis>,
+    pub start: Option<f64>,
+    pub precision: f64,
+    pub budget: Duration,
+    pub warmup: Duration,
+    pub step: Duration,
+    pub quiet: bool,
+    pub command_line: Vec<String>,
+}
+
+/// One step of the search.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Step {
+    /// Load: journeys/s or agents.
+    pub load: f64,
+    /// `up`, `bisect` or `confirm`.
+    pub kind: &'static str,
+    /// Offered requests/s (users) or agents.
+    pub offered: f64,
+    /// Successful requests/s (users) or registered agents.
+    pub achieved: f64,
+    /// µs, of `http.latency` (users) or `hub.connect` (agents).
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+    pub p99: Option<u64>,
+    pub errors: u64,
+    pub pass: bool,
+    /// The SLOs that failed, and a carried-load shortfall.
+    pub failed: Vec<String>,
+    pub result_dir: String,
+}
+
+/// The answer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub axis: Axis,
+    /// The highest confirmed passing load; None when even the first step failed.
+    pub capacity: Option<f64>,
+    /// 70 % of it.
+    pub planning: Option<f64>,
+    pub precision: f64,
+    /// Why the search stopped.
+    pub stopped: String,
+    pub steps: Vec<Step>,
+}
+
+fn peak_users(scenario: &Scenario) -> Option<f64> {
+    scenario
+        .phases
+        .iter()
+        .filter_map(|p| match p.users {
+            Some(UserLoad::Open(r)) => Some(r.from.max(r.to)),
+            _ => None,
+        })
+        .reduce(f64::max)
+}
+
+/// The step scenario: the base one's populations at `load`, in two phases.
+fn shape(scenario: &mut Scenario, axis: Axis, load: f64, options: &Options) {
+    let users_rate = peak_users(scenario);
+    let agents = crate::engine::hub::max_agents(scenario);
+    let users = match axis {
+        Axis::Users => Some(UserLoad::Open(RateCurve {
+            from: load,
+            to: load,
+        })),
+        Axis::Agents => users_rate.map(|r| UserLoad::Open(RateCurve { from: r, to: r })),
+    };
+    let connected = match axis {
+        Axis::Agents => load.round().max(1.0) as u32,
+        Axis::Users => agents,
+    };
+    let agent_load = (!scenario.agents.is_empty() && connected > 0).then_some(AgentLoad {
+        connected,
+        connect_rate: ConnectRate::Max,
+        drop: None,
+    });
+    let commanders = scenario.phases.iter().find_map(|p| p.commanders);
+    scenario.phases = ["warm-up", "measure"]
+        .iter()
+        .zip([options.warmup, options.step])
+        .map(|(name, duration)| Phase {
+            name: (*name).into(),
+            duration,
+            users,
+            agents: agent_load.clone(),
+            commanders,
+        })
+        .collect();
+    for slo in &mut scenario.slos {
+        slo.phase = Some("measure".into());
+    }
+    scenario.abort_on_fail = false;
+}
+
+fn measure_filter() -> TagFilter {
+    TagFilter {
+        phase: Some(1),
+        ..TagFilter::default()
+    }
+}
+
+fn judge(
+    outcome: &RunOutcome,
+    axis: Axis,
+    load: f64,
+    step: Duration,
+) -> (f64, f64, [Option<u64>; 3], u64, Vec<String>) {
+    let totals = &outcome.totals;
+    let f = measure_filter();
+    let mut failed: Vec<String> = outcome
+        .verdicts
+        .iter()
+        .filter(|v| !v.pass)
+        .map(|v| {
+            format!(
+                "{} {} (measured {})",
+                v.slo.key, v.slo.target, v.measured_text
+            )
+        })
+        .collect();
+    let secs = step.as_secs_f64().max(1e-9);
+    let (offered, achieved, metric, errors) = match axis {
+        Axis::Users => {
+            let requests = totals.sum_counters("http.requests", None, &f);
+            let errors = totals.sum_counters("http.errors", None, &f);
+            (
+                requests as f64 / secs,
+                requests.saturating_sub(errors) as f64 / secs,
+                "http.latency",
+                errors,
+            )
+        }
+        Axis::Agents => {
+            let registered = totals
+                .series()
+                .iter()
+                .rev()
+                .nth(1)
+                .and_then(|p| {
+                    let id = totals
+                        .layout()
+                        .gauges
+                        .iter()
+                        .position(|g| g == "hub.registered")?;
+                    p.gauges.get(id).copied()
+                })
+                .unwrap_or(0.0);
+            (
+                load.round(),
+                registered,
+                "hub.connect",
+                totals.sum_counters("hub.errors", None, &TagFilter::default()),
+            )
+        }
+    };
+    if achieved < 0.95 * offered {
+        failed.push(format!(
+            "carried {:.0} of {:.0} offered ({:.0}%)",
+            achieved,
+            offered,
+            achieved / offered.max(1e-9) * 100.0
+        ));
+    }
+    let pcts = totals
+        .select_hist(metric, &f)
+        .filter(|h| !h.is_empty())
+        .map(|h| [0.5, 0.95, 0.99].map(|q| Some(h.value_at_quantile(q))))
+        .unwrap_or([None; 3]);
+    (offered, achieved, pcts, errors, failed)
+}
+
+/// Run the search.
+pub async fn search(options: Options) -> Result<(Report, ExitStatus), CommandError> {
+    let base = crate::run::load(&options.scenario, &options.overrides)?;
+    let axis = match options.vary {
+        Some(a) => a,
+        None if !base.populations.is_empty() => Axis::Users,
+        None if !base.agents.is_empty() => Axis::Agents,
+        None => {
+            return Err(CommandError::BadInput(
+                "the scenario has neither [[users]] nor [[agents]]: nothing to vary".into(),
+            ))
+        }
+    };
+    match axis {
+        Axis::Users if base.populations.is_empty() => {
+            return Err(CommandError::BadInput(
+                "--vary users, but the scenario has no [[users]]".into(),
+            ))
+        }
+        Axis::Agents if base.agents.is_empty() => {
+            return Err(CommandError::BadInput(
+                "--vary agents, but the scenario has no [[agents]]".into(),
+            ))
+        }
+        _ => {}
+    }
+    if base.slos.is_empty() {
+        return Err(CommandError::BadInput(
+            "the scenario has no [slo]: capacity is the highest load at which every SLO holds, so it needs some".into(),
+        ));
+    }
+    let peak = match axis {
+        Axis::Users => peak_users(&base).unwrap_or(10.0),
+        Axis::Agents => f64::from(crate::engine::hub::max_agents(&base).max(10)),
+    };
+    let mut load = options.start.unwrap_or((peak / 10.0).max(1.0));
+    let started = chrono::Utc::now();
+    let dir = crate::run::result_dir(
+        &options.out_dir,
+        &format!("{}-capacity", base.name),
+        started,
+    )
+    .with_context(|| {
+        format!(
+            "creating a result directory in {}",
+            options.out_dir.display()
+        )
+    })?;
+    drop(base);
+    let clock = Instant::now();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut pass: Option<f64> = None;
+    let mut fail: Option<f64> = None;
+    let stopped;
+    let mut interrupted = false;
+    // Up, then bisect.
+    loop {
+        let kind = if fail.is_none() { "up" } else { "bisect" };
+        let step = probe(&options, axis, load, kind, &dir, steps.len()).await?;
+        let ok = step.pass;
+        let carried_out = !step.result_dir.is_empty();
+        print_step(&options, &step);
+        steps.push(step);
+        if !carried_out {
+            interrupted = true;
+            stopped = "interrupted".to_string();
+            break;
+        }
+        if ok {
+            pass = Some(load);
+        } else {
+            fail = Some(load);
+        }
+        let next = match (pass, fail) {
+            (_, None) => load * 2.0,
+            (None, Some(f)) => {
+                if f <= 1.0 || steps.len() >= 3 && f < peak / 1000.0 {
+                    stopped = "even the lowest load failed".to_string();
+                    break;
+                }
+                f / 2.0
+            }
+            (Some(p), Some(f)) => {
+                if (f - p) / p <= options.precision {
+                    stopped = format!("pass and fail within {:.0}%", options.precision * 100.0);
+                    break;
+                }
+                (p + f) / 2.0
+            }
+        };
+        if clock.elapsed() + options.warmup + options.step > options.budget {
+            stopped = "time budget used up".to_string();
+            break;
+        }
+        load = if axis == Axis::Agents {
+            next.round().max(1.0)
+        } else {
+            next
+        };
+    }
+    // Confirm.
+    let mut capacity = pass;
+    if !interrupted {
+        let mut tries = 0;
+        while let Some(c) = capacity {
+            if tries >= 3
+                || clock.elapsed() + options.warmup + options.step
+                    > options.budget + options.budget / 2
+            {
+                break;
+            }
+            tries += 1;
+            let step = probe(&options, axis, c, "confirm", &dir, steps.len()).await?;
+            print_step(&options, &step);
+            let ok = step.pass;
+            let carried_out = !step.result_dir.is_empty();
+            steps.push(step);
+            if !carried_out {
+                interrupted = true;
+                break;
+            }
+            if ok {
+                break;
+            }
+            capacity = Some(c * (1.0 - options.precision)).filter(|c| *c >= 1.0);
+        }
+    }
+    let report = Report {
+        scenario: options.scenario.display().to_string(),
+        axis,
+        capacity,
+        planning: capacity.map(|c| c * 0.7),
+        precision: options.precision,
+        stopped,
+        steps,
+    };
+    let json = serde_json::to_vec_pretty(&report).map_err(anyhow::Error::from)?;
+    crate::report::write_atomic(&dir.join("capacity.json"), &json)
+        .with_context(|| format!("writing {}", dir.join("capacity.json").display()))?;
+    let md = markdown(&report);
+    crate::report::write_atomic(&dir.join("capacity.md"), md.as_bytes())
+        .with_context(|| format!("writing {}", dir.join("capacity.md").display()))?;
+    crate::report::console::emit(&md);
+    crate::report::console::emit(&format!("results: {}\n", dir.display()));
+    let exit = if interrupted {
+        ExitStatus::NotCarriedOut
+    } else if capacity.is_none() {
+        ExitStatus::SloFailed
+    } else {
+        ExitStatus::Passed
+    };
+    Ok((report, exit))
+}
+
+async fn probe(
+    options: &Options,
+    axis: Axis,
+    load: f64,
+    kind: &'static str,
+    dir: &std::path::Path,
+    index: usize,
+) -> Result<Step, CommandError> {
+    let mut scenario = crate::run::load(&options.scenario, &options.overrides)?;
+    shape(&mut scenario, axis, load, options);
+    let run = RunOptions {
+        scenario: options.scenario.clone(),
+        overrides: options.overrides.clone(),
+        out_dir: dir.join("steps"),
+        progress: Progress::Silent,
+        grace: Duration::from_secs(2),
+        command_line: options.command_line.clone(),
+    };
+    let _ = index;
+    let outcome = crate::run::run_scenario(Arc::new(scenario), &run).await?;
+    let (offered, achieved, [p50, p95, p99], errors, failed) =
+        judge(&outcome, axis, load, options.step);
+    let carried_out = outcome.exit != ExitStatus::NotCarriedOut;
+    Ok(Step {
+        load,
+        kind,
+        offered,
+        achieved,
+        p50,
+        p95,
+        p99,
+        errors,
+        pass: carried_out && failed.is_empty(),
+        failed,
+        result_dir: if carried_out {
+            outcome.result_dir.display().to_string()
+        } else {
+            String::new()
+        },
+    })
+}
+
+fn ms(us: Option<u64>) -> String {
+    us.map_or("-".into(), |v| {
+        crate::slo::format_value(crate::slo::Unit::Micros, v as f64)
+    })
+}
+
+fn load_text(axis: Axis, load: f64) -> String {
+    match axis {
+        Axis::Users => format!("{load:.1}/s"),
+        Axis::Agents => format!("{load:.0} agents"),
+    }
+}
+
+fn print_step(options: &Options, step: &Step) {
+    if options.quiet {
+        return;
+    }
+    eprintln!(
+        "capacity: {:<8} load {:>10} · achieved {:.1} of {:.1} · p95 {} · errors {} · {}",
+        step.kind,
+        format!("{:.1}", step.load),
+        step.achieved,
+        step.offered,
+        ms(step.p95),
+        step.errors,
+        if step.pass {
+            "pass".to_string()
+        } else {
+            format!("FAIL: {}", step.failed.join("; "))
+        }
+    );
+}
+
+/// The report as Markdown (also what the terminal shows).
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let axis = report.axis;
+    match report.capacity {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "capacity: {} (every SLO held; confirmed) · plan to scale at 70%: {}",
+                load_text(axis, c),
+                load_text(axis, c * 0.7)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "capacity: not found — {}", report.stopped);
+        }
+    }
+    let _ = writeln!(out, "search stopped: {}\n", report.stopped);
+    let unit = match axis {
+        Axis::Users => "req/s",
+        Axis::Agents => "agents",
+    };
+    let _ = writeln!(
+        out,
+        "| step | load | offered ({unit}) | achieved ({unit}) | p50 | p95 | p99 | errors | verdict |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    for (i, s) in report.steps.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "| {} {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
+            i + 1,
+            s.kind,
+            load_text(axis, s.load),
+            s.offered,
+            s.achieved,
+            ms(s.p50),
+            ms(s.p95),
+            ms(s.p99),
+            s.errors,
+            if s.pass {
+                "pass".to_string()
+            } else {
+                format!("FAIL: {}", s.failed.join("; ").replace('|', "\\|"))
+            }
+        );
+    }
+    out
+}

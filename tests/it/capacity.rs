@@ -1,0 +1,96 @@
+//! `stampede capacity` against a target of known capacity: the built-in
+//! target with a concurrency limit L and a fixed service time S serves at
+//! most L / S requests per second (beyond it, its bounded queue fills and
+//! answers 503).
+
+use crate::common::Fixture;
+use stampede::capacity::{search, Axis, Options};
+use stampede::error::ExitStatus;
+use std::time::Duration;
+
+async fn find(concurrency: u32, latency_ms: u32, start: f64) -> (f64, stampede::capacity::Report) {
+    let fixture = Fixture::new(&format!(
+        r#"
+name = "knee"
+[target]
+api = "builtin"
+[target.builtin]
+latency = "{latency_ms}ms"
+concurrency = {concurrency}
+queue = {concurrency}
+[http]
+timeout = "2s"
+[[users]]
+name = "u"
+steps = [{{ name = "list", get = "/api/servers" }}]
+[[phases]]
+name = "p"
+duration = "10s"
+users = {{ rate = "10/s" }}
+[slo]
+"http.latency.p95" = "< {}ms"
+"http.errors.rate" = "< 1%"
+"#,
+        latency_ms * 4
+    ));
+    let (report, exit) = search(Options {
+        scenario: fixture.scenario_path(),
+        overrides: Default::default(),
+        out_dir: fixture.out_dir(),
+        vary: Some(Axis::Users),
+        start: Some(start),
+        precision: 0.05,
+        budget: Duration::from_secs(60),
+        warmup: Duration::from_secs(1),
+        step: Duration::from_secs(2),
+        quiet: true,
+        command_line: vec![],
+    })
+    .await
+    .expect("the search runs");
+    assert_eq!(exit, ExitStatus::Passed, "{report:#?}");
+    // The files are there.
+    let dir = std::fs::read_dir(fixture.out_dir())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(dir.join("capacity.json").is_file() && dir.join("capacity.md").is_file());
+    (report.capacity.expect("a capacity"), report)
+}
+
+fn check(found: f64, expected: f64, report: &stampede::capacity::Report) {
+    assert!(
+        (found - expected).abs() / expected <= 0.10,
+        "found {found}/s, expected {expected}/s ± 10 %: {}",
+        stampede::capacity::markdown(report)
+    );
+    // Up geometrically, then bisection, then a passing confirmation.
+    let kinds: Vec<&str> = report.steps.iter().map(|s| s.kind).collect();
+    assert_eq!(kinds.first(), Some(&"up"));
+    assert!(kinds.contains(&"bisect"), "{kinds:?}");
+    let last = report.steps.last().unwrap();
+    assert_eq!((last.kind, last.pass), ("confirm", true));
+    assert_eq!(report.planning, Some(found * 0.7));
+    // Every failing step says why.
+    assert!(report
+        .steps
+        .iter()
+        .filter(|s| !s.pass)
+        .all(|s| !s.failed.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_finds_l_over_s_with_4_workers_of_20ms() {
+    // 4 / 20 ms = 200 requests/s.
+    let (found, report) = find(4, 20, 40.0).await;
+    check(found, 200.0, &report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_finds_l_over_s_with_2_workers_of_25ms() {
+    // 2 / 25 ms = 80 requests/s.
+    let (found, report) = find(2, 25, 20.0).await;
+    check(found, 80.0, &report);
+}
