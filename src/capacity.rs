@@ -392,6 +392,7 @@ async fn probe(
         progress: Progress::Silent,
         grace: Duration::from_secs(2),
         command_line: options.command_line.clone(),
+        baseline: None,
     };
     let _ = index;
     let outcome = crate::run::run_scenario(Arc::new(scenario), &run).await?;

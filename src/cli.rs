@@ -174,6 +174,14 @@ pub struct RunArgs {
     /// After Ctrl-C / SIGTERM, how long in-flight requests may finish.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
     pub grace: Duration,
+    /// Compare the run against this result (a summary.json or its
+    /// directory): regressions fail the run (exit 1) and show in every report.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Tolerances of the baseline comparison, e.g. `p95=10%,errors=0.05pp`
+    /// (overrides the scenario's `[compare]`).
+    #[arg(long, value_name = "SPEC", requires = "baseline")]
+    pub max_regression: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -248,8 +256,25 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         out,
         quiet,
         grace,
+        baseline,
+        max_regression,
     } = args;
-    let (scenario, overrides) = overrides(scenario)?;
+    let (scenario, mut overrides) = overrides(scenario)?;
+    // `--max-regression p95=5%` is `--set compare.p95=5%`: checked where
+    // `[compare]` is, with the same messages.
+    if let Some(spec) = &max_regression {
+        let mut check = crate::compare::Tolerances::default();
+        check
+            .parse_into(spec)
+            .map_err(|e| CommandError::BadInput(format!("--max-regression: {e}")))?;
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (key, value) = item.split_once('=').expect("checked above");
+            overrides.sets.push((
+                format!("compare.{}", key.trim()),
+                format!("{:?}", value.trim()),
+            ));
+        }
+    }
     Ok(RunOptions {
         scenario,
         overrides,
@@ -263,6 +288,7 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         },
         grace,
         command_line: crate::run::redact(&command_line),
+        baseline,
     })
 }
 

@@ -505,6 +505,73 @@ fn series_name(row: &Row) -> String {
     name
 }
 
+/// The comparison as SLO verdicts (for `run --baseline`): one per
+/// regression, and one overall `baseline` verdict, so junit.xml, the
+/// Markdown summary and the HTML report show it like any SLO.
+pub fn verdicts(c: &Comparison) -> Vec<crate::slo::Verdict> {
+    use crate::slo::{Op, Slo, Stat, Verdict};
+    let mut out: Vec<Verdict> = c
+        .rows
+        .iter()
+        .filter(|r| r.verdict == Change::Regression)
+        .map(|r| {
+            let stat = match r.stat.as_str() {
+                "p50" => Stat::Percentile(50.0),
+                "p95" => Stat::Percentile(95.0),
+                "p99" => Stat::Percentile(99.0),
+                _ => Stat::Rate,
+            };
+            let target = match r.stat.as_str() {
+                "errors" => format!("<= +{:.3}pp vs baseline", r.tolerance * 100.0),
+                "throughput" => format!(">= -{:.0}% vs baseline", r.tolerance * 100.0),
+                _ => format!("<= +{:.0}% vs baseline", r.tolerance * 100.0),
+            };
+            Verdict {
+                slo: Slo {
+                    key: format!("baseline: {} {}", series_name(r), r.stat),
+                    target,
+                    metric: r.metric.clone(),
+                    population: Some(r.population.clone()).filter(|p| !p.is_empty()),
+                    step: Some(r.step.clone()).filter(|s| !s.is_empty()),
+                    phase: None,
+                    stat,
+                    op: Op::Le,
+                    threshold: r.tolerance,
+                },
+                measured: r.change,
+                measured_text: format!(
+                    "{} → {}: {}",
+                    value(&r.stat, r.baseline),
+                    value(&r.stat, r.current),
+                    change_text(r)
+                ),
+                pass: false,
+            }
+        })
+        .collect();
+    out.push(Verdict {
+        slo: Slo {
+            key: "baseline: no regression".into(),
+            target: format!("vs {}", c.baseline),
+            metric: "baseline".into(),
+            population: None,
+            step: None,
+            phase: None,
+            stat: Stat::Count,
+            op: Op::Le,
+            threshold: 0.0,
+        },
+        measured: Some(c.regressions as f64),
+        measured_text: format!(
+            "{} regression(s) in {} compared values",
+            c.regressions,
+            c.rows.len()
+        ),
+        pass: c.regressions == 0,
+    });
+    out
+}
+
 /// Markdown, for CI comments.
 pub fn markdown(c: &Comparison) -> String {
     let esc = |s: &str| {

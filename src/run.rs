@@ -48,6 +48,9 @@ pub struct RunOptions {
     pub grace: Duration,
     /// The command line, already redacted.
     pub command_line: Vec<String>,
+    /// `--baseline`: a summary.json (or its result directory) to compare
+    /// the run against at its end; regressions become failed verdicts.
+    pub baseline: Option<PathBuf>,
 }
 
 /// What a finished run produced.
@@ -479,6 +482,21 @@ pub async fn run_scenario(
     options: &RunOptions,
 ) -> Result<RunOutcome, CommandError> {
     let plan = Plan::new(&scenario);
+    // A baseline that cannot be read is bad input, before anything runs.
+    let baseline = match &options.baseline {
+        None => None,
+        Some(path) => {
+            let file = if path.is_dir() {
+                path.join(crate::report::json::FILE_NAME)
+            } else {
+                path.clone()
+            };
+            Some(
+                crate::report::json::read(&file)
+                    .map_err(|e| CommandError::BadInput(format!("--baseline: {e:#}")))?,
+            )
+        }
+    };
     let targets = prepare_targets(&scenario).await?;
     let (layout, ids) = Ids::register(&scenario);
     // Before anything is written: a fleet this process cannot hold is refused.
@@ -580,8 +598,31 @@ pub async fn run_scenario(
     drop(targets);
 
     let spans = phase_spans(&plan, report.elapsed);
-    let verdicts = crate::slo::evaluate(&scenario.slos, &totals, &spans, report.elapsed);
+    let mut verdicts = crate::slo::evaluate(&scenario.slos, &totals, &spans, report.elapsed);
     let interrupted = report.stopped_early && !aborted;
+    // The baseline comparison joins the verdicts (and so every report).
+    let comparison = baseline.as_ref().map(|b| {
+        let meta = crate::report::json::RunMeta {
+            name: scenario.name.clone(),
+            scenario_path: String::new(),
+            scenario_hash: scenario.content_hash.clone(),
+            stampede_version: String::new(),
+            started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ended_at: String::new(),
+            duration_s: report.elapsed.as_secs_f64(),
+            host: String::new(),
+            command_line: Vec::new(),
+            seed: scenario.seed,
+            interrupted,
+            exit_code: 0,
+            notes: Vec::new(),
+        };
+        let current = crate::report::json::build(meta, &spans, &totals, &[]);
+        crate::compare::compare(b, &current, &scenario.compare)
+    });
+    if let Some(c) = &comparison {
+        verdicts.extend(crate::compare::verdicts(c));
+    }
     let exit = if interrupted {
         ExitStatus::NotCarriedOut
     } else if verdicts.iter().any(|v| !v.pass) {
@@ -596,6 +637,9 @@ pub async fn run_scenario(
     }
     if interrupted {
         notes.push("interrupted: the run was stopped before the end of its plan".into());
+    }
+    if let Some(c) = &comparison {
+        notes.extend(c.warnings.iter().map(|w| format!("baseline: {w}")));
     }
     if report.cancelled > 0 {
         notes.push(format!(
@@ -619,6 +663,16 @@ pub async fn run_scenario(
         notes: notes.clone(),
     };
     let summary = crate::report::json::build(meta, &spans, &totals, &verdicts);
+    if let Some(c) = &comparison {
+        let json = serde_json::to_vec_pretty(c).map_err(anyhow::Error::from)?;
+        crate::report::write_atomic(&dir.join("comparison.json"), &json)
+            .with_context(|| format!("writing {}", dir.join("comparison.json").display()))?;
+        crate::report::write_atomic(
+            &dir.join("comparison.md"),
+            crate::compare::markdown(c).as_bytes(),
+        )
+        .with_context(|| format!("writing {}", dir.join("comparison.md").display()))?;
+    }
     crate::report::json::write(&dir, &summary)
         .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
 

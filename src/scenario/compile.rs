@@ -223,6 +223,8 @@ pub struct Scenario {
     pub phases: Vec<Phase>,
     pub slos: Vec<Slo>,
     pub abort_on_fail: bool,
+    /// Tolerances of a baseline comparison (`[compare]`).
+    pub compare: crate::compare::Tolerances,
 }
 
 /// Collects diagnostics for one file.
@@ -737,6 +739,13 @@ pub(crate) fn compile(
         }
     }
 
+    let mut compare = crate::compare::Tolerances::default();
+    for (key, value) in &file.compare {
+        if let Err(e) = compare.set(key, value.get_ref()) {
+            diags.at(value.span(), format!("[compare] {e}"), None);
+        }
+    }
+
     if !diags.list.is_empty() {
         return None;
     }
@@ -758,6 +767,7 @@ pub(crate) fn compile(
         phases,
         slos,
         abort_on_fail,
+        compare,
     })
 }
 

@@ -46,6 +46,10 @@ pub struct ScenarioFile {
     pub commanders: Vec<CommanderSpec>,
     #[serde(default)]
     pub phases: Vec<PhaseSpec>,
+    /// `[compare]`: tolerances of `run --baseline` (`p95 = "10%"`,
+    /// `errors = "0.05pp"`, …).
+    #[serde(default)]
+    pub compare: BTreeMap<String, Spanned<String>>,
     /// `"metric{tags}.stat" = "op value"`, plus `abort_on_fail = true`.
     #[serde(default)]
     pub slo: BTreeMap<String, Spanned<toml::Value>>,

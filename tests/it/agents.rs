@@ -416,6 +416,7 @@ agents = { connected = 5000000, connect_rate = "max" }
         progress: stampede::run::Progress::Quiet,
         grace: Duration::from_secs(1),
         command_line: vec![],
+        baseline: None,
     };
     let started = std::time::Instant::now();
     let err = match stampede::run::run_scenario(std::sync::Arc::new(scenario), &options).await {

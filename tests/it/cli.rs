@@ -482,3 +482,117 @@ fn compare_flags_a_slower_build_and_passes_the_same_one() {
         .code(2)
         .stderr(predicate::str::contains("--max-regression"));
 }
+
+#[test]
+fn the_ci_examples_use_flags_stampede_has() {
+    // ci/ is documentation that runs elsewhere: keep its command lines true.
+    let run_help =
+        String::from_utf8(stampede().args(["run", "--help"]).output().unwrap().stdout).unwrap();
+    let target_help = String::from_utf8(
+        stampede()
+            .args(["target", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for file in [
+        "ci/github/performance-gate.yml",
+        "ci/gitlab/stampede-gate.gitlab-ci.yml",
+    ] {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+        // The gate's own lines, and the `--baseline` the scripts splice in.
+        for line in text.lines().filter(|l| {
+            l.contains("stampede run") || l.contains("stampede target") || l.contains("baseline=(")
+        }) {
+            let help = if line.contains("stampede target") {
+                &target_help
+            } else {
+                &run_help
+            };
+            let continued = text[text.find(line).unwrap()..]
+                .lines()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
+            for flag in continued
+                .split(|c: char| c.is_whitespace() || c == '(')
+                .filter(|w| w.starts_with("--"))
+            {
+                let flag = flag.trim_matches(|c: char| !(c.is_alphanumeric() || c == '-'));
+                assert!(
+                    help.contains(flag),
+                    "{file}: `{flag}` is not a flag of: {line}"
+                );
+            }
+        }
+        assert!(
+            text.contains("junit.xml") && text.contains("report.html") || text.contains("reports/")
+        );
+    }
+}
+
+#[test]
+fn run_with_a_baseline_fails_on_a_regression_and_says_so_in_its_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let fast = run_with_latency(dir.path(), "base", "2ms");
+    let scenario = write(
+        dir.path(),
+        "slow.toml",
+        &format!(
+            "{}[target.builtin]\nlatency = \"25ms\"\n[compare]\np95 = \"20%\"\n",
+            GOOD.replace("duration = \"1s\"", "duration = \"2s\"")
+                .replace("rate = \"20/s\"", "rate = \"50/s\"")
+        ),
+    );
+    let out = dir.path().join("slow-out");
+    stampede()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .arg("--baseline")
+        .arg(&fast)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "baseline: http.latency u/list p95",
+        ))
+        .stdout(predicate::str::contains("<= +20% vs baseline"))
+        .stdout(predicate::str::contains("different scenarios"));
+    let result = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(result.join("summary.json")).unwrap()).unwrap();
+    let keys: Vec<&str> = summary["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["slo"]["key"].as_str().unwrap())
+        .collect();
+    assert!(keys.contains(&"baseline: no regression"), "{keys:?}");
+    assert!(result.join("comparison.md").is_file() && result.join("comparison.json").is_file());
+    // A baseline that is not there: bad input, before the run.
+    stampede()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--baseline"])
+        .arg(dir.path().join("missing.json"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("missing.json"));
+    // --max-regression is checked like [compare].
+    stampede()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--max-regression", "p97=1%", "--baseline"])
+        .arg(&fast)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown stat `p97`"));
+}

@@ -46,6 +46,7 @@ impl Fixture {
             progress: Progress::Quiet,
             grace: Duration::from_secs(2),
             command_line: vec!["test".into()],
+            baseline: None,
         };
         match stampede::run::run_scenario(Arc::new(loaded), &options).await {
             Ok(outcome) => outcome,
