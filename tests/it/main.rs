@@ -8,5 +8,6 @@ mod hub;
 mod hub_faults;
 mod node_compat;
 mod protocol;
+mod reports;
 mod schedule;
 mod target;
