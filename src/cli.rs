@@ -20,6 +20,7 @@ Examples:
   stampede validate scenarios/black-friday.toml
   stampede target --listen 127.0.0.1:8080 --latency 2ms..10ms --concurrency 64
   stampede run scenarios/reconnect-wave.toml --hub http://127.0.0.1:8080
+  stampede report reports/black-friday-20241129T100000Z
 
 Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 the run could not be carried out";
 
@@ -44,7 +45,8 @@ pub enum Command {
   stampede run scenarios/connection-storm.toml --set phases.storm.agents.connected=10000
   stampede run scenarios/reconnect-wave.toml --hub ws://127.0.0.1:3000
 
-Results go to reports/<name>-<UTC time>/summary.json (and metrics.hlog).
+Results go to reports/<name>-<UTC time>/: summary.json, metrics.hlog, report.html,
+junit.xml, summary.md (also appended to $GITHUB_STEP_SUMMARY when that is set).
 Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 not carried out (unreachable target, interrupted)")]
     Run(RunArgs),
     /// Parse and check a scenario; print the resolved plan.
@@ -85,6 +87,17 @@ measured stretch on which every SLO is judged. Output: the capacity, the 70% pla
 a table of every step; files capacity.json and capacity.md, each step's own result directory.
 Exit codes: 0 capacity found · 1 even the first load failed · 2 bad input · 3 interrupted.")]
     Capacity(CapacityArgs),
+    /// Rebuild report.html, junit.xml and summary.md of a result directory
+    /// from its summary.json (metrics.hlog is checked too).
+    #[command(after_help = "Examples:
+  stampede report reports/black-friday-20241129T100000Z
+  stampede report \"$(ls -d reports/black-friday-* | tail -n 1)\"   # the newest run
+
+summary.md is also appended to $GITHUB_STEP_SUMMARY when that is set.
+A missing metrics.hlog is a warning: summary.json holds every histogram.
+Exit codes: 0 reports written · 2 bad input (missing directory, missing, incomplete or corrupt
+summary.json, corrupt metrics.hlog; nothing is written) · 3 a report could not be written")]
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +232,13 @@ pub struct TargetArgs {
     /// Allow listening on a non-loopback address.
     #[arg(long)]
     pub allow_non_loopback: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The result directory (holding summary.json), e.g. reports/quickstart-20241129T100000Z.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 fn duration_arg(text: &str) -> Result<Duration, String> {
@@ -447,6 +467,22 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             })
             .await?;
             Ok(exit)
+        }
+        Command::Report(args) => {
+            let ReportArgs { dir } = args;
+            let written = crate::report::rebuild::rebuild(&dir)?;
+            for warning in &written.warnings {
+                eprintln!("warning: {warning}");
+            }
+            let mut out = String::new();
+            for file in &written.files {
+                out.push_str(&format!("wrote {}\n", file.display()));
+            }
+            if let Some(step) = &written.step_summary {
+                out.push_str(&format!("appended summary.md to {}\n", step.display()));
+            }
+            crate::report::console::emit(&out);
+            Ok(ExitStatus::Passed)
         }
         Command::Target(args) => {
             let (listen, config) = target_config(args)?;

@@ -13,7 +13,8 @@
 //! - [`protocol`]: HTTP/1.1 and HTTP/2 client connections, one per VU.
 //! - [`metrics`]: per-thread recorders, the interval aggregator, hlog.
 //! - [`slo`]: SLO parsing and evaluation on merged histograms.
-//! - [`report`]: result files (summary.json) and console tables.
+//! - [`report`]: result files (summary.json, report.html, junit.xml,
+//!   summary.md), `stampede report DIR`, and console tables.
 //! - [`target`]: the built-in reference target (API), loopback by default.
 //! - [`run`]: glue: scenario + plan + engine + metrics + reports → exit code.
 

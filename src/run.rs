@@ -675,6 +675,19 @@ pub async fn run_scenario(
     }
     crate::report::json::write(&dir, &summary)
         .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
+    // The reports for people and CI. A failure here leaves summary.json and
+    // the exit code as they are: `stampede report DIR` can write them again.
+    match crate::report::rebuild::write_reports(&dir, &summary) {
+        Ok(written) => {
+            for warning in &written.warnings {
+                eprintln!("stampede: warning: {warning}");
+            }
+        }
+        Err(e) => eprintln!(
+            "stampede: warning: {e:#}; the results are in summary.json (retry with `stampede report {}`)",
+            dir.display()
+        ),
+    }
 
     if options.progress != Progress::Silent
         && (options.progress != Progress::Quiet || exit != ExitStatus::Passed)

@@ -115,6 +115,12 @@ pub enum Unit {
     Count,
 }
 
+/// The unit of a histogram metric's values (µs, or a plain count for
+/// `hub.reconnect.attempts`), for reports that print its percentiles.
+pub fn histogram_unit(metric: &str) -> Unit {
+    unit_of(metric_kind(metric), Stat::Max)
+}
+
 impl Slo {
     /// The unit of [`Slo::threshold`] and of the measured value.
     pub fn unit(&self) -> Unit {

@@ -7,7 +7,8 @@ use std::path::Path;
 
 fn stampede() -> Command {
     let mut cmd = Command::cargo_bin("stampede").unwrap();
-    cmd.env_remove("STAMPEDE_LOG");
+    cmd.env_remove("STAMPEDE_LOG")
+        .env_remove("GITHUB_STEP_SUMMARY");
     cmd
 }
 
@@ -306,6 +307,15 @@ fn ctrl_c_drains_writes_results_and_exits_3() {
             .unwrap();
     assert_eq!(summary["meta"]["interrupted"], true);
     assert_eq!(summary["meta"]["exit_code"], 3);
+    // The reports are written for an interrupted run too, and say so.
+    let junit = std::fs::read_to_string(result.join("junit.xml")).unwrap();
+    assert!(junit.contains("<error message=\"interrupted"), "{junit}");
+    let md = std::fs::read_to_string(result.join("summary.md")).unwrap();
+    assert!(
+        md.starts_with("### ⚠️ stampede `good`: interrupted"),
+        "{md}"
+    );
+    assert!(result.join("report.html").is_file());
 }
 
 #[cfg(unix)]

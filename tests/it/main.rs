@@ -10,5 +10,6 @@ mod hub;
 mod hub_faults;
 mod node_compat;
 mod protocol;
+mod reports;
 mod schedule;
 mod target;

@@ -1,0 +1,429 @@
+//! The reports of a result directory: written at the end of a run,
+//! rebuilt by `stampede report DIR` (and refused, naming the file, on a
+//! missing, cut-short or corrupt result), and `metrics.hlog` read back by an
+//! independent HdrHistogram implementation — the Python `hdrhistogram`
+//! package (PyPI), in a venv at `target/hdrh-venv`.
+//!
+//! `.ci/run` creates that venv; a plain `cargo test` creates it on first
+//! use when python3 and PyPI are reachable. Without it the hlog test fails
+//! under CI (CI=true) and only skips, loudly, when CI is unset.
+
+use crate::common::Fixture;
+use assert_cmd::Command;
+use predicates::prelude::*;
+use stampede::metrics::hlog_tag;
+use stampede::report::json::{self, Summary};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Two phases, two steps, an SLO: every report has something to show.
+const SCENARIO: &str = r#"
+name = "reports"
+[target]
+api = "builtin"
+[target.builtin]
+latency = "1ms..3ms"
+[[users]]
+name = "shopper"
+steps = [
+  { name = "list", get = "/api/servers" },
+  { name = "health", get = "/health" },
+]
+[[phases]]
+name = "warm-up"
+duration = "1s"
+users = { rate = "40/s" }
+[[phases]]
+name = "peak"
+duration = "1s"
+users = { rate = "80/s" }
+[slo]
+"http.latency.p99" = "< 5s"
+"http.errors.rate" = "< 1%"
+"#;
+
+const REPORTS: [&str; 3] = ["report.html", "junit.xml", "summary.md"];
+
+fn stampede() -> Command {
+    let mut cmd = Command::cargo_bin("stampede").unwrap();
+    cmd.env_remove("STAMPEDE_LOG")
+        .env_remove("GITHUB_STEP_SUMMARY");
+    cmd
+}
+
+/// A real result directory, from a short run through the library.
+async fn result_dir() -> (Fixture, PathBuf) {
+    let fixture = Fixture::new(SCENARIO);
+    let outcome = fixture.run(Default::default()).await;
+    let dir = outcome.result_dir.clone();
+    (fixture, dir)
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_writes_every_report_and_report_rebuilds_them_identically() {
+    let (_fixture, dir) = result_dir().await;
+    let summary = json::read(&dir.join("summary.json")).unwrap();
+    let at_run_end: Vec<Vec<u8>> = REPORTS.iter().map(|f| read(&dir.join(f))).collect();
+
+    // The run's reports say what summary.json says.
+    let xml = String::from_utf8(at_run_end[1].clone()).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("junit.xml is XML");
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(suite.attribute("name"), Some("reports"));
+    assert_eq!(suite.attribute("tests"), Some("2"));
+    assert_eq!(suite.attribute("failures"), Some("0"));
+    let cases: Vec<_> = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| n.attribute("name").unwrap())
+        .collect();
+    let keys: Vec<&str> = summary
+        .verdicts
+        .iter()
+        .map(|v| v.slo.key.as_str())
+        .collect();
+    assert_eq!(cases, keys, "one case per verdict, in order");
+    let mut sorted = cases.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["http.errors.rate", "http.latency.p99"]);
+    let md = String::from_utf8(at_run_end[2].clone()).unwrap();
+    assert!(
+        md.starts_with("### ✅ stampede `reports`: all 2 SLOs held\n"),
+        "{md}"
+    );
+    let list = summary
+        .counters
+        .iter()
+        .find(|c| c.metric == "http.requests" && c.step == "list")
+        .unwrap();
+    assert!(
+        md.contains(&format!("| `list` | {} |", list.total)),
+        "step table counts the requests of summary.json: {md}"
+    );
+    let html = String::from_utf8(at_run_end[0].clone()).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("http.latency.p99"));
+
+    // Gone, then rebuilt from summary.json and metrics.hlog: the same bytes.
+    for file in REPORTS {
+        std::fs::remove_file(dir.join(file)).unwrap();
+    }
+    let step_summary = dir.join("step-summary.md");
+    stampede()
+        .arg("report")
+        .arg(&dir)
+        .env("GITHUB_STEP_SUMMARY", &step_summary)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(format!(
+            "wrote {}",
+            dir.join("junit.xml").display()
+        )))
+        .stderr(predicate::str::contains("warning").not());
+    for (file, before) in REPORTS.iter().zip(&at_run_end) {
+        assert_eq!(&read(&dir.join(file)), before, "{file} rebuilt identically");
+    }
+    assert_eq!(
+        String::from_utf8(read(&step_summary)).unwrap(),
+        format!("\n{md}"),
+        "summary.md appended to $GITHUB_STEP_SUMMARY"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+
+    // Without metrics.hlog: a warning, the reports all the same.
+    std::fs::remove_file(dir.join("metrics.hlog")).unwrap();
+    std::fs::remove_file(dir.join("report.html")).unwrap();
+    stampede()
+        .arg("report")
+        .arg(&dir)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("metrics.hlog is missing"));
+    assert_eq!(read(&dir.join("report.html")), at_run_end[0]);
+}
+
+/// `stampede report` on `dir` fails with exit 2, naming `file` with
+/// `needle`; no report.html is written and one already there is untouched.
+fn refused(dir: &Path, file: &Path, needle: &str) {
+    let html = dir.join("report.html");
+    let before = std::fs::read(&html).ok();
+    let output = stampede().arg("report").arg(dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: {}: ", file.display())),
+        "names {}: {stderr}",
+        file.display()
+    );
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(std::fs::read(&html).ok(), before, "report.html untouched");
+    if dir.is_dir() {
+        let temp: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(temp.is_empty(), "{temp:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_result_directories_are_refused_naming_the_file() {
+    let (fixture, dir) = result_dir().await;
+    let summary_path = dir.join("summary.json");
+    let hlog_path = dir.join("metrics.hlog");
+    let good_summary = read(&summary_path);
+    let good_hlog = read(&hlog_path);
+
+    let missing = fixture.dir.path().join("reports/no-such-run");
+    refused(&missing, &missing, "no such result directory");
+
+    // No report.html at all: none may appear.
+    std::fs::remove_file(dir.join("report.html")).unwrap();
+    std::fs::write(&summary_path, &good_summary[..good_summary.len() * 2 / 3]).unwrap();
+    refused(&dir, &summary_path, "cut short");
+    assert!(!dir.join("report.html").exists());
+
+    // With the run's report.html there: it stays as it was.
+    std::fs::write(&summary_path, &good_summary).unwrap();
+    stampede().arg("report").arg(&dir).assert().code(0);
+    std::fs::remove_file(&summary_path).unwrap();
+    refused(&dir, &summary_path, "missing");
+    std::fs::write(
+        &summary_path,
+        String::from_utf8(good_summary.clone()).unwrap().replacen(
+            "\"verdicts\"",
+            "\"verdicts_\"",
+            1,
+        ),
+    )
+    .unwrap();
+    refused(&dir, &summary_path, "missing field `verdicts`");
+
+    // A corrupt hlog: one interval's histogram garbled.
+    std::fs::write(&summary_path, &good_summary).unwrap();
+    let text = String::from_utf8(good_hlog.clone()).unwrap();
+    let line = text.lines().position(|l| l.starts_with("Tag=")).unwrap();
+    let garbled: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == line {
+                format!("{}AAAA{}", &l[..l.len() - 8], "====")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&hlog_path, garbled.join("\n") + "\n").unwrap();
+    refused(&dir, &hlog_path, &format!("corrupt: line {}", line + 1));
+    // Cut short mid-line, as a crash would leave it.
+    std::fs::write(&hlog_path, &good_hlog[..good_hlog.len() - 20]).unwrap();
+    refused(&dir, &hlog_path, "is not an interval log line");
+}
+
+// --- metrics.hlog through an independent reader --------------------------
+
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// The pinned version `.ci/run` installs too.
+const HDRH_PACKAGE: &str = "hdrhistogram==0.10.8";
+
+fn venv() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/hdrh-venv")
+}
+
+fn venv_python() -> PathBuf {
+    venv().join("bin/python")
+}
+
+fn has_hdrh(python: &Path) -> bool {
+    std::process::Command::new(python)
+        .args(["-c", "import hdrh.log"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The venv's python with `hdrh` importable, creating the venv on first
+/// use; Err says why not.
+fn python_with_hdrh() -> Result<PathBuf, String> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let python = venv_python();
+    if has_hdrh(&python) {
+        return Ok(python);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "reports: creating {} with {HDRH_PACKAGE} (python3 -m venv, pip install)",
+        venv().display()
+    );
+    let run = |cmd: &mut std::process::Command| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{cmd:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    run(std::process::Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(venv()))?;
+    run(std::process::Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        HDRH_PACKAGE,
+    ]))?;
+    if has_hdrh(&python) {
+        Ok(python)
+    } else {
+        Err(format!("`import hdrh.log` fails in {}", python.display()))
+    }
+}
+
+/// Reads an hlog with the Python package's `HistogramLogReader` and prints,
+/// per tag, the merged histogram's count, p99 and max as JSON.
+const READER: &str = r#"
+import json, sys
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+reader = HistogramLogReader(sys.argv[1], HdrHistogram(1, 3600000000, 3))
+merged = {}
+intervals = 0
+while True:
+    h = reader.get_next_interval_histogram()
+    if h is None:
+        break
+    intervals += 1
+    tag = h.get_tag()
+    if tag in merged:
+        merged[tag].add(h)
+    else:
+        merged[tag] = h
+print(json.dumps({
+    "start_time": reader.get_start_time_sec(),
+    "intervals": intervals,
+    "tags": {t: [h.get_total_count(), h.get_value_at_percentile(99.0), h.get_max_value()]
+             for t, h in merged.items()},
+}))
+"#;
+
+#[derive(serde::Deserialize)]
+struct PythonView {
+    start_time: f64,
+    intervals: u64,
+    tags: BTreeMap<String, (u64, u64, u64)>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hlog_reads_back_in_python_hdrhistogram_as_in_summary_json() {
+    let python = match python_with_hdrh() {
+        Ok(python) => python,
+        Err(problem) if under_ci() => {
+            panic!("{problem}: CI is set, so the independent hlog reader must run")
+        }
+        Err(problem) => {
+            // Past the test harness's capture: a skip must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED reports::the_hlog_reads_back_in_python_hdrhistogram: {problem}.\n!!! (CI is unset; with CI=true this test fails.)\n"
+            );
+            return;
+        }
+    };
+    let (_fixture, dir) = result_dir().await;
+    let summary: Summary = json::read(&dir.join("summary.json")).unwrap();
+    let out = std::process::Command::new(&python)
+        .args(["-c", READER])
+        .arg(dir.join("metrics.hlog"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view: PythonView = serde_json::from_slice(&out.stdout).unwrap();
+
+    // The log's StartTime is the run's start.
+    let started = chrono::DateTime::parse_from_rfc3339(&summary.meta.started_at).unwrap();
+    assert!(
+        (view.start_time - started.timestamp_millis() as f64 / 1e3).abs() < 1.0,
+        "StartTime {} vs started_at {}",
+        view.start_time,
+        summary.meta.started_at
+    );
+    // ~2 s of 1 s intervals, a line per series that recorded something.
+    assert!(view.intervals >= 4, "{} intervals", view.intervals);
+
+    let overall: Vec<_> = summary
+        .histograms
+        .iter()
+        .filter(|h| h.phase.is_none())
+        .collect();
+    let expected_tags: Vec<String> = overall
+        .iter()
+        .map(|h| hlog_tag(&summary.layout.hists[h.id as usize]))
+        .collect();
+    assert_eq!(
+        view.tags.keys().cloned().collect::<Vec<_>>(),
+        {
+            let mut t = expected_tags.clone();
+            t.sort();
+            t
+        },
+        "one tag per recorded series"
+    );
+    assert!(expected_tags.contains(&"http.latency|shopper|list".to_string()));
+    let mut total = 0;
+    for (entry, tag) in overall.iter().zip(&expected_tags) {
+        let (count, p99, max) = view.tags[tag];
+        assert_eq!(count, entry.count, "{tag}: total count");
+        total += count;
+        // Both sides report the highest value equivalent to the
+        // percentile's bucket (3 significant digits): the same bucket.
+        let h = json::decode_histogram(&entry.hdr).unwrap();
+        assert!(
+            h.equivalent(p99, entry.p99),
+            "{tag}: p99 {p99} (python) vs {} (summary.json)",
+            entry.p99
+        );
+        assert!(
+            h.equivalent(max, entry.max),
+            "{tag}: max {max} vs {}",
+            entry.max
+        );
+    }
+    let requests: u64 = summary
+        .counters
+        .iter()
+        .filter(|c| c.metric == "http.requests")
+        .map(|c| c.total)
+        .sum();
+    assert!(requests >= 100, "{requests} requests");
+    assert!(
+        total >= 2 * requests,
+        "latency and service time of every request"
+    );
+}
