@@ -1,7 +1,11 @@
 //! Result files and console output.
 
+pub mod capacity;
+pub mod charts;
 pub mod console;
+pub mod html;
 pub mod json;
+pub mod timeline;
 
 use std::io::Write;
 use std::path::Path;
