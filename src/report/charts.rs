@@ -249,7 +249,11 @@ pub fn time_chart(chart: &TimeChart) -> Svg {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let x_end = chart.x_end.max(1.0);
+        // plotters puts ticks on 1 / 2 / 5 × 10^k units; in seconds that
+        // reads badly past a few minutes (8:20, 16:40), so longer runs are
+        // drawn in minutes (ticks on 5, 10, 20 minutes…), labelled as clocks.
+        let unit = if chart.x_end > 240.0 { 60.0 } else { 1.0 };
+        let x_end = chart.x_end.max(1.0) / unit;
         let y1 = y_top(chart.lines.iter().filter(|l| !l.right_axis));
         let y2 = y_top(chart.lines.iter().filter(|l| l.right_axis));
         let mut builder = ChartBuilder::on(&root);
@@ -266,7 +270,7 @@ pub fn time_chart(chart: &TimeChart) -> Svg {
             .map_err(err)?
             .set_secondary_coord(0f64..x_end, 0f64..y2);
         let y_format = |v: &f64| chart.y_scale.label(*v);
-        let x_format = |v: &f64| clock(*v);
+        let x_format = |v: &f64| clock(*v * unit);
         ctx.configure_mesh()
             .x_labels(14)
             .y_labels(6)
@@ -295,7 +299,10 @@ pub fn time_chart(chart: &TimeChart) -> Svg {
         // Phases: alternating bands, a boundary line and the name.
         let plot_px = ctx.plotting_area().dim_in_pixel().0 as f64;
         for (index, phase) in chart.phases.iter().enumerate() {
-            let (start, end) = (phase.start_s.max(0.0), phase.end_s.min(x_end));
+            let (start, end) = (
+                (phase.start_s / unit).max(0.0),
+                (phase.end_s / unit).min(x_end),
+            );
             if end <= start {
                 continue;
             }
@@ -331,7 +338,10 @@ pub fn time_chart(chart: &TimeChart) -> Svg {
             }
         }
         for line in &chart.lines {
-            let points = downsample(&line.points, COLUMNS);
+            let mut points = downsample(&line.points, COLUMNS);
+            for point in &mut points {
+                point.0 /= unit;
+            }
             let style = line.color.rgb().stroke_width(line.width);
             for segment in segments(&points) {
                 if line.right_axis {

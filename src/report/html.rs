@@ -27,11 +27,13 @@ use crate::metrics::{merge_into, new_histogram, SeriesDesc};
 use crate::report::capacity::{self, Estimate, Limit};
 use crate::report::charts::{self, clock, Line, Scale, TimeChart, PALETTE};
 use crate::report::console::SATURATED_LAG_P99_US;
-use crate::report::json::{decode_histogram, HistogramEntry, Summary};
+use crate::report::json::{decode_histogram, CounterEntry, HistogramEntry, Summary};
 use crate::report::timeline::Timeline;
 use crate::slo::{format_value, Unit};
+use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 /// Escape `text` for HTML text and attribute values: `& < > " '`.
 pub fn escape(text: &str) -> String {
@@ -135,6 +137,20 @@ footer{margin-top:40px;font-size:12px;color:var(--muted)}
 }
 "#;
 
+/// File name of the report inside a result directory.
+pub const FILE_NAME: &str = "report.html";
+
+/// Render `summary` and write `dir/report.html` atomically (temp file +
+/// rename): the whole document is rendered before anything is written, so
+/// a failure never leaves a half-written report. Returns its path.
+pub fn write(dir: &Path, summary: &Summary) -> anyhow::Result<PathBuf> {
+    let document = render(summary)?;
+    let path = dir.join(FILE_NAME);
+    crate::report::write_atomic(&path, document.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 /// Render the whole document.
 pub fn render(summary: &Summary) -> anyhow::Result<String> {
     let report = Report::new(summary);
@@ -148,15 +164,17 @@ pub fn render(summary: &Summary) -> anyhow::Result<String> {
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n",
         escape(&title)
     );
-    report.header(&mut out);
-    report.verdicts(&mut out);
-    report.over_time(&mut out)?;
-    report.spectrum(&mut out)?;
-    report.step_table(&mut out);
-    report.hub_tables(&mut out);
-    report.generator(&mut out)?;
-    report.metadata(&mut out);
-    report.capacity(&mut out);
+    let mut body = String::with_capacity(512 * 1024);
+    report.verdicts(&mut body);
+    report.over_time(&mut body)?;
+    report.spectrum(&mut body)?;
+    report.step_table(&mut body);
+    report.hub_tables(&mut body);
+    report.generator(&mut body)?;
+    report.metadata(&mut body);
+    report.capacity(&mut body);
+    report.header(&mut out, &body);
+    out.push_str(&body);
     let _ = write!(
         out,
         "<footer>stampede {} · generated from summary.json (schema {})</footer>\n</main>\n</body>\n</html>\n",
@@ -224,37 +242,19 @@ impl<'a> Report<'a> {
     }
 
     /// Run total of counters matching `keep`.
-    fn total(&self, keep: impl Fn(&SeriesDesc) -> bool) -> u64 {
-        self.summary
-            .counters
-            .iter()
-            .filter(|c| {
-                keep(&SeriesDesc {
-                    metric: c.metric.clone(),
-                    population: c.population.clone(),
-                    step: c.step.clone(),
-                    kind: c.kind.clone(),
-                })
-            })
+    fn total(&self, keep: impl Fn(&CounterEntry) -> bool) -> u64 {
+        (self.summary.counters.iter())
+            .filter(|c| keep(c))
             .map(|c| c.total)
             .fold(0, u64::saturating_add)
     }
 
     /// `3 × timeout, 1 × http_5xx` for the counters matching `keep` that
     /// carry a kind; empty when none counted anything.
-    fn kinds(&self, keep: impl Fn(&SeriesDesc) -> bool) -> String {
+    fn kinds(&self, keep: impl Fn(&CounterEntry) -> bool) -> String {
         let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
         for c in &self.summary.counters {
-            let Some(kind) = c.kind.as_deref() else {
-                continue;
-            };
-            let desc = SeriesDesc {
-                metric: c.metric.clone(),
-                population: c.population.clone(),
-                step: c.step.clone(),
-                kind: c.kind.clone(),
-            };
-            if c.total > 0 && keep(&desc) {
+            if let Some(kind) = c.kind.as_deref().filter(|_| c.total > 0 && keep(c)) {
                 *by_kind.entry(kind).or_default() += c.total;
             }
         }
@@ -273,7 +273,9 @@ impl<'a> Report<'a> {
         (entry.p99 > SATURATED_LAG_P99_US).then_some((entry.p99, entry.max))
     }
 
-    fn header(&self, out: &mut String) {
+    /// The title, a line about the run, and links to the sections `body`
+    /// has.
+    fn header(&self, out: &mut String, body: &str) {
         let meta = &self.summary.meta;
         let _ = write!(
             out,
@@ -289,25 +291,20 @@ impl<'a> Report<'a> {
                 ""
             }
         );
-        let mut links = vec![("verdicts", "Verdicts")];
-        if self.users || self.hub {
-            links.push(("over-time", "Over time"));
-        }
-        links.push(("spectrum", "Percentiles"));
-        if self.users {
-            links.push(("steps", "Steps"));
-        }
-        if self.hub {
-            links.push(("hub", "Hub"));
-        }
-        links.push(("generator", "Generator"));
-        links.push(("run", "Run"));
-        if !matches!(self.estimate, Estimate::NoUserLoad) {
-            links.push(("capacity", "Capacity"));
-        }
         out.push_str("<nav>");
-        for (id, text) in links {
-            let _ = write!(out, "<a href=\"#{id}\">{text}</a>");
+        for (id, text) in [
+            ("verdicts", "Verdicts"),
+            ("over-time", "Over time"),
+            ("spectrum", "Percentiles"),
+            ("steps", "Steps"),
+            ("hub", "Hub"),
+            ("generator", "Generator"),
+            ("run", "Run"),
+            ("capacity", "Capacity"),
+        ] {
+            if body.contains(&format!("<section id=\"{id}\"")) {
+                let _ = write!(out, "<a href=\"#{id}\">{text}</a>");
+            }
         }
         out.push_str("</nav>\n</header>\n");
     }
@@ -797,12 +794,14 @@ impl<'a> Report<'a> {
             .collect();
         let mut merged = new_histogram();
         for desc in &steps {
-            let same = |d: &SeriesDesc| d.population == desc.population && d.step == desc.step;
-            let requests = self.total(|d| d.metric == "http.requests" && same(d));
-            let errors = self.total(|d| d.metric == "http.errors" && same(d));
+            let same =
+                |population: &str, step: &str| population == desc.population && step == desc.step;
+            let requests =
+                self.total(|c| c.metric == "http.requests" && same(&c.population, &c.step));
+            let errors = self.total(|c| c.metric == "http.errors" && same(&c.population, &c.step));
             let latency = (self
                 .timeline
-                .hists(|d| d.metric == "http.latency" && same(d)))
+                .hists(|d| d.metric == "http.latency" && same(&d.population, &d.step)))
             .first()
             .and_then(|&id| self.overall(id));
             if let Some(h) = latency.and_then(|e| decode_histogram(&e.hdr).ok()) {
@@ -816,7 +815,7 @@ impl<'a> Report<'a> {
                 rate(requests as f64 / seconds),
                 self.latency_cells(latency.map(|h| (h.p50, h.p95, h.p99, h.max)), false),
                 count(errors),
-                self.kinds(|d| d.metric == "http.errors" && same(d)),
+                self.kinds(|c| c.metric == "http.errors" && same(&c.population, &c.step)),
             );
         }
         if steps.len() > 1 {
@@ -911,7 +910,7 @@ impl<'a> Report<'a> {
                 self.latency_cells(Some((h.p50, h.p95, h.p99, h.max)), is_count_metric(&desc.metric)),
             );
         }
-        out.push_str("</table>\n<p class=\"muted\"><code>hub.reconnect.attempts</code> is a count of attempts per reconnect, not a time. <code>hub.reconnect</code> runs from the drop to registered again.</p>\n</section>\n");
+        out.push_str("</table>\n<p class=\"muted\"><code>hub.reconnect</code> runs from the drop to registered again, backoff included; <code>hub.reconnect.attempts</code> (when present) is a count of attempts per reconnect, not a time.</p>\n</section>\n");
     }
 
     fn generator(&self, out: &mut String) -> anyhow::Result<()> {
@@ -1486,6 +1485,11 @@ mod tests {
     fn sections_without_data_are_left_out() {
         let users = render(&summary(Shape { hub: false, ..FULL })).unwrap();
         assert!(!users.contains("id=\"hub\""));
+        assert!(
+            !users.contains("href=\"#hub\""),
+            "no link to a section left out"
+        );
+        assert!(users.contains("href=\"#steps\""));
         assert!(!users.contains("Hub connections"));
         assert!(!users.contains("Reconnect waves"));
         assert!(users.contains("id=\"steps\""));
@@ -1521,6 +1525,41 @@ mod tests {
         // One at the top, one in the generator section.
         assert_eq!(late.matches("banner saturated").count(), 2);
         assert!(late.find("banner saturated").unwrap() < late.find("id=\"over-time\"").unwrap());
+    }
+
+    #[test]
+    fn an_empty_run_still_renders() {
+        // Interrupted before the first tick: no phases, no series, no SLOs.
+        let mut layout = Layout::default();
+        layout.add_hist("http.latency", "web", "home");
+        layout.add_counter("http.requests", "web", "home", None);
+        layout.add_gauge("users.arrivals");
+        let totals = crate::metrics::Totals::new(layout);
+        let mut meta = meta();
+        meta.interrupted = true;
+        let html = render(&json::build(meta, &[], &totals, &[])).unwrap();
+        assert!(html.contains("NO SLOs"));
+        assert!(html.contains("The run was interrupted"));
+        assert!(
+            !html.contains("id=\"capacity\""),
+            "no journey started: no estimate"
+        );
+        assert!(svgs(&html).is_empty(), "no chart without data");
+        assert!(html.trim_end().ends_with("</html>"));
+    }
+
+    #[test]
+    fn write_puts_report_html_in_the_result_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let summary = summary(FULL);
+        let path = write(dir.path(), &summary).unwrap();
+        assert_eq!(path, dir.path().join("report.html"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            render(&summary).unwrap()
+        );
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 1, "no temp file left");
     }
 
     #[test]
