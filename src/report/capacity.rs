@@ -13,6 +13,10 @@
 //!   that passed their checks; dropped arrivals are counted in both, so they
 //!   are not achieved) ÷ the window's length.
 //!
+//! (In a closed-model phase journeys start when a virtual user is free, so
+//! offered follows achieved and the estimate is simply the highest
+//! throughput with the SLOs met.)
+//!
 //! A window **qualifies** when offered > 0, achieved ≥ [`ACHIEVED_SHARE`] ×
 //! offered (5 % slack for journeys straddling the window's edges), the
 //! generator kept up (every interval's `generator.lag` p99 ≤
@@ -37,7 +41,8 @@
 //!   Under `>` / `>=` it takes the **lowest** per-interval `pK` with `pK` the
 //!   last tracked stat at or below `pNN` (a lower bound); below p50 there is
 //!   none and the run's verdict is used.
-//! - `max`: the highest per-interval max (exact).
+//! - `max` (and `p100`): the highest per-interval max (exact), under any
+//!   operator.
 //! - counter `rate` (e.g. `http.requests.rate`): the window's increments ÷
 //!   its length (exact); error `rate` (`http.errors.rate`,
 //!   `hub.errors.rate`): failures ÷ requests (or connects) in the window
@@ -261,7 +266,14 @@ impl<'v> Judge<'v> {
                 },
             },
             Stat::Max | Stat::Percentile(_) => {
+                // The window's max is the highest per-interval max, whatever
+                // the operator; a percentile takes a bound against the SLO.
+                let exact = match slo.stat {
+                    Stat::Percentile(p) => p >= 100.0,
+                    _ => true,
+                };
                 let stat = match slo.stat {
+                    _ if exact => Some(Tracked::Max),
                     Stat::Percentile(p) if highest => Some(Tracked::at_or_above(p)),
                     Stat::Percentile(p) => Tracked::at_or_below(p),
                     _ => Some(Tracked::Max),
@@ -271,11 +283,11 @@ impl<'v> Judge<'v> {
                     Some(stat) => Measure::Hist {
                         ids: hists(&slo.metric),
                         stat,
-                        highest,
-                        basis: match (slo.stat, highest) {
-                            (Stat::Max, _) => Basis::Exact,
-                            (_, true) => Basis::UpperBound(stat.name()),
-                            (_, false) => Basis::LowerBound(stat.name()),
+                        highest: highest || exact,
+                        basis: match (exact, highest) {
+                            (true, _) => Basis::Exact,
+                            (false, true) => Basis::UpperBound(stat.name()),
+                            (false, false) => Basis::LowerBound(stat.name()),
                         },
                         unrecovered: if slo.metric == "hub.recovery" {
                             timeline.counters(|d| {
@@ -697,6 +709,11 @@ mod tests {
         assert_eq!(w.checks[0].basis, Basis::LowerBound("p95"));
         assert_eq!(w.end_s, 35.0);
         assert_eq!(w.checks[0].measured, Some(500_000.0));
+        // The max is exact under `>` too: the highest per-second max.
+        let s = summary(&ramp(), &[("http.latency.max", "> 1ms")]);
+        let w = found(estimate(&s));
+        assert_eq!(w.checks[0].basis, Basis::Exact);
+        assert_eq!(w.checks[0].measured, Some(1_000_000.0));
         // Below p50 a `>` has no bound: the run's verdict decides.
         let s = summary(&ramp(), &[("http.latency.p10", "> 1ms")]);
         assert_eq!(found(estimate(&s)).checks[0].basis, Basis::Run);
