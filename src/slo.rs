@@ -209,6 +209,16 @@ pub fn known_metrics() -> &'static [&'static str] {
     &METRIC_NAMES
 }
 
+/// For a failure counter whose `rate` is a share (`http.errors`,
+/// `hub.errors`): the counter it is a share of (`http.requests`,
+/// `hub.connects`).
+pub fn ratio_denominator(metric: &str) -> Option<&'static str> {
+    match metric_kind(metric) {
+        MetricKind::Ratio(denominator) => Some(denominator),
+        _ => None,
+    }
+}
+
 /// Kind of a metric already checked to be known.
 fn metric_kind(metric: &str) -> MetricKind {
     METRICS

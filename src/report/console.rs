@@ -348,6 +348,10 @@ pub fn progress_line(
     line
 }
 
+/// The generator is saturated when the p99 of `generator.lag` (how late
+/// arrivals were made) is above this, in µs: the offered rate was not held.
+pub const SATURATED_LAG_P99_US: u64 = 10_000;
+
 /// Notes for the summary: generator health and model caveats.
 pub fn notes(scenario: &Scenario, plan: &Plan, totals: &Totals) -> Vec<String> {
     let mut notes = Vec::new();
@@ -361,7 +365,7 @@ pub fn notes(scenario: &Scenario, plan: &Plan, totals: &Totals) -> Vec<String> {
         );
     }
     if let Some(lag) = totals.select_hist("generator.lag", &TagFilter::default()) {
-        if !lag.is_empty() && lag.value_at_quantile(0.99) > 10_000 {
+        if !lag.is_empty() && lag.value_at_quantile(0.99) > SATURATED_LAG_P99_US {
             notes.push(format!(
                 "GENERATOR SATURATED: 1% of arrivals were made more than {} late (p99 generator.lag); the offered rate was not held — use more CPU, more processes, or a lower rate",
                 ms(lag.value_at_quantile(0.99))

@@ -8,6 +8,8 @@
 //!   `stampede report DIR`, after checking `summary.json` and `metrics.hlog`.
 //! - `console`: what the terminal shows.
 
+pub mod capacity;
+pub mod charts;
 pub mod console;
 pub mod html;
 pub mod json;
@@ -16,6 +18,7 @@ pub mod markdown;
 pub mod rebuild;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod timeline;
 
 use std::io::Write;
 use std::path::Path;
