@@ -271,8 +271,11 @@ pub fn time_chart(chart: &TimeChart) -> Svg {
             .set_secondary_coord(0f64..x_end, 0f64..y2);
         let y_format = |v: &f64| chart.y_scale.label(*v);
         let x_format = |v: &f64| clock(*v * unit);
+        // Short runs: no more labels than whole units, so no label repeats
+        // (`clock` shows whole seconds / minutes).
+        let x_labels = (x_end.floor() as usize + 1).clamp(2, 14);
         ctx.configure_mesh()
-            .x_labels(14)
+            .x_labels(x_labels)
             .y_labels(6)
             .x_label_formatter(&x_format)
             .y_label_formatter(&y_format)

@@ -58,7 +58,7 @@ struct Rendered {
 /// Run headless Chromium on `page` with the flags plus `extra`;
 /// returns its stdout and its log (stderr). Bounded: killed after 60 s.
 fn chromium_run(browser: &Path, page: &Path, profile: &Path, extra: &[&str]) -> (String, String) {
-    let mut child = Command::new(browser)
+    let child = Command::new(browser)
         .args([
             "--headless",
             "--no-sandbox",
@@ -79,18 +79,20 @@ fn chromium_run(browser: &Path, page: &Path, profile: &Path, extra: &[&str]) -> 
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start chromium");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("wait chromium").is_some() {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
+    // Output is read while it runs (a DOM dump is larger than a pipe's
+    // buffer); bounded: killed after 60 s.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output.expect("chromium output"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
             panic!("chromium did not finish within 60 s");
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().expect("chromium output");
+    };
     (
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -125,6 +127,16 @@ fn render(browser: &Path, page: &Path, screenshot: &Path) -> Rendered {
     let profile = tempfile::tempdir().expect("profile dir");
     // The probe goes into a copy, first thing in the document.
     let html = std::fs::read_to_string(page).expect("read the page");
+    // The copy drops the page's Content-Security-Policy (it would block the
+    // probe, an inline script) — so anything the page tried to fetch is
+    // fetched there, and seen.
+    let html = match html.find("<meta http-equiv=\"Content-Security-Policy\"") {
+        Some(i) => {
+            let end = i + html[i..].find('>').expect("a closed meta") + 1;
+            format!("{}{}", &html[..i], &html[end..])
+        }
+        None => html,
+    };
     let probed = profile.path().join("probed.html");
     let at = html
         .find("<head>")
