@@ -57,6 +57,13 @@ users = {{ rate = "10/s" }}
         .unwrap()
         .path();
     assert!(dir.join("capacity.json").is_file() && dir.join("capacity.md").is_file());
+    // The curve: one point per step with a latency, the knee marked.
+    let page = std::fs::read_to_string(dir.join("capacity.html")).unwrap();
+    let with_p95 = report.steps.iter().filter(|s| s.p95.is_some()).count();
+    assert!(page.matches("<circle").count() >= with_p95, "{page}");
+    let label = |text: &str| page.contains(&format!(">\n{text}\n</text>"));
+    assert!(label("capacity") && label("70% (plan to scale)"), "{page}");
+    assert!(!page.contains("src=") && !page.contains("url("));
     (report.capacity.expect("a capacity"), report)
 }
 
