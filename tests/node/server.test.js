@@ -143,7 +143,14 @@ test("a client that does not answer pings is dropped with ping timeout", async (
   const s = connect(server.port);
   try {
     await once(s, "connect", "connect");
-    // Stop answering pings: the client's engine ignores the server's pings.
+    // Stop answering pings: the client's engine neither hears the server's
+    // pings nor sends anything (its pong goes through sendPacket).
+    s.io.engine.sendPacket = () => {};
+    // …and does not give up on its own first (the client's own ping
+    // deadline would close it as "transport close" on the server's side).
+    s.io.engine.clearTimeoutFn(s.io.engine._pingTimeoutTimer);
+    s.io.engine._resetPingTimeout = () => {};
+    s.io.engine._pingTimeoutTime = Infinity;
     s.io.engine.removeAllListeners("ping");
     s.io.engine.transport.removeAllListeners("packet");
     await server.waitLine((l) => l.startsWith("DISCONNECT ") && l.endsWith("ping timeout"), "ping timeout");
