@@ -4,8 +4,9 @@
 //! second) or the number of connected agents (`--vary agents`); by default
 //! users when the scenario has any. Each **step** replays the scenario's
 //! populations at one load, as two phases: `warm-up` (discarded) and
-//! `measure`; every SLO is judged on the measure phase only (its `phase`
-//! tag is set to `measure`). A step **passes** when every SLO holds there
+//! `measure`; for users every SLO is judged on the measure phase only (its
+//! `phase` tag is set to `measure`); for agents the warm-up is the
+//! connection storm, judged with the rest of the step. A step **passes** when every SLO holds there
 //! and the load was really carried: for users, at least 95 % of the offered
 //! requests succeeded; for agents, at least 95 % were registered at the end.
 //!
@@ -35,7 +36,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What varies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Axis {
     /// Journeys per second of the `[[users]]` (open model).
@@ -44,7 +47,8 @@ pub enum Axis {
     Agents,
 }
 
-/// Settings of a search.
+/// Settings of a search. `None`: the scenario's `[capacity]` value, else
+/// the default (users if any; a tenth of the peak; 5 %; 10m; 5s; 20s).
 #[derive(Debug, Clone)]
 pub struct Options {
     pub scenario: PathBuf,
@@ -52,10 +56,10 @@ pub struct Options {
     pub out_dir: PathBuf,
     pub vary: Option<Axis>,
     pub start: Option<f64>,
-    pub precision: f64,
-    pub budget: Duration,
-    pub warmup: Duration,
-    pub step: Duration,
+    pub precision: Option<f64>,
+    pub budget: Option<Duration>,
+    pub warmup: Option<Duration>,
+    pub step: Option<Duration>,
     pub quiet: bool,
     pub command_line: Vec<String>,
 }
@@ -131,7 +135,10 @@ fn shape(scenario: &mut Scenario, axis: Axis, load: f64, options: &Options) {
     let commanders = scenario.phases.iter().find_map(|p| p.commanders);
     scenario.phases = ["warm-up", "measure"]
         .iter()
-        .zip([options.warmup, options.step])
+        .zip([
+            options.warmup.unwrap_or_default(),
+            options.step.unwrap_or_default(),
+        ])
         .map(|(name, duration)| Phase {
             name: (*name).into(),
             duration,
@@ -140,8 +147,13 @@ fn shape(scenario: &mut Scenario, axis: Axis, load: f64, options: &Options) {
             commanders,
         })
         .collect();
-    for slo in &mut scenario.slos {
-        slo.phase = Some("measure".into());
+    // Users: the SLOs are judged on the measured stretch only. Agents: the
+    // connection storm is the warm-up, and it is part of what is judged
+    // (hub.connect happens there), so the SLOs see the whole step.
+    if axis == Axis::Users {
+        for slo in &mut scenario.slos {
+            slo.phase = Some("measure".into());
+        }
     }
     scenario.abort_on_fail = false;
 }
@@ -215,8 +227,13 @@ fn judge(
             achieved / offered.max(1e-9) * 100.0
         ));
     }
+    let pct_filter = if axis == Axis::Agents {
+        TagFilter::default()
+    } else {
+        f
+    };
     let pcts = totals
-        .select_hist(metric, &f)
+        .select_hist(metric, &pct_filter)
         .filter(|h| !h.is_empty())
         .map(|h| [0.5, 0.95, 0.99].map(|q| Some(h.value_at_quantile(q))))
         .unwrap_or([None; 3]);
@@ -224,8 +241,50 @@ fn judge(
 }
 
 /// Run the search.
-pub async fn search(options: Options) -> Result<(Report, ExitStatus), CommandError> {
+pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), CommandError> {
     let base = crate::run::load(&options.scenario, &options.overrides)?;
+    // Flags, else the scenario's [capacity], else the defaults.
+    let spec = &base.capacity;
+    options.vary = options.vary.or(spec.vary);
+    options.start = options.start.or(spec.start);
+    options.precision = Some(
+        options
+            .precision
+            .or(spec.precision.map(|f| f.0))
+            .unwrap_or(0.05),
+    );
+    options.budget = Some(
+        options
+            .budget
+            .or(spec.budget.map(|d| d.0))
+            .unwrap_or(Duration::from_secs(600)),
+    );
+    options.warmup = Some(
+        options
+            .warmup
+            .or(spec.warmup.map(|d| d.0))
+            .unwrap_or(Duration::from_secs(5)),
+    );
+    options.step = Some(
+        options
+            .step
+            .or(spec.step.map(|d| d.0))
+            .unwrap_or(Duration::from_secs(20)),
+    );
+    if !options.precision.is_some_and(|p| p > 0.0 && p < 1.0) {
+        return Err(CommandError::BadInput(
+            "the precision must be between 0% and 100%, e.g. 5%".into(),
+        ));
+    }
+    if options.start.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+        return Err(CommandError::BadInput(
+            "the start load must be above 0".into(),
+        ));
+    }
+    let precision = options.precision.expect("set above");
+    let budget = options.budget.expect("set above");
+    let warmup = options.warmup.expect("set above");
+    let step_len = options.step.expect("set above");
     let axis = match options.vary {
         Some(a) => a,
         None if !base.populations.is_empty() => Axis::Users,
@@ -281,7 +340,16 @@ pub async fn search(options: Options) -> Result<(Report, ExitStatus), CommandErr
     // Up, then bisect.
     loop {
         let kind = if fail.is_none() { "up" } else { "bisect" };
-        let step = probe(&options, axis, load, kind, &dir, steps.len()).await?;
+        let step = match probe(&options, axis, load, kind, &dir, steps.len()).await {
+            Ok(step) => step,
+            // A step this process cannot run (e.g. more agents than it may
+            // hold descriptors for) ends the search with what it found.
+            Err(e) if !steps.is_empty() => {
+                stopped = format!("the step at {} cannot run here: {e}", load_text(axis, load));
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         let ok = step.pass;
         let carried_out = !step.result_dir.is_empty();
         print_step(&options, &step);
@@ -306,14 +374,14 @@ pub async fn search(options: Options) -> Result<(Report, ExitStatus), CommandErr
                 f / 2.0
             }
             (Some(p), Some(f)) => {
-                if (f - p) / p <= options.precision {
-                    stopped = format!("pass and fail within {:.0}%", options.precision * 100.0);
+                if (f - p) / p <= precision {
+                    stopped = format!("pass and fail within {:.0}%", precision * 100.0);
                     break;
                 }
                 (p + f) / 2.0
             }
         };
-        if clock.elapsed() + options.warmup + options.step > options.budget {
+        if clock.elapsed() + warmup + step_len > budget {
             stopped = "time budget used up".to_string();
             break;
         }
@@ -328,10 +396,7 @@ pub async fn search(options: Options) -> Result<(Report, ExitStatus), CommandErr
     if !interrupted {
         let mut tries = 0;
         while let Some(c) = capacity {
-            if tries >= 3
-                || clock.elapsed() + options.warmup + options.step
-                    > options.budget + options.budget / 2
-            {
+            if tries >= 3 || clock.elapsed() + warmup + step_len > budget + budget / 2 {
                 break;
             }
             tries += 1;
@@ -347,7 +412,7 @@ pub async fn search(options: Options) -> Result<(Report, ExitStatus), CommandErr
             if ok {
                 break;
             }
-            capacity = Some(c * (1.0 - options.precision)).filter(|c| *c >= 1.0);
+            capacity = Some(c * (1.0 - precision)).filter(|c| *c >= 1.0);
         }
     }
     let report = Report {
@@ -355,7 +420,7 @@ pub async fn search(options: Options) -> Result<(Report, ExitStatus), CommandErr
         axis,
         capacity,
         planning: capacity.map(|c| c * 0.7),
-        precision: options.precision,
+        precision,
         stopped,
         steps,
     };
@@ -404,7 +469,7 @@ async fn probe(
     let _ = index;
     let outcome = crate::run::run_scenario(Arc::new(scenario), &run).await?;
     let (offered, achieved, [p50, p95, p99], errors, failed) =
-        judge(&outcome, axis, load, options.step);
+        judge(&outcome, axis, load, options.step.unwrap_or_default());
     let carried_out = outcome.exit != ExitStatus::NotCarriedOut;
     Ok(Step {
         load,

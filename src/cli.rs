@@ -82,7 +82,8 @@ a two-proportion z above 2. Exit codes: 0 no regression · 1 a regression · 2 b
   stampede capacity scenarios/connection-storm.toml --vary agents --start 1000
   stampede capacity scenarios/quickstart.toml --step 30s --warmup 10s --precision 2% --budget 20m
 
-Each step runs the scenario's populations at one load: a warm-up (discarded), then the
+A [capacity] table in the scenario sets the same (vary, start, precision, budget, warmup,
+step); flags win. Each step runs the scenario's populations at one load: a warm-up (discarded), then the
 measured stretch on which every SLO is judged. Output: the capacity, the 70% planning load,
 a table of every step; files capacity.json and capacity.md, each step's own result directory.
 Exit codes: 0 capacity found · 1 even the first load failed · 2 bad input · 3 interrupted.")]
@@ -104,24 +105,26 @@ summary.json, corrupt metrics.hlog; nothing is written) · 3 a report could not 
 pub struct CapacityArgs {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
-    /// The load axis (default: users when the scenario has any, else agents).
+    /// The load axis (default: `[capacity] vary`, else users when the
+    /// scenario has any, else agents).
     #[arg(long, value_enum)]
     pub vary: Option<crate::capacity::Axis>,
-    /// First load tried: journeys/s or agents (default: a tenth of the scenario's peak).
+    /// First load tried: journeys/s or agents (default: `[capacity] start`,
+    /// else a tenth of the scenario's peak).
     #[arg(long)]
     pub start: Option<f64>,
-    /// Stop bisecting when pass and fail are this close.
-    #[arg(long, default_value = "5%")]
-    pub precision: String,
-    /// Stop searching after this long (the confirmation may run past it).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration_arg)]
-    pub budget: Duration,
-    /// Discarded start of each step.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
-    pub warmup: Duration,
-    /// Measured length of each step.
-    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = duration_arg)]
-    pub step: Duration,
+    /// Stop bisecting when pass and fail are this close (default 5%).
+    #[arg(long, value_name = "PERCENT")]
+    pub precision: Option<String>,
+    /// Stop searching after this long; the confirmation may run past it (default 10m).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub budget: Option<Duration>,
+    /// Discarded start of each step (default 5s).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub warmup: Option<Duration>,
+    /// Measured length of each step (default 20s).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub step: Option<Duration>,
     /// Parent directory of the result directory.
     #[arg(long, value_name = "DIR", default_value = "reports")]
     pub out: PathBuf,
@@ -436,18 +439,23 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
                 quiet,
             } = args;
             let (scenario, overrides) = overrides(scenario)?;
-            let precision = crate::scenario::units::parse_percent(&precision)
-                .ok()
-                .filter(|p| *p > 0.0 && *p < 1.0)
-                .ok_or_else(|| {
-                    CommandError::BadInput(format!(
-                        "--precision {precision}: expected a percentage between 0% and 100%, e.g. 5%"
-                    ))
-                })?;
+            let precision = match &precision {
+                None => None,
+                Some(text) => Some(
+                    crate::scenario::units::parse_percent(text)
+                        .ok()
+                        .filter(|p| *p > 0.0 && *p < 1.0)
+                        .ok_or_else(|| {
+                            CommandError::BadInput(format!(
+                                "--precision {text}: expected a percentage between 0% and 100%, e.g. 5%"
+                            ))
+                        })?,
+                ),
+            };
             if start.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
                 return Err(CommandError::BadInput("--start must be above 0".into()));
             }
-            if step.is_zero() || warmup.is_zero() {
+            if step.is_some_and(|d| d.is_zero()) || warmup.is_some_and(|d| d.is_zero()) {
                 return Err(CommandError::BadInput(
                     "--step and --warmup must be above 0".into(),
                 ));

@@ -225,6 +225,8 @@ pub struct Scenario {
     pub abort_on_fail: bool,
     /// Tolerances of a baseline comparison (`[compare]`).
     pub compare: crate::compare::Tolerances,
+    /// `[capacity]` as written (flags of `stampede capacity` override it).
+    pub capacity: super::model::CapacitySpec,
 }
 
 /// Collects diagnostics for one file.
@@ -768,6 +770,7 @@ pub(crate) fn compile(
         slos,
         abort_on_fail,
         compare,
+        capacity: file.capacity,
     })
 }
 

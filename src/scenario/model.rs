@@ -46,6 +46,9 @@ pub struct ScenarioFile {
     pub commanders: Vec<CommanderSpec>,
     #[serde(default)]
     pub phases: Vec<PhaseSpec>,
+    /// `[capacity]`: defaults of `stampede capacity` (flags override them).
+    #[serde(default)]
+    pub capacity: CapacitySpec,
     /// `[compare]`: tolerances of `run --baseline` (`p95 = "10%"`,
     /// `errors = "0.05pp"`, …).
     #[serde(default)]
@@ -53,6 +56,21 @@ pub struct ScenarioFile {
     /// `"metric{tags}.stat" = "op value"`, plus `abort_on_fail = true`.
     #[serde(default)]
     pub slo: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+/// `[capacity]`: how `stampede capacity` searches this scenario.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySpec {
+    /// `"users"` (arrival rate) or `"agents"` (connected agents).
+    pub vary: Option<crate::capacity::Axis>,
+    /// First load tried.
+    pub start: Option<f64>,
+    /// e.g. `"5%"`.
+    pub precision: Option<super::units::Fraction>,
+    pub budget: Option<PositiveDur>,
+    pub warmup: Option<PositiveDur>,
+    pub step: Option<PositiveDur>,
 }
 
 /// `[target]`: where load may go. Nothing else is ever sent to.

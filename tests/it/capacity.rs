@@ -20,6 +20,10 @@ concurrency = {concurrency}
 queue = {concurrency}
 [http]
 timeout = "2s"
+[capacity]
+vary = "users"
+precision = "5%"
+warmup = "1s"
 [[users]]
 name = "u"
 steps = [{{ name = "list", get = "/api/servers" }}]
@@ -37,18 +41,20 @@ users = {{ rate = "10/s" }}
         scenario: fixture.scenario_path(),
         overrides: Default::default(),
         out_dir: fixture.out_dir(),
-        vary: Some(Axis::Users),
+        vary: None,
         start: Some(start),
-        precision: 0.05,
-        budget: Duration::from_secs(60),
-        warmup: Duration::from_secs(1),
-        step: Duration::from_secs(2),
+        // precision and warm-up from the scenario's [capacity].
+        precision: None,
+        budget: Some(Duration::from_secs(60)),
+        warmup: None,
+        step: Some(Duration::from_secs(2)),
         quiet: true,
         command_line: vec![],
     })
     .await
     .expect("the search runs");
     assert_eq!(exit, ExitStatus::Passed, "{report:#?}");
+    assert_eq!((report.axis, report.precision), (Axis::Users, 0.05));
     // The files are there.
     let dir = std::fs::read_dir(fixture.out_dir())
         .unwrap()
@@ -100,4 +106,61 @@ async fn capacity_finds_l_over_s_with_2_workers_of_25ms() {
     // 2 / 25 ms = 80 requests/s.
     let (found, report) = find(2, 25, 20.0).await;
     check(found, 80.0, &report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_varies_the_agent_count() {
+    // A known limit on the agent axis: at most 300 registrations per step.
+    let fixture = Fixture::new(
+        r#"
+name = "fleet"
+[target]
+hub = "builtin"
+[[agents]]
+name = "a"
+register = { event = "register", data = { id = "a-{{ agent.id }}" }, ack = true }
+[[phases]]
+name = "p"
+duration = "5s"
+agents = { connected = 1000, connect_rate = "max" }
+[capacity]
+vary = "agents"
+start = 100
+step = "1s"
+warmup = "1s"
+[slo]
+"hub.registrations.count" = "<= 300"
+"hub.errors.rate" = "< 1%"
+"#,
+    );
+    let (report, exit) = search(Options {
+        scenario: fixture.scenario_path(),
+        overrides: Default::default(),
+        out_dir: fixture.out_dir(),
+        vary: None,
+        start: None,
+        precision: None,
+        budget: Some(Duration::from_secs(60)),
+        warmup: None,
+        step: None,
+        quiet: true,
+        command_line: vec![],
+    })
+    .await
+    .expect("the search runs");
+    assert_eq!(exit, ExitStatus::Passed, "{report:#?}");
+    assert_eq!(report.axis, Axis::Agents);
+    assert_eq!(
+        report.capacity,
+        Some(300.0),
+        "{}",
+        stampede::capacity::markdown(&report)
+    );
+    // Every step carried its agents (registered = load); only the SLO decided.
+    for step in &report.steps {
+        assert_eq!(step.achieved, step.load, "{step:?}");
+        assert_eq!(step.pass, step.load <= 300.0, "{step:?}");
+    }
+    let loads: Vec<f64> = report.steps.iter().take(3).map(|s| s.load).collect();
+    assert_eq!(loads, vec![100.0, 200.0, 400.0]);
 }
