@@ -197,19 +197,13 @@ fn judge(
             )
         }
         Axis::Agents => {
+            // The last full interval (the final point is after the close).
             let registered = totals
-                .series()
+                .gauge_values("hub.registered")
                 .iter()
                 .rev()
                 .nth(1)
-                .and_then(|p| {
-                    let id = totals
-                        .layout()
-                        .gauges
-                        .iter()
-                        .position(|g| g == "hub.registered")?;
-                    p.gauges.get(id).copied()
-                })
+                .copied()
                 .unwrap_or(0.0);
             (
                 load.round(),

@@ -106,6 +106,17 @@ impl Totals {
         &self.series
     }
 
+    /// Gauge `name`, one value per interval (empty when the layout lacks it).
+    pub fn gauge_values(&self, name: &str) -> Vec<f64> {
+        let Some(id) = self.layout.gauges.iter().position(|g| g == name) else {
+            return Vec::new();
+        };
+        self.series
+            .iter()
+            .map(|p| p.gauges.get(id).copied().unwrap_or(0.0))
+            .collect()
+    }
+
     /// Merge `h` into histogram `id` of `phase` (clamped to the last phase).
     pub fn merge_hist(&mut self, id: HistId, phase: usize, h: &Histogram<u64>) {
         if h.is_empty() {

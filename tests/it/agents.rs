@@ -333,18 +333,7 @@ agents = {{ connected = 5 }}
     // Scale-down is not a disconnect nor a reconnect.
     assert_eq!(count(totals, "hub.disconnects", None), 0);
     assert_eq!(count(totals, "hub.reconnects", None), 0);
-    let registered: Vec<f64> = totals
-        .series()
-        .iter()
-        .filter_map(|p| {
-            let id = totals
-                .layout()
-                .gauges
-                .iter()
-                .position(|g| g == "hub.registered")?;
-            p.gauges.get(id).copied()
-        })
-        .collect();
+    let registered = totals.gauge_values("hub.registered");
     // Up to 20, later down to 5 in the last phase (sampled once a second:
     // at least one sample falls in its 1.5 s), and 0 once everyone closed.
     let twenty = registered.iter().position(|&r| r == 20.0);
