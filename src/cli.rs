@@ -21,6 +21,9 @@ Examples:
   stampede target --listen 127.0.0.1:8080 --latency 2ms..10ms --concurrency 64
   stampede run scenarios/reconnect-wave.toml --hub http://127.0.0.1:8080
   stampede report reports/black-friday-20241129T100000Z
+  stampede run scenarios/black-friday.toml --quiet --baseline reports/main/summary.json
+  stampede compare reports/base reports/current --format markdown
+  stampede capacity scenarios/black-friday.toml --precision 5% --budget 15m
 
 Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 the run could not be carried out";
 
