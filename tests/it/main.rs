@@ -2,7 +2,6 @@
 
 mod agents;
 mod browser;
-mod capacity;
 mod cli;
 mod common;
 mod engine;
