@@ -334,7 +334,7 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
     // Up, then bisect.
     loop {
         let kind = if fail.is_none() { "up" } else { "bisect" };
-        let step = match probe(&options, axis, load, kind, &dir, steps.len()).await {
+        let step = match probe(&options, axis, load, kind, &dir).await {
             Ok(step) => step,
             // A step this process cannot run (e.g. more agents than it may
             // hold descriptors for) ends the search with what it found.
@@ -394,7 +394,7 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
                 break;
             }
             tries += 1;
-            let step = probe(&options, axis, c, "confirm", &dir, steps.len()).await?;
+            let step = probe(&options, axis, c, "confirm", &dir).await?;
             print_step(&options, &step);
             let ok = step.pass;
             let carried_out = !step.result_dir.is_empty();
@@ -447,7 +447,6 @@ async fn probe(
     load: f64,
     kind: &'static str,
     dir: &std::path::Path,
-    index: usize,
 ) -> Result<Step, CommandError> {
     let mut scenario = crate::run::load(&options.scenario, &options.overrides)?;
     shape(&mut scenario, axis, load, options);
@@ -460,7 +459,6 @@ async fn probe(
         command_line: options.command_line.clone(),
         baseline: None,
     };
-    let _ = index;
     let outcome = crate::run::run_scenario(Arc::new(scenario), &run).await?;
     let (offered, achieved, [p50, p95, p99], errors, failed) =
         judge(&outcome, axis, load, options.step.unwrap_or_default());
