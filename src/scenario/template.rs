@@ -164,7 +164,7 @@ fn now_ms() -> u128 {
 }
 
 /// Append `s` escaped for the inside of a JSON string.
-fn push_json_escaped(out: &mut String, s: &str) {
+pub(crate) fn push_json_escaped(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
