@@ -135,3 +135,72 @@ async fn interrupt_stops_new_arrivals() {
     assert_eq!(n, 128);
     assert_eq!(Instant::now() - start, Duration::from_millis(5050));
 }
+
+/// Fractional rates: a phase of `r/s` over `d` carries `ceil(r·d)` arrivals,
+/// arrival k due exactly k/r after the phase's start (to the nanosecond,
+/// `Duration`'s resolution), the last one included; a ramp `a -> b` carries
+/// `ceil((a+b)/2·d)`, arrival k due when the curve's integral reaches k.
+#[tokio::test(start_paused = true)]
+async fn fractional_rates_are_counted_with_ceil_and_evenly_spaced() {
+    let open = |name: &str, start: u64, from: f64, to: f64| PlannedPhase {
+        name: name.into(),
+        start: Duration::from_secs(start),
+        duration: Duration::from_secs(3),
+        users: Some(UserLoad::Open(RateCurve { from, to })),
+    };
+    let plan = Plan {
+        phases: vec![
+            open("2.5/s", 0, 2.5, 2.5),
+            open("0.7/s", 3, 0.7, 0.7),
+            open("0 -> 3/s", 6, 0.0, 3.0),
+        ],
+        total: Duration::from_secs(9),
+    };
+    let live = Live::default();
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    dispatch_open(
+        &plan,
+        start,
+        1,
+        &Weights::new([1]),
+        &live,
+        |arrival, lag| {
+            seen.push((arrival, lag, Instant::now()));
+        },
+    )
+    .await;
+    let ms = Duration::from_millis;
+    let ns = Duration::from_nanos;
+    // 2.5/s · 3 s = 7.5 → 8 arrivals, every 400 ms, the last at 2.8 s.
+    let steady: Vec<Duration> = (0..8).map(|k| ms(400 * k)).collect();
+    // 0.7/s · 3 s = 2.1 → 3 arrivals, every 1/0.7 s = 1.428571428571… s.
+    let slow = vec![Duration::ZERO, ns(1_428_571_429), ns(2_857_142_857)];
+    // 0 -> 3/s over 3 s: the integral t²/2 reaches k at √(2k) s; 4.5 → 5
+    // arrivals, the last at √8 s = 2.828 s.
+    let ramp = vec![
+        Duration::ZERO,
+        ns(1_414_213_562),
+        ms(2000),
+        ns(2_449_489_743),
+        ns(2_828_427_125),
+    ];
+    for (phase, expected) in [steady, slow, ramp].into_iter().enumerate() {
+        let phase_start = start + plan.phases[phase].start;
+        let offsets: Vec<Duration> = seen
+            .iter()
+            .filter(|(a, _, _)| a.phase == phase)
+            .map(|(a, _, _)| a.intended - phase_start)
+            .collect();
+        assert_eq!(offsets, expected, "phase {phase}");
+    }
+    assert_eq!(seen.len(), 8 + 3 + 5);
+    assert_eq!(plan.expected_arrivals(), 8 + 3 + 5);
+    // Each is made when due: tokio's timer has a 1 ms resolution, so an
+    // arrival due between two milliseconds is made at the next one.
+    for (i, (arrival, lag, made_at)) in seen.iter().enumerate() {
+        assert!(*lag < ms(1), "arrival {i} {lag:?} late");
+        assert_eq!(*made_at - arrival.intended, *lag);
+        assert_eq!(arrival.seq, i as u64);
+    }
+}
