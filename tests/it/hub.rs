@@ -532,44 +532,84 @@ async fn kick_closes_the_requested_fraction() {
     t.shutdown().await;
 }
 
+/// Every kind of new hub connection is answered 503 (with `Retry-After`).
+async fn assert_refused(t: &RunningTarget) {
+    for url in [
+        format!("ws://{}/ws", t.addr),
+        format!("ws://{}/socket.io/?EIO=4&transport=websocket", t.addr),
+    ] {
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status(), 503, "{url}");
+                assert_eq!(resp.headers()["retry-after"], "1", "{url}");
+            }
+            Err(e) => panic!("{url}: expected a 503, got {e}"),
+            Ok(_) => panic!("{url}: expected a 503, got a connection"),
+        }
+    }
+    let polling = reqwest::get(format!("{}/socket.io/?EIO=4&transport=polling", t.url()))
+        .await
+        .unwrap();
+    assert_eq!(polling.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
 #[tokio::test]
-async fn restart_closes_everything_and_refuses_for_a_while() {
+async fn restart_closes_everything_and_refuses_while_it_lasts() {
     let t = start(TargetConfig::default()).await;
     let mut w = ws_register(t.addr, "w").await;
     let mut s = sio_agent(t.addr, "/", "s").await;
     // An Engine.IO session that has not joined a namespace yet.
     let (mut bare, _) = Sio::open(t.addr).await;
 
-    let (status, body) = post(&t, "/admin/hub/restart", json!({"refuse_for": "500ms"})).await;
+    // A refusal that cannot end before the checks below, however slow the
+    // machine: they always run (the end of a refusal is the next test).
+    let (status, body) = post(&t, "/admin/hub/restart", json!({"refuse_for": "1h"})).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"closed": 3, "refusing_for": "500ms"}));
+    assert_eq!(body, json!({"closed": 3, "refusing_for": "1h"}));
     expect_closed(&mut w, "the ws agent").await;
     expect_closed(&mut s.ws, "the socket.io agent").await;
     expect_closed(&mut bare.ws, "the bare Engine.IO session").await;
-
-    // Refused while refusing (the restart is far from over after 500 ms
-    // only if the machine is very slow; then these checks are skipped).
-    let refused_ws = tokio_tungstenite::connect_async(format!("ws://{}/ws", t.addr)).await;
-    let refused_sio = tokio_tungstenite::connect_async(format!(
-        "ws://{}/socket.io/?EIO=4&transport=websocket",
-        t.addr
-    ))
-    .await;
-    if stats(&t).await.refusing {
-        for r in [refused_ws, refused_sio] {
-            match r {
-                Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 503),
-                Err(e) => panic!("expected a 503, got {e}"),
-                Ok(_) => panic!("expected a 503, got a connection"),
-            }
+    assert_refused(&t).await;
+    // A shorter restart does not shorten the refusal.
+    let (_, body) = post(&t, "/admin/hub/restart", json!({"refuse_for": "0"})).await;
+    assert_eq!(body["refusing_for"], "0");
+    assert_refused(&t).await;
+    let st = stats_until(&t, "every connection gone", |s| s.connected == 0).await;
+    assert_eq!(
+        st,
+        HubStats {
+            connected: 0,
+            registered: 0,
+            commands: 0,
+            delivered: 0,
+            results: 0,
+            heartbeats: 0,
+            statuses: 0,
+            refusing: true,
         }
-        let polling = reqwest::get(format!("{}/socket.io/?EIO=4&transport=polling", t.url()))
-            .await
-            .unwrap();
-        assert_eq!(polling.status(), StatusCode::SERVICE_UNAVAILABLE);
-    }
+    );
+    let (status, _) = post(&t, "/admin/hub/restart", json!({"refuse_for": "soon"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    t.shutdown().await;
+}
 
+#[tokio::test]
+async fn a_restart_refusal_ends_after_its_window_and_agents_come_back() {
+    let t = start(TargetConfig::default()).await;
+    let _w = ws_register(t.addr, "w").await;
+    let window = Duration::from_millis(300);
+    let before = Instant::now();
+    let (_, body) = post(&t, "/admin/hub/restart", json!({"refuse_for": "300ms"})).await;
+    assert_eq!(body, json!({"closed": 1, "refusing_for": "300ms"}));
+    // The hub stops refusing `window` after the restart, which came after
+    // `before`: never earlier than that (the wait's upper bound is
+    // `stats_until`'s generous limit, a loaded machine's delay).
     let st = stats_until(&t, "the end of the refusal", |s| !s.refusing).await;
+    assert!(
+        before.elapsed() >= window,
+        "refusal over after {:?}",
+        before.elapsed()
+    );
     assert_eq!((st.connected, st.registered), (0, 0));
     let mut w = ws_register(t.addr, "w").await;
     let mut s = sio_agent(t.addr, "/", "s").await;
@@ -577,10 +617,8 @@ async fn restart_closes_everything_and_refuses_for_a_while() {
     assert_eq!(ws_recv(&mut w).await["type"], "heartbeat_ack");
     s.emit("heartbeat", json!({}), Some(5)).await;
     assert_eq!(s.ack(5).await["ok"], true);
-    assert_eq!(stats(&t).await.connected, 2);
-
-    let (status, _) = post(&t, "/admin/hub/restart", json!({"refuse_for": "soon"})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let st = stats(&t).await;
+    assert_eq!((st.connected, st.registered, st.heartbeats), (2, 2, 2));
     t.shutdown().await;
 }
 
