@@ -1379,15 +1379,79 @@ mod tests {
         assert_eq!(hub.kick(1.0), Ok(0));
     }
 
+    /// A hub holding `n` live connections (plain WebSockets and Socket.IO
+    /// sockets alternating, as the registry holds them), and the kill
+    /// switch of each, in connection order.
+    fn hub_with(n: usize) -> (Arc<Hub>, Vec<Arc<KillSwitch>>, mpsc::Receiver<Utf8Bytes>) {
+        let hub = Hub::new(&TargetConfig::default());
+        let (tx, rx) = mpsc::channel(1);
+        let mut kills = Vec::new();
+        {
+            let mut reg = hub.core.reg.lock();
+            for i in 0..n {
+                let kill = Arc::new(KillSwitch::default());
+                let link = if i % 2 == 0 {
+                    Link::Ws(tx.clone())
+                } else {
+                    Link::Sio(Ns::Root, Sid::new())
+                };
+                let seq = reg.insert(link, Some(kill.clone()));
+                reg.register(seq, &format!("a{i}")).unwrap();
+                kills.push(kill);
+            }
+        }
+        assert_eq!(hub.stats().connected, n as u64);
+        (hub, kills, rx)
+    }
+
+    fn fired(kills: &[Arc<KillSwitch>]) -> Vec<usize> {
+        (0..kills.len()).filter(|&i| kills[i].is_fired()).collect()
+    }
+
+    /// `Hub::kick` on a real registry: round(fraction × n) connections (half
+    /// away from zero), every n/k-th in connection order, their kill
+    /// switches fired, the rest untouched; a second kick only reaches the
+    /// connections still live.
     #[test]
-    fn kick_selection_is_even() {
-        let pick = |n: usize, k: usize| -> Vec<usize> {
-            (0..n).filter(|i| (i + 1) * k / n > i * k / n).collect()
-        };
-        assert_eq!(pick(4, 2), vec![1, 3]);
-        assert_eq!(pick(3, 1), vec![2]);
-        assert_eq!(pick(5, 5), vec![0, 1, 2, 3, 4]);
-        assert_eq!(pick(5, 0), Vec::<usize>::new());
-        assert_eq!(pick(10, 3).len(), 3);
+    fn kick_ends_exactly_the_rounded_fraction_evenly_spread() {
+        // (n, fraction, indices kicked): worked by hand from the doc comment.
+        let cases: [(usize, f64, &[usize]); 16] = [
+            (0, 0.5, &[]),
+            (1, 0.49, &[]),
+            (1, 0.5, &[0]),
+            (3, 1.0 / 3.0, &[2]),
+            (3, 0.5, &[1, 2]),
+            (4, 0.0, &[]),
+            (4, 0.1, &[]),
+            (4, 0.125, &[3]),
+            (4, 0.5, &[1, 3]),
+            (5, 1.0, &[0, 1, 2, 3, 4]),
+            (7, 0.5, &[1, 3, 5, 6]),
+            (10, 0.25, &[3, 6, 9]),
+            (10, 0.34, &[3, 6, 9]),
+            (10, 0.9, &[1, 2, 3, 4, 5, 6, 7, 8, 9]),
+            (30, 0.34, &[2, 5, 8, 11, 14, 17, 20, 23, 26, 29]),
+            (30, 0.05, &[14, 29]),
+        ];
+        for (n, fraction, want) in cases {
+            let (hub, kills, _rx) = hub_with(n);
+            let what = format!("kick({fraction}) of {n}");
+            assert_eq!(hub.kick(fraction), Ok(want.len()), "{what}");
+            assert_eq!(fired(&kills), want, "{what}");
+            let st = hub.stats();
+            assert_eq!(st.connected, (n - want.len()) as u64, "{what}");
+            assert_eq!(st.registered, (n - want.len()) as u64, "{what}");
+            // Kicked connections are closing: a full kick reaches the others only.
+            assert_eq!(hub.kick(1.0), Ok(n - want.len()), "{what}, then kick(1)");
+            assert_eq!(fired(&kills), (0..n).collect::<Vec<_>>(), "{what}");
+            assert_eq!(hub.stats().connected, 0, "{what}");
+            assert_eq!(hub.kick(1.0), Ok(0), "{what}, nothing left");
+        }
+        let (hub, kills, _rx) = hub_with(4);
+        for bad in [-0.1, 1.01, f64::NAN, f64::INFINITY] {
+            assert!(hub.kick(bad).is_err(), "{bad}");
+        }
+        assert_eq!(fired(&kills), Vec::<usize>::new());
+        assert_eq!(hub.stats().connected, 4);
     }
 }
