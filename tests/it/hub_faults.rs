@@ -20,12 +20,16 @@
 //! are therefore exact, whatever the load of the machine, and so are the
 //! times the hubs report: an attempt that times out closes exactly 300 ms
 //! after its upgrade, the next one starts exactly 50 ms later. The I/O is
-//! real loopback TCP: a write is in the peer's receive queue when `write`
-//! returns, and the runtime polls its sockets before it moves the clock
-//! (the hubs set `TCP_NODELAY`, as the engine does: Nagle's algorithm
-//! would hold a small write back for a delayed ACK, 40 ms of *real* time
-//! that the paused clock does not wait for). The run's aggregator thread
-//! keeps the wall clock; the totals the tests read do not depend on it.
+//! real loopback TCP, where a write is in the peer's receive queue when
+//! `write` returns; the tests rely on the runtime seeing that readiness
+//! before its clock jumps, and check it: a jump while a packet is on its
+//! way would show as an early timeout, a missing pong or an off time in
+//! the exact assertions below, never as a pass. For the same reason the
+//! hubs and the raw clients set `TCP_NODELAY`, as the engine does: Nagle's
+//! algorithm would hold a small write back for a delayed ACK, 40 ms of
+//! *real* time that the paused clock does not wait for. The run's
+//! aggregator thread keeps the wall clock; the totals the tests read do
+//! not depend on it.
 
 use crate::common::{count, Fixture};
 use futures_util::{SinkExt, StreamExt};
