@@ -1405,39 +1405,142 @@ mod tests {
         }
     }
 
+    /// What a truncated frame must decode to.
+    #[derive(Debug)]
+    enum Expect {
+        /// A packet: the one its bytes mean.
+        Packet(SioPacket),
+        /// An error of this kind.
+        Err(&'static str),
+    }
+
+    /// The kind of an error, without its fields.
+    fn kind_of(e: &CodecError) -> &'static str {
+        match e {
+            CodecError::UnknownEioType { .. } => "UnknownEioType",
+            CodecError::MalformedOpen { .. } => "MalformedOpen",
+            CodecError::UnknownSioType { .. } => "UnknownSioType",
+            CodecError::MalformedNamespace { .. } => "MalformedNamespace",
+            CodecError::MalformedAckId { .. } => "MalformedAckId",
+            CodecError::MalformedJson { .. } => "MalformedJson",
+            CodecError::InvalidPayload { .. } => "InvalidPayload",
+            CodecError::BadAttachmentCount { .. } => "BadAttachmentCount",
+            CodecError::BadPlaceholder { .. } => "BadPlaceholder",
+            CodecError::UnexpectedBinary { .. } => "UnexpectedBinary",
+            CodecError::AttachmentsPending { .. } => "AttachmentsPending",
+            CodecError::Oversized { .. } => "Oversized",
+        }
+    }
+
+    /// A packet without data, ack id or attachments.
+    fn bare(kind: SioKind, namespace: &str) -> Expect {
+        Expect::Packet(SioPacket {
+            kind,
+            namespace: if namespace.is_empty() || namespace == "/" {
+                Cow::Borrowed("/")
+            } else {
+                Cow::Owned(namespace.to_string())
+            },
+            ack_id: None,
+            data: None,
+            attachments: Vec::new(),
+        })
+    }
+
     #[test]
     fn every_truncation_is_an_error_or_a_packet() {
-        let frames: &[(&str, &[&[u8]])] = &[
-            (OPEN, &[]),
-            ("2probe", &[]),
-            (r#"40/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}"#, &[]),
-            (r#"44{"message":"Not authorized","data":{"a":[1]}}"#, &[]),
-            (r#"42/admin,17["status",{"load":3}]"#, &[]),
-            (r#"43/admin,13["bar"]"#, &[]),
+        // Each frame, its attachments, and what a cut before its JSON means
+        // (`head(prefix)`, for prefixes of 2 bytes or more). A cut inside
+        // the JSON leaves it unterminated (every frame ends with `]` or `}`).
+        type Head = fn(&str) -> Expect;
+        let needs_array: Head = |_| Expect::Err("InvalidPayload");
+        let binary_head: Head = |p| {
+            if p.contains('-') {
+                Expect::Err("InvalidPayload") // `N-` read, no array yet
+            } else {
+                Expect::Err("BadAttachmentCount") // no `N-` yet
+            }
+        };
+        let frames: &[(&str, &[&[u8]], Head)] = &[
+            // `40`, `40/`, `40/a` … `40/admin,`: a CONNECT to that namespace.
+            (r#"40/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}"#, &[], |p| {
+                bare(SioKind::Connect, p[2..].trim_end_matches(','))
+            }),
+            // `44`: a CONNECT_ERROR without a reason.
+            (
+                r#"44{"message":"Not authorized","data":{"a":[1]}}"#,
+                &[],
+                |p| bare(SioKind::ConnectError, &p[2..]),
+            ),
+            // An EVENT and an ACK need their array (an ACK's is checked
+            // before its id).
+            (r#"42/admin,17["status",{"load":3}]"#, &[], needs_array),
+            (r#"43/admin,13["bar"]"#, &[], needs_array),
             (
                 r#"452-/admin,["baz",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
                 &[&[1, 2], &[3, 4]],
+                binary_head,
             ),
-            (r#"461-15["bär",{"_placeholder":true,"num":0}]"#, &[BIN]),
-            ("42[\"é🚀\\u00e9\",-1.5e3,true,null]", &[]),
+            (
+                r#"461-15["bär",{"_placeholder":true,"num":0}]"#,
+                &[BIN],
+                binary_head,
+            ),
+            ("42[\"é🚀\\u00e9\",-1.5e3,true,null]", &[], needs_array),
         ];
-        for (frame, attachments) in frames {
-            let mut decoder = Decoder::default();
-            if frame.starts_with('4') {
-                let full = pipeline(&mut decoder, frame, attachments);
-                assert!(matches!(full, Ok(Some(_))), "{frame}: {full:?}");
-            } else {
-                assert!(parse_eio_text(frame).is_ok());
-            }
+        let mut cuts = 0;
+        for &(frame, attachments, head) in frames {
+            let whole = pipeline(&mut Decoder::default(), frame, attachments)
+                .unwrap_or_else(|e| panic!("{frame}: {e}"))
+                .unwrap_or_else(|| panic!("{frame}: incomplete"));
+            let json_at = frame.find(['[', '{']).expect("JSON");
             for (cut, _) in frame.char_indices() {
                 let prefix = &frame[..cut];
+                let expected = match cut {
+                    0 => Expect::Err("UnknownEioType"),
+                    1 => Expect::Err("UnknownSioType"),
+                    c if c <= json_at => head(prefix),
+                    _ => Expect::Err("MalformedJson"),
+                };
                 let mut decoder = Decoder::default();
-                // Err, Ok(None) (incomplete, attachments awaited) or a packet.
-                let _ = pipeline(&mut decoder, prefix, attachments);
-                let _ = pipeline(&mut decoder, prefix, &[]);
-                let _ = decoder.feed_binary(Bytes::from_static(BIN));
+                let got = pipeline(&mut decoder, prefix, attachments);
+                match (&expected, &got) {
+                    (Expect::Packet(p), Ok(Some(g))) => assert_eq!(g, p, "{prefix:?}"),
+                    (Expect::Err(kind), Err(e)) => {
+                        assert_eq!(kind_of(e), *kind, "{prefix:?}: {e}")
+                    }
+                    _ => panic!("{prefix:?}: expected {expected:?}, got {got:?}"),
+                }
+                // A truncated frame leaves nothing behind: the whole frame
+                // decodes the same after it.
+                assert_eq!(decoder.awaiting_attachments(), 0, "{prefix:?}");
+                let again = pipeline(&mut decoder, frame, attachments);
+                assert_eq!(again, Ok(Some(whole.clone())), "{frame} after {prefix:?}");
+                cuts += 1;
             }
         }
+        // Engine.IO frames other than messages: the open packet needs all
+        // of its JSON; every non-empty prefix of `2probe` is a ping.
+        for (cut, _) in OPEN.char_indices() {
+            let got = parse_eio_text(&OPEN[..cut]).map_err(|e| kind_of(&e));
+            let expected = if cut == 0 {
+                "UnknownEioType"
+            } else {
+                "MalformedOpen"
+            };
+            assert_eq!(got, Err(expected), "{:?}", &OPEN[..cut]);
+            cuts += 1;
+        }
+        assert!(matches!(parse_eio_text(OPEN), Ok(EioPacket::Open(_))));
+        let ping = "2probe";
+        for cut in 1..=ping.len() {
+            let got = parse_eio_text(&ping[..cut]);
+            assert_eq!(got, Ok(EioPacket::Ping(&ping[1..cut])));
+            cuts += 1;
+        }
+        // Every char boundary of every frame was checked.
+        let chars: usize = frames.iter().map(|f| f.0.chars().count()).sum();
+        assert_eq!(cuts, chars + OPEN.chars().count() + ping.len());
     }
 
     #[test]
