@@ -249,9 +249,12 @@ async fn jobs_need_a_token_and_unknown_ids_are_404() {
     }
 }
 
+/// Job status comes from the wall clock (the job id holds its creation
+/// time in Unix ms), so this polls: 2 s jobs leave the 20 ms poll a 1.6 s
+/// `running` window to see.
 #[tokio::test]
 async fn job_status_progresses_to_done() {
-    let job_duration = ms(500);
+    let job_duration = ms(2000);
     let (t, c) = start(TargetConfig {
         job_duration,
         ..Default::default()
