@@ -4,18 +4,16 @@
 //! without console errors or failed requests, and every chart must be an
 //! SVG that draws something.
 //!
-//! `.ci/run` installs Debian's `chromium`. Without it these tests fail when
-//! `CI` is set and only skip, loudly, when it is not.
+//! They need Chromium, so they are `#[ignore]`d with the reason: a plain
+//! `cargo test` lists them as ignored (never as passed), and `.ci/run`,
+//! which installs Debian's `chromium`, runs them with
+//! `cargo test -- --include-ignored`. Run without Chromium they fail,
+//! saying so.
 
 use crate::common::Fixture;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
 
 fn chromium() -> Option<PathBuf> {
     [
@@ -32,20 +30,14 @@ fn chromium() -> Option<PathBuf> {
     })
 }
 
-fn chromium_or_skip(test: &str) -> Option<PathBuf> {
-    match chromium() {
-        Some(path) => Some(path),
-        None if under_ci() => {
-            panic!("chromium is missing: CI is set, so the browser test must run")
-        }
-        None => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED browser::{test}: no chromium on PATH (apt-get install chromium).\n!!! (CI is unset; with CI=true this test fails.)\n"
-            );
-            None
-        }
-    }
+/// Why the tests here are ignored by default: the `#[ignore]` reason, and
+/// the panic when one is run without Chromium.
+const NEEDS_CHROMIUM: &str =
+    "needs chromium (apt-get install chromium); .ci/run runs it: cargo test -- --include-ignored";
+
+/// The browser, or a panic saying what is missing.
+fn chromium_or_fail() -> PathBuf {
+    chromium().unwrap_or_else(|| panic!("no chromium on PATH: {NEEDS_CHROMIUM}"))
 }
 
 /// What Chromium made of a page.
@@ -211,12 +203,11 @@ fn draws(svg: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs chromium (apt-get install chromium); .ci/run runs it: cargo test -- --include-ignored"]
 fn the_error_detector_catches_a_broken_page() {
     // The checks below can fail: a page with a console error and a missing
     // image is caught.
-    let Some(browser) = chromium_or_skip("the_error_detector_catches_a_broken_page") else {
-        return;
-    };
+    let browser = chromium_or_fail();
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("broken.html");
     std::fs::write(
@@ -238,10 +229,9 @@ fn the_error_detector_catches_a_broken_page() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium (apt-get install chromium); .ci/run runs it: cargo test -- --include-ignored"]
 async fn report_html_renders_in_chromium_without_errors() {
-    let Some(browser) = chromium_or_skip("report_html_renders_in_chromium_without_errors") else {
-        return;
-    };
+    let browser = chromium_or_fail();
     let fixture = Fixture::new(
         r#"
 name = "browser <check> & \"quotes\""

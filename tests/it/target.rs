@@ -249,9 +249,12 @@ async fn jobs_need_a_token_and_unknown_ids_are_404() {
     }
 }
 
+/// Job status comes from the wall clock (the job id holds its creation
+/// time in Unix ms), so this polls: 2 s jobs leave the 20 ms poll a 1.6 s
+/// `running` window to see.
 #[tokio::test]
 async fn job_status_progresses_to_done() {
-    let job_duration = ms(500);
+    let job_duration = ms(2000);
     let (t, c) = start(TargetConfig {
         job_duration,
         ..Default::default()
@@ -303,39 +306,40 @@ async fn job_status_progresses_to_done() {
     );
 }
 
-/// A client whose connection is already open, so several requests can be
-/// fired at nearly the same instant.
-async fn warm_client(t: &RunningTarget) -> reqwest::Client {
-    let c = reqwest::Client::new();
-    let r = c.get(format!("{}/health", t.url())).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    c
+/// Yields until `cond` holds. The test task never waits on I/O or a timer
+/// meanwhile, so under the paused clock virtual time stands still (the
+/// runtime only auto-advances when it has nothing to do) while the target
+/// accepts and serves what was sent. Bounded by 30 s of wall-clock time,
+/// then fails naming `what`.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::task::yield_now().await;
+    }
 }
 
-/// Fires `n` `GET /api/servers` at once (one warm connection each);
-/// returns the statuses and the time until all completed.
-async fn burst(t: &RunningTarget, n: usize) -> (Vec<StatusCode>, Duration) {
-    let mut clients = Vec::new();
-    for _ in 0..n {
-        clients.push(warm_client(t).await);
-    }
+/// One `GET /api/servers` in its own task (a connection of its own when
+/// the others are busy); call [`until`] before awaiting anything else.
+fn fire(c: &reqwest::Client, t: &RunningTarget) -> tokio::task::JoinHandle<StatusCode> {
+    let c = c.clone();
     let url = format!("{}/api/servers?per_page=1", t.url());
-    let start = Instant::now();
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .map(|c| {
-            let url = url.clone();
-            tokio::spawn(async move { c.get(url).send().await.unwrap().status() })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.push(task.await.unwrap());
-    }
-    (statuses, start.elapsed())
+    tokio::spawn(async move { c.get(url).send().await.unwrap().status() })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses(tasks: Vec<tokio::task::JoinHandle<StatusCode>>) -> Vec<StatusCode> {
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+/// `concurrency = 2`, `queue = 1`, 200 ms of service: two requests are
+/// served, a third waits, a fourth is refused; the third is served when a
+/// permit frees. Each request is sent once the previous one is where it
+/// should be (paused clock: no service time passes meanwhile).
+#[tokio::test(start_paused = true)]
 async fn concurrency_limit_queues_then_rejects() {
     let (t, c) = start(TargetConfig {
         concurrency: Some(2),
@@ -344,65 +348,76 @@ async fn concurrency_limit_queues_then_rejects() {
         ..Default::default()
     })
     .await;
-    let (statuses, elapsed) = burst(&t, 4).await;
-    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-    let overloaded = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
-        .count();
-    assert_eq!((ok, overloaded), (3, 1), "{statuses:?}");
+    let stats = || t.state().stats();
+    let started = tokio::time::Instant::now();
+    let first = vec![fire(&c, &t), fire(&c, &t)];
+    until("two requests served", || stats().in_flight == 2).await;
+    let third = fire(&c, &t);
+    until("a third queued", || stats().queued == 1).await;
+    let fourth = fire(&c, &t);
+    until("a fourth refused", || stats().rejected == 1).await;
+    assert_eq!(fourth.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(statuses(first).await, [StatusCode::OK; 2]);
+    assert_eq!(third.await.unwrap(), StatusCode::OK);
+    // Two waves of 200 ms (virtual time; timers have 1 ms resolution).
+    let elapsed = started.elapsed();
     assert!(
-        elapsed >= ms(400),
-        "two waves take ≥ 400 ms, took {elapsed:?}"
+        (ms(400)..=ms(402)).contains(&elapsed),
+        "two waves of 200 ms took {elapsed:?}"
     );
 
     let (_, stats) = get_json(&c, format!("{}/admin/stats", t.url())).await;
-    assert_eq!(stats["rejected"], 1);
-    assert_eq!(stats["requests"], 4);
-    assert_eq!(stats["in_flight"], 0);
-    assert_eq!(stats["queued"], 0);
+    assert_eq!(
+        stats,
+        json!({"requests": 4, "in_flight": 0, "queued": 0, "stalled": 0,
+               "rejected": 1, "errors_injected": 0})
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn overloaded_body_is_json() {
-    let (t, _) = start(TargetConfig {
+    let (t, c) = start(TargetConfig {
         concurrency: Some(1),
         latency: Latency::Fixed(ms(300)),
         queue: 0,
         ..Default::default()
     })
     .await;
-    let slow = warm_client(&t).await;
-    let url = format!("{}/api/servers", t.url());
-    let first = tokio::spawn({
-        let url = url.clone();
-        async move { slow.get(url).send().await.unwrap().status() }
+    let first = fire(&c, &t);
+    until("the first request holds the only permit", || {
+        t.state().stats().in_flight == 1
+    })
+    .await;
+    let second = tokio::spawn({
+        let c = c.clone();
+        let url = format!("{}/api/servers", t.url());
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
     });
-    // Wait (bounded) until the first request holds the only permit.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while t.state().stats().in_flight == 0 {
-        assert!(Instant::now() < deadline, "first request never started");
-        tokio::time::sleep(ms(2)).await;
-    }
-    let c = warm_client(&t).await;
-    let (s, b) = get_json(&c, url).await;
+    until("the second request refused", || {
+        t.state().stats().rejected == 1
+    })
+    .await;
+    let (s, b) = second.await.unwrap();
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(b, json!({"error": "overloaded"}));
     assert_eq!(first.await.unwrap(), StatusCode::OK);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn concurrency_can_change_at_runtime() {
     let (t, c) = start(TargetConfig {
         latency: Latency::Fixed(ms(200)),
         ..Default::default()
     })
     .await;
-    let (statuses, _) = burst(&t, 3).await;
-    assert!(
-        statuses.iter().all(|s| *s == StatusCode::OK),
-        "{statuses:?}"
-    );
+    let stats = || t.state().stats();
+    // No limit: three at once are all served together.
+    let tasks = vec![fire(&c, &t), fire(&c, &t), fire(&c, &t)];
+    until("three served at once", || stats().in_flight == 3).await;
+    assert_eq!(statuses(tasks).await, [StatusCode::OK; 3]);
 
     let (s, b) = post_json(
         &c,
@@ -411,9 +426,13 @@ async fn concurrency_can_change_at_runtime() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (statuses, _) = burst(&t, 3).await;
-    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-    assert_eq!(ok, 1, "{statuses:?}");
+    // One permit, no queue: while one is served, two more are refused.
+    let first = fire(&c, &t);
+    until("one served", || stats().in_flight == 1).await;
+    let others = vec![fire(&c, &t), fire(&c, &t)];
+    until("two refused", || stats().rejected == 2).await;
+    assert_eq!(statuses(others).await, [StatusCode::SERVICE_UNAVAILABLE; 2]);
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
 
     let (s, _) = post_json(
         &c,
@@ -422,68 +441,88 @@ async fn concurrency_can_change_at_runtime() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    let (statuses, _) = burst(&t, 3).await;
-    assert!(
-        statuses.iter().all(|s| *s == StatusCode::OK),
-        "{statuses:?}"
-    );
+    let tasks = vec![fire(&c, &t), fire(&c, &t), fire(&c, &t)];
+    until("three served at once again", || stats().in_flight == 3).await;
+    assert_eq!(statuses(tasks).await, [StatusCode::OK; 3]);
+    assert_eq!(stats().rejected, 2);
+}
+
+/// Polls (wall clock, every 2 ms, at most 30 s) until `cond` holds.
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "not within 30 s: {what}");
+        tokio::time::sleep(ms(2)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_delays_api_requests_but_not_health_or_admin() {
     let (t, c) = start(TargetConfig::default()).await;
     let base = t.url();
-    // Warm the connection so the timing is the stall's.
-    let r = c.get(format!("{base}/health")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let stall = |duration: &str| {
+        post_json(
+            &c,
+            format!("{base}/admin/stall"),
+            json!({ "duration": duration }),
+        )
+    };
 
-    let (s, b) = post_json(
-        &c,
-        format!("{base}/admin/stall"),
-        json!({"duration": "300ms"}),
-    )
-    .await;
+    // A stall far longer than the test: an API request is held while
+    // /health and /admin answer; ending the stall releases it.
+    let (s, b) = stall("10m").await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let stalled_at = Instant::now();
-
-    let during = tokio::spawn({
+    let held = tokio::spawn({
         let c = c.clone();
         let url = format!("{base}/api/servers");
-        async move {
-            let start = Instant::now();
-            let status = c.get(url).send().await.unwrap().status();
-            (status, start.elapsed())
-        }
+        async move { c.get(url).send().await.unwrap().status() }
     });
-    let t0 = Instant::now();
+    wait_for("the request is held by the stall", || {
+        t.state().stats().stalled == 1
+    })
+    .await;
     let r = c.get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let (s, _) = get_json(&c, format!("{base}/admin/stats")).await;
+    let (s, stats) = get_json(&c, format!("{base}/admin/stats")).await;
     assert_eq!(s, StatusCode::OK);
-    let exempt = t0.elapsed();
-
-    let (status, took) = during.await.unwrap();
+    assert_eq!(stats["stalled"], 1);
+    let (s, config) = get_json(&c, format!("{base}/admin/config")).await;
+    assert_eq!(s, StatusCode::OK, "{config}");
+    assert!(!held.is_finished(), "the stall did not hold the request");
+    let (s, b) = stall("0s").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let status = tokio::time::timeout(Duration::from_secs(30), held)
+        .await
+        .expect("ending the stall releases the request")
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
-    assert!(took >= ms(250), "the stall held the request only {took:?}");
-    assert!(
-        exempt < ms(250) || exempt < took,
-        "health/admin were stalled: {exempt:?}"
-    );
+    assert_eq!(t.state().stats().stalled, 0);
 
-    // After the stall, requests are fast again.
-    let wait = ms(300).saturating_sub(stalled_at.elapsed());
-    tokio::time::sleep(wait).await;
-    let start = Instant::now();
-    let r = c.get(format!("{base}/api/servers")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(start.elapsed() < ms(250));
-
-    let (s, _) = post_json(
-        &c,
-        format!("{base}/admin/stall"),
-        json!({"duration": "soon"}),
+    // A short stall ends by itself: the request sent during it is answered
+    // no sooner than the stall's end (counted from before the stall was
+    // asked for), and (30 s bound: a wall clock on a loaded machine) then.
+    let asked = Instant::now();
+    let (s, b) = stall("300ms").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        c.get(format!("{base}/api/servers")).send(),
     )
-    .await;
+    .await
+    .expect("the stall ended by itself")
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let took = asked.elapsed();
+    assert!(
+        took >= ms(300),
+        "answered {took:?} after a 300 ms stall began"
+    );
+    // Over: the next request is not held at all.
+    let (s, _) = get_json(&c, format!("{base}/api/servers")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(t.state().stats().stalled, 0);
+
+    let (s, _) = stall("soon").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, _) = post_json(&c, format!("{base}/admin/stall"), json!({})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -583,7 +622,8 @@ async fn admin_config_round_trips_and_rejects_bad_values() {
     );
 }
 
-#[tokio::test]
+/// Virtual time: the request takes the service time set at run time.
+#[tokio::test(start_paused = true)]
 async fn admin_latency_applies_to_api_requests() {
     let (t, c) = start(TargetConfig::default()).await;
     let (s, _) = post_json(
@@ -593,10 +633,13 @@ async fn admin_latency_applies_to_api_requests() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    let start = Instant::now();
-    let (s, _) = get_json(&c, format!("{}/api/servers", t.url())).await;
-    assert_eq!(s, StatusCode::OK);
-    assert!(start.elapsed() >= ms(150));
+    let start = tokio::time::Instant::now();
+    let request = fire(&c, &t);
+    until("the request is served", || t.state().stats().in_flight == 1).await;
+    assert_eq!(request.await.unwrap(), StatusCode::OK);
+    // Timers have 1 ms resolution.
+    let took = start.elapsed();
+    assert!((ms(150)..=ms(151)).contains(&took), "{took:?}");
 }
 
 #[tokio::test]
