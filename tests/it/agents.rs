@@ -314,8 +314,11 @@ commanders = {{ rate = "5/s" }}
 [[phases]]
 name = "settle"
 duration = "500ms"
+# Delivery is timed on the wall clock (`sent_us`, also under the paused
+# clock): generous, so a stalled moment of a loaded machine cannot fail it;
+# the counts below are the subject.
 [slo]
-"hub.command.delivery.p99" = "< 500ms"
+"hub.command.delivery.p99" = "< 10s"
 "#,
         addr = t.addr
     ));
