@@ -711,9 +711,10 @@ fn a_second_ctrl_c_stops_draining_and_counts_cancelled() {
         .map(|h| h.count)
         .sum();
     assert_eq!(cancelled, journeys);
-    // Interrupted after the first interval (≥ 1 s in) at 20/s: the first
-    // second's 20 arrivals at least (how many more depends on the wall clock).
-    assert!(cancelled >= 20, "{cancelled} cancelled");
+    // Interrupted after the first interval (≥ 1 s in) at 20/s: about 20
+    // arrivals, how many exactly depends on the wall clock (and a loaded
+    // machine makes the last ones late): at least half of them.
+    assert!(cancelled >= 10, "{cancelled} cancelled");
     let note = format!(
         "{cancelled} journeys were still in flight after the grace period and were cancelled (counted as `cancelled`)"
     );
