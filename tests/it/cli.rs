@@ -192,13 +192,8 @@ fn assert_complete_interrupted_results(result: &Path) {
     for (file, before) in reports {
         assert_eq!(std::fs::read(result.join(file)).unwrap(), before, "{file}");
     }
-    let mut names: Vec<String> = std::fs::read_dir(result)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        crate::common::file_names(result),
         [
             "junit.xml",
             "metrics.hlog",

@@ -84,3 +84,13 @@ pub fn quantile(totals: &Totals, metric: &str, filter: &TagFilter, q: f64) -> u6
 pub fn summary_exists(dir: &Path) -> bool {
     dir.join("summary.json").is_file()
 }
+
+/// The names of the entries of `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}

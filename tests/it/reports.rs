@@ -203,13 +203,8 @@ async fn reports_are_replaced_atomically_while_being_read() {
     assert!(bad.is_empty(), "incomplete reads: {bad:#?}");
     // The reader really ran alongside: at least one pass per rebuild.
     assert!(reads >= (REBUILDS * REPORTS.len()) as u64, "{reads} reads");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        crate::common::file_names(&dir),
         [
             "junit.xml",
             "metrics.hlog",
