@@ -500,22 +500,31 @@ mod tests {
         // Long-lived workers: record, then wait for the tick, each round.
         let barrier = Arc::new(Barrier::new(workers + 1));
         std::thread::scope(|scope| {
-            for _ in 0..workers {
-                let (metrics, barrier, latency) = (&f.metrics, barrier.clone(), f.latency);
-                scope.spawn(move || {
-                    for round in 0..rounds {
-                        metrics.with(|s| s.record(latency, 0, 10 + round));
-                        barrier.wait(); // recorded
-                        barrier.wait(); // ticked
-                    }
-                });
-            }
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let (metrics, barrier, latency) = (&f.metrics, barrier.clone(), f.latency);
+                    scope.spawn(move || {
+                        for round in 0..rounds {
+                            metrics.with(|s| s.record(latency, 0, 10 + round));
+                            barrier.wait(); // recorded
+                            barrier.wait(); // ticked
+                        }
+                    })
+                })
+                .collect();
             for round in 0..rounds {
                 barrier.wait();
                 let point = agg.tick(Duration::from_secs(round + 1), &[]);
                 assert_eq!(point.hists[f.latency.0 as usize].count, workers as u64);
                 assert_eq!(f.metrics.shard_count(), workers, "round {round}");
                 barrier.wait();
+            }
+            // Joined explicitly: the end of a scope only waits for the
+            // closures to return, not for the threads' thread-local
+            // destructors (which hand the shards back); a join waits for
+            // the thread to exit. Without it this test failed now and then.
+            for handle in handles {
+                handle.join().unwrap();
             }
         });
         // The workers are gone; one more tick collects and unregisters them.
