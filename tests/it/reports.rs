@@ -302,16 +302,16 @@ async fn bad_result_directories_are_refused_naming_the_file() {
 /// The pinned version `.ci/run` installs too.
 const HDRH_PACKAGE: &str = "hdrhistogram==0.10.8";
 
-/// Cargo's target directory: the ancestor of this test binary
-/// (`<target>/debug/deps/it-…`) that holds cargo's `CACHEDIR.TAG`. That is
-/// `target/` in a clean clone (where `.ci/run` creates the venv) and
-/// `$CARGO_TARGET_DIR` when the target directory is elsewhere.
+/// Cargo's target directory: the one this test binary was built in
+/// (`<target>/<profile>/deps/it-…`): `target/` in a clean clone, where
+/// `.ci/run` creates the venv, or `$CARGO_TARGET_DIR`. Not found by cargo's
+/// `CACHEDIR.TAG`: cargo writes none into a `target/` that existed before
+/// it (`.ci/run` creates `target/` for the venv first).
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    exe.ancestors()
-        .skip(1)
-        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        .unwrap_or_else(|| panic!("no cargo target directory above {}", exe.display()))
+    let deps = exe.parent().filter(|d| d.ends_with("deps"));
+    deps.and_then(|deps| deps.parent()?.parent())
+        .unwrap_or_else(|| panic!("{} is not in <target>/<profile>/deps", exe.display()))
         .to_path_buf()
 }
 
