@@ -8,8 +8,8 @@
 # First `bash .ci/run` in the clone (installs node/npm, Chromium and the
 # Python hdrhistogram venv; fmt, clippy, one suite run, the self gate), then N
 # runs of the suite (`cargo test --locked -- --include-ignored`, as CI runs
-# it), each logged under the clone's target/soak/. Prints one line a run and
-# the tally; exits non-zero when any run failed. Everything it starts stops
+# it, with --no-fail-fast so every binary's tally counts), each logged
+# under the clone's target/soak/. Prints one line a run and the tally; exits non-zero when any run failed. Everything it starts stops
 # with it (the spinner is killed on exit). Tests only talk to loopback.
 set -euo pipefail
 runs=${1:-10}
@@ -46,7 +46,7 @@ failed_runs=0
 for i in $(seq 1 "$runs"); do
     log="$logs/run-$i.log"
     start=$(date +%s)
-    if CI=true cargo test --locked -- --include-ignored >"$log" 2>&1; then
+    if CI=true cargo test --locked --no-fail-fast -- --include-ignored >"$log" 2>&1; then
         verdict=pass
     else
         verdict=FAIL

@@ -216,9 +216,16 @@ warmup = "1s"
         "{}",
         stampede::capacity::markdown(&report)
     );
-    // Every step carried its agents (registered = load); only the SLO decided.
+    // Every step carried its agents; only the SLO decided. `achieved` is the
+    // `hub.registered` gauge of the step's last full interval, sampled once a
+    // wall-clock second: on a loaded machine that sample can fall while the
+    // storm's last agents are still connecting (seen: 199 of 200). The search
+    // counts a step carried at >= 95 %, so that is what is asserted.
     for step in &report.steps {
-        assert_eq!(step.achieved, step.load, "{step:?}");
+        assert!(
+            step.achieved <= step.load && step.achieved >= 0.95 * step.load,
+            "{step:?}"
+        );
         assert_eq!(step.pass, step.load <= 300.0, "{step:?}");
     }
     let loads: Vec<f64> = report.steps.iter().take(3).map(|s| s.load).collect();

@@ -191,8 +191,9 @@ pub async fn run(shared: Arc<Shared>, grace: Duration) -> EngineReport {
         .await;
     }
     // No more arrivals: open VUs finish the queue, then see the channel closed.
+    // `rx` stays: what is still queued when the VUs are aborted (a second
+    // Ctrl-C before a new VU took its first arrival) is counted below.
     tx.close();
-    drop(rx);
 
     let completed = clock.await.unwrap_or(false) && !live.is_interrupted();
     let _ = controller.await;
@@ -223,6 +224,11 @@ pub async fn run(shared: Arc<Shared>, grace: Duration) -> EngineReport {
         cancelled = live.in_flight.load(Ordering::Relaxed);
         vus.abort_all();
         while vus.join_next().await.is_some() {}
+    }
+    // Arrivals no VU took are dropped, and counted: never silently lost.
+    while let Ok(arrival) = rx.try_recv() {
+        live.queued.fetch_sub(1, Ordering::Relaxed);
+        super::user::record_dropped(&shared, &arrival);
     }
     EngineReport {
         elapsed: start.elapsed(),
