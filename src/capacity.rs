@@ -27,25 +27,15 @@ use crate::error::{CommandError, ExitStatus};
 use crate::metrics::TagFilter;
 use crate::run::{Progress, RunOptions, RunOutcome};
 use crate::scenario::hub::{AgentLoad, ConnectRate};
-use crate::scenario::units::RateCurve;
 use crate::scenario::{Overrides, Phase, Scenario, UserLoad};
+use crate::units::RateCurve;
 use anyhow::Context as _;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What varies.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Axis {
-    /// Journeys per second of the `[[users]]` (open model).
-    Users,
-    /// Connected `[[agents]]`.
-    Agents,
-}
+pub use crate::scenario::model::Axis;
 
 /// Settings of a search. `None`: the scenario's `[capacity]` value, else
 /// the default (users if any; a tenth of the peak; 5 %; 10m; 5s; 20s).

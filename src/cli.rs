@@ -5,8 +5,8 @@
 use crate::error::{CommandError, ExitStatus};
 use crate::run::{Progress, RunOptions};
 use crate::scenario::overrides::parse_set;
-use crate::scenario::units::parse_duration;
 use crate::scenario::Overrides;
+use crate::units::parse_duration;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -111,7 +111,7 @@ pub struct CapacityArgs {
     /// The load axis (default: `[capacity] vary`, else users when the
     /// scenario has any, else agents).
     #[arg(long, value_enum)]
-    pub vary: Option<crate::capacity::Axis>,
+    pub vary: Option<crate::scenario::model::Axis>,
     /// First load tried: journeys/s or agents (default: `[capacity] start`,
     /// else a tenth of the scenario's peak).
     #[arg(long)]
@@ -445,7 +445,7 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             let precision = match &precision {
                 None => None,
                 Some(text) => Some(
-                    crate::scenario::units::parse_percent(text)
+                    crate::units::parse_percent(text)
                         .ok()
                         .filter(|p| *p > 0.0 && *p < 1.0)
                         .ok_or_else(|| {

@@ -10,8 +10,8 @@
 //! Segments (`--segment i/n`, a later issue) divide rates and VU counts by
 //! `n`, so n processes together play the whole plan.
 
-use crate::scenario::units::{RateCurve, VuCurve};
 use crate::scenario::{Scenario, UserLoad};
+use crate::units::{RateCurve, VuCurve};
 use std::time::Duration;
 
 /// One phase on the timeline.

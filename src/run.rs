@@ -254,7 +254,7 @@ async fn preflight(endpoint: &Endpoint, timeout: Duration) -> Result<(), Command
             target: shown(),
             detail: format!(
                 "no TCP connection within {}",
-                crate::scenario::units::format_duration(timeout)
+                crate::units::format_duration(timeout)
             ),
         }),
     }
@@ -545,7 +545,7 @@ pub async fn run_scenario(
         eprintln!(
             "stampede: running `{}` for {} against {} → {}",
             scenario.name,
-            crate::scenario::units::format_duration(plan.total),
+            crate::units::format_duration(plan.total),
             {
                 let mut against = Vec::new();
                 if scenario.api.is_some() {
@@ -580,7 +580,7 @@ pub async fn run_scenario(
         interrupted().await;
         eprintln!(
             "stampede: interrupted; draining in-flight work for up to {} (Ctrl-C again to stop now); results will be written",
-            crate::scenario::units::format_duration(grace)
+            crate::units::format_duration(grace)
         );
         signal_live.interrupt();
         interrupted().await;

@@ -13,7 +13,6 @@
 //! new arrivals; in-flight journeys drain up to a grace period; what is
 //! still in flight then is cancelled and counted (`cancelled`), never lost.
 
-pub mod backoff;
 pub mod driver;
 pub mod hub;
 pub mod ids;

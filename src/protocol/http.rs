@@ -14,9 +14,8 @@
 //! see `benches/vs-wrk.sh`.
 
 use super::h1::{H1Conn, H1Error};
+use super::origin::{HttpVersion, Origin};
 use crate::error::ErrorKind;
-use crate::scenario::model::HttpVersion;
-use crate::scenario::Origin;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use http_body_util::{BodyExt, Full};

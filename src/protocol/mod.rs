@@ -7,9 +7,15 @@
 //! - [`ws`]: WebSocket client connections for hub agents (tokio-tungstenite,
 //!   small buffers, source addresses, TLS).
 //! - [`net`]: source-address spreading and the file-descriptor budget.
+//! - [`origin`]: where load may go ([`Origin`]) and the HTTP version policy.
+//! - [`json`]: JSON string escaping for payloads and templates.
 
 pub mod h1;
 pub mod http;
+pub mod json;
 pub mod net;
+pub mod origin;
 pub mod socketio;
 pub mod ws;
+
+pub use origin::{HttpVersion, Origin};

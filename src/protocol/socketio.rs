@@ -719,7 +719,7 @@ fn push_u64(out: &mut String, mut n: u64) {
 /// Appends `s` as a JSON string literal (the escaping is the templates').
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
-    crate::scenario::template::push_json_escaped(out, s);
+    super::json::push_json_escaped(out, s);
     out.push('"');
 }
 

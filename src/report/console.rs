@@ -5,9 +5,9 @@
 use crate::engine::{Ids, Live};
 use crate::metrics::{Point, TagFilter, Totals};
 use crate::plan::{arrival_count, requests_per_arrival, Plan};
-use crate::scenario::units::format_duration;
 use crate::scenario::{Scenario, UserLoad};
 use crate::slo::Verdict;
+use crate::units::format_duration;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -39,7 +39,7 @@ pub struct CheckSpec {
     pub body_contains: Option<String>,
     /// JSON path -> expected value.
     pub json: Option<BTreeMap<String, toml::Value>>,
-    pub max_latency: Option<super::units::Dur>,
+    pub max_latency: Option<crate::units::Dur>,
 }
 
 /// A response as extractors and checks see it. The body is parsed as JSON
@@ -356,7 +356,7 @@ impl Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::units::Dur;
+    use crate::units::Dur;
 
     const BODY: &[u8] = br#"{"id": "c-42", "n": 7, "ok": true, "price": 2.0, "items": [{"sku": "A1"}, {"sku": "B2"}], "meta": {"a": [1, 2]}, "nil": null} csrf=tok123"#;
     const JSON_BODY: &[u8] = br#"{"id": "c-42", "n": 7, "ok": true, "price": 2.0, "items": [{"sku": "A1"}, {"sku": "B2"}], "meta": {"a": [1, 2]}, "nil": null}"#;

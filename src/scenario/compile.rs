@@ -11,78 +11,14 @@ use super::hub::{
 };
 use super::model::{HttpVersion, ScenarioFile, StepSpec};
 use super::template::{JsonTemplate, Symbols, Template};
-use super::units::{DurRange, RateCurve, VuCurve};
+pub use crate::protocol::Origin;
 use crate::slo::Slo;
 use crate::target::TargetConfig;
+use crate::units::{DurRange, RateCurve, VuCurve};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
-
-/// A base URL load may go to: scheme, host and port, as declared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// `http` or `https`.
-    pub scheme: String,
-    /// Host as written (name or address), without brackets.
-    pub host: String,
-    pub port: u16,
-}
-
-impl Origin {
-    /// Parse `http(s)://host[:port][/]` (a path other than `/` is refused:
-    /// steps carry the paths).
-    pub fn parse(text: &str) -> Result<Origin, String> {
-        let uri: http::Uri = text
-            .parse()
-            .map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-        let scheme = uri
-            .scheme_str()
-            .ok_or_else(|| format!("`{text}`: a base URL needs a scheme (http:// or https://)"))?
-            .to_ascii_lowercase();
-        let port_default = match scheme.as_str() {
-            "http" => 80,
-            "https" => 443,
-            other => return Err(format!("`{text}`: scheme `{other}` is not http or https")),
-        };
-        let host = uri
-            .host()
-            .ok_or_else(|| format!("`{text}`: no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let path = uri.path();
-        if !(path.is_empty() || path == "/") {
-            return Err(format!(
-                "`{text}`: a base URL has no path (got `{path}`); put paths in the steps"
-            ));
-        }
-        Ok(Origin {
-            scheme,
-            host,
-            port: uri.port_u16().unwrap_or(port_default),
-        })
-    }
-
-    /// `host:port` as it goes into a Host header or a socket lookup.
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-
-    pub fn is_tls(&self) -> bool {
-        self.scheme == "https"
-    }
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}", self.scheme, self.authority())
-    }
-}
 
 /// Where the API is.
 #[derive(Debug, Clone)]
@@ -224,7 +160,7 @@ pub struct Scenario {
     pub slos: Vec<Slo>,
     pub abort_on_fail: bool,
     /// Tolerances of a baseline comparison (`[compare]`).
-    pub compare: crate::compare::Tolerances,
+    pub compare: super::Tolerances,
     /// `[capacity]` as written (flags of `stampede capacity` override it).
     pub capacity: super::model::CapacitySpec,
 }
@@ -741,7 +677,7 @@ pub(crate) fn compile(
         }
     }
 
-    let mut compare = crate::compare::Tolerances::default();
+    let mut compare = super::Tolerances::default();
     for (key, value) in &file.compare {
         if let Err(e) = compare.set(key, value.get_ref()) {
             diags.at(value.span(), format!("[compare] {e}"), None);

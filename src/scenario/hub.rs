@@ -27,10 +27,10 @@
 //! # later: agents = { drop = { fraction = 0.33, how = "reset" } }
 //! ```
 
+use super::backoff::{Backoff, Jitter};
 use super::template::{JsonTemplate, Symbols, Template};
-use super::units::{Dur, DurRange, Fraction, PositiveDur, RateCurve};
-use crate::engine::backoff::{Backoff, Jitter};
 use crate::protocol::net::SourceAddrs;
+use crate::units::{Dur, DurRange, Fraction, PositiveDur, RateCurve};
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 use toml::Spanned;
@@ -239,7 +239,7 @@ impl<'de> Deserialize<'de> for ConnectRate {
         if text.trim() == "max" {
             return Ok(ConnectRate::Max);
         }
-        let rate = super::units::parse_rate(&text).map_err(|e| {
+        let rate = crate::units::parse_rate(&text).map_err(|e| {
             serde::de::Error::custom(format!("{e} (or \"max\" for a connection storm)"))
         })?;
         if rate <= 0.0 {

@@ -7,8 +7,9 @@
 use super::check::{CheckSpec, ExtractSpec};
 use super::feeder::FeedMode;
 use super::hub::{AgentSpec, AgentsLoadSpec, CommanderSpec, CommandersLoadSpec, HubSection};
-use super::units::{DurRange, PositiveDur, RateCurve, VuCurve};
+pub use crate::protocol::HttpVersion;
 use crate::target::TargetConfig;
+use crate::units::{DurRange, PositiveDur, RateCurve, VuCurve};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
@@ -58,16 +59,28 @@ pub struct ScenarioFile {
     pub slo: BTreeMap<String, Spanned<toml::Value>>,
 }
 
+/// What `stampede capacity` varies.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Axis {
+    /// Journeys per second of the `[[users]]` (open model).
+    Users,
+    /// Connected `[[agents]]`.
+    Agents,
+}
+
 /// `[capacity]`: how `stampede capacity` searches this scenario.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapacitySpec {
     /// `"users"` (arrival rate) or `"agents"` (connected agents).
-    pub vary: Option<crate::capacity::Axis>,
+    pub vary: Option<Axis>,
     /// First load tried.
     pub start: Option<f64>,
     /// e.g. `"5%"`.
-    pub precision: Option<super::units::Fraction>,
+    pub precision: Option<crate::units::Fraction>,
     pub budget: Option<PositiveDur>,
     pub warmup: Option<PositiveDur>,
     pub step: Option<PositiveDur>,
@@ -89,20 +102,6 @@ pub struct TargetSection {
     pub hosts: Vec<Spanned<String>>,
     /// Knobs for the built-in target when `api = "builtin"`.
     pub builtin: Option<TargetConfig>,
-}
-
-/// HTTP protocol version policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum HttpVersion {
-    /// HTTP/1.1 over plain TCP; over TLS, whatever ALPN negotiates (h2 preferred).
-    #[default]
-    #[serde(rename = "auto")]
-    Auto,
-    #[serde(rename = "1.1")]
-    Http1,
-    /// HTTP/2: over TLS by ALPN, over plain TCP by prior knowledge (h2c).
-    #[serde(rename = "2")]
-    Http2,
 }
 
 /// `[http]`: client and load-model settings.

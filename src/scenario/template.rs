@@ -16,6 +16,7 @@
 //! of the same name.
 
 use super::feeder::Feeder;
+use crate::protocol::json::push_json_escaped;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore};
 use std::fmt::Write as _;
@@ -161,33 +162,6 @@ fn now_ms() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0)
-}
-
-/// Append `s` escaped for the inside of a JSON string.
-pub(crate) fn push_json_escaped(out: &mut String, s: &str) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{:04x}", b);
-        } else {
-            out.push_str(esc);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
 }
 
 // ---------------------------------------------------------------------------

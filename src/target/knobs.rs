@@ -31,7 +31,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.trim() == "0" {
         return Ok(Duration::ZERO);
     }
-    crate::scenario::units::parse_duration(text)
+    crate::units::parse_duration(text)
 }
 
 /// Formats a duration so that [`parse_duration`] reads it back exactly.
@@ -39,7 +39,7 @@ pub fn format_duration(d: Duration) -> String {
     if d.is_zero() {
         "0".to_string()
     } else {
-        crate::scenario::units::Dur(d).to_string()
+        crate::units::Dur(d).to_string()
     }
 }
 

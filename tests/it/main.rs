@@ -7,6 +7,7 @@ mod common;
 mod engine;
 mod hub;
 mod hub_faults;
+mod layers;
 mod node_compat;
 mod protocol;
 mod reports;

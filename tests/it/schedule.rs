@@ -4,8 +4,8 @@
 use stampede::engine::driver::{dispatch_open, Weights};
 use stampede::engine::Live;
 use stampede::plan::{arrival_offset, Plan, PlannedPhase};
-use stampede::scenario::units::{RateCurve, VuCurve};
 use stampede::scenario::UserLoad;
+use stampede::units::{RateCurve, VuCurve};
 use std::time::Duration;
 use tokio::time::Instant;
 

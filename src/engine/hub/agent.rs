@@ -230,7 +230,7 @@ pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>, id: u32) {
         let Some(delay) = pop.reconnect.delay(attempt, previous, &mut agent.rng) else {
             break; // attempts used up
         };
-        let delay = crate::engine::backoff::ceil_millis(delay);
+        let delay = crate::scenario::backoff::ceil_millis(delay);
         attempt += 1;
         previous = delay;
         tokio::select! {

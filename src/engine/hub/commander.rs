@@ -14,12 +14,12 @@
 
 use super::session::{In, Session, Wire};
 use super::{count, record, CommanderIds, DisconnectKind, Fleet, HubErrorKind};
-use crate::engine::backoff::Backoff;
 use crate::engine::driver::mix_seed;
 use crate::engine::Shared;
 use crate::error::ErrorKind;
 use crate::plan::arrival_offset;
 use crate::protocol::http::{Conn, OutRequest};
+use crate::scenario::backoff::Backoff;
 use crate::scenario::hub::{CommandVia, Commander, HubProtocol};
 use crate::scenario::template::RenderCtx;
 use parking_lot::Mutex;
