@@ -1,0 +1,155 @@
+//! The end of a run: SLO verdicts (with the baseline comparison's
+//! regressions among them), the exit status, the notes for the reader, the
+//! run's metadata (built once), the result files and the console's final
+//! report.
+
+use super::results::{hostname, phase_spans};
+use super::{Progress, RunOptions, RunOutcome};
+use crate::engine::EngineReport;
+use crate::error::{CommandError, ExitStatus};
+use crate::metrics::Totals;
+use crate::plan::Plan;
+use crate::report::console;
+use crate::report::json::{RunMeta, Summary};
+use crate::scenario::Scenario;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+/// What the run left for judging and writing.
+pub struct Finished<'a> {
+    pub scenario: &'a Scenario,
+    pub plan: &'a Plan,
+    pub options: &'a RunOptions,
+    pub dir: PathBuf,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub report: EngineReport,
+    pub totals: Totals,
+    /// `abort_on_fail` stopped the run.
+    pub aborted: bool,
+    pub baseline: Option<Summary>,
+}
+
+/// Judge the run, write its results and say how it went.
+pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
+    let Finished {
+        scenario,
+        plan,
+        options,
+        dir,
+        started_at,
+        report,
+        totals,
+        aborted,
+        baseline,
+    } = finished;
+    let spans = phase_spans(plan, report.elapsed);
+    let interrupted = report.stopped_early && !aborted;
+    let mut meta = RunMeta {
+        name: scenario.name.clone(),
+        scenario_path: options.scenario.display().to_string(),
+        scenario_hash: scenario.content_hash.clone(),
+        stampede_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ended_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        duration_s: report.elapsed.as_secs_f64(),
+        host: hostname(),
+        command_line: options.command_line.clone(),
+        seed: scenario.seed,
+        interrupted,
+        // Known once judged, below.
+        exit_code: 0,
+        notes: Vec::new(),
+    };
+    let mut verdicts = crate::slo::evaluate(&scenario.slos, &totals, &spans, report.elapsed);
+    // The baseline comparison joins the verdicts (and so every report).
+    let comparison = baseline.as_ref().map(|b| {
+        let current = crate::report::json::build(meta.clone(), &spans, &totals, &[]);
+        crate::compare::compare(b, &current, &scenario.compare)
+    });
+    if let Some(c) = &comparison {
+        verdicts.extend(crate::compare::verdicts(c));
+    }
+    let exit = if interrupted {
+        ExitStatus::NotCarriedOut
+    } else if verdicts.iter().any(|v| !v.pass) {
+        ExitStatus::SloFailed
+    } else {
+        ExitStatus::Passed
+    };
+    let mut notes = console::notes(scenario, plan, &totals);
+    if aborted {
+        notes.push("stopped early: an SLO failed and abort_on_fail is set".into());
+    }
+    if interrupted {
+        notes.push("interrupted: the run was stopped before the end of its plan".into());
+    }
+    if let Some(c) = &comparison {
+        notes.extend(c.warnings.iter().map(|w| format!("baseline: {w}")));
+    }
+    if report.cancelled > 0 {
+        notes.push(format!(
+            "{} journeys were still in flight after the grace period and were cancelled (counted as `cancelled`)",
+            report.cancelled
+        ));
+    }
+    meta.exit_code = exit.code();
+    meta.notes = notes.clone();
+    let summary = crate::report::json::build(meta, &spans, &totals, &verdicts);
+    write_results(&dir, &summary, comparison.as_ref())?;
+    if options.progress != Progress::Silent
+        && (options.progress != Progress::Quiet || exit != ExitStatus::Passed)
+    {
+        console::emit(&console::final_report(
+            scenario,
+            &totals,
+            report.elapsed,
+            &verdicts,
+            &notes,
+        ));
+    }
+    if options.progress != Progress::Silent {
+        console::emit(&format!("results: {}\n", dir.display()));
+    }
+    Ok(RunOutcome {
+        exit,
+        result_dir: dir,
+        verdicts,
+        totals,
+        elapsed: report.elapsed,
+    })
+}
+
+/// summary.json first (what `stampede report DIR` rebuilds from), the
+/// comparison when there is a baseline, then the reports for people and CI.
+/// A failure in the latter leaves summary.json and the exit code as they
+/// are: `stampede report DIR` can write them again.
+fn write_results(
+    dir: &Path,
+    summary: &Summary,
+    comparison: Option<&crate::compare::Comparison>,
+) -> Result<(), CommandError> {
+    if let Some(c) = comparison {
+        let json = serde_json::to_vec_pretty(c).map_err(anyhow::Error::from)?;
+        crate::report::write_atomic(&dir.join("comparison.json"), &json)
+            .with_context(|| format!("writing {}", dir.join("comparison.json").display()))?;
+        crate::report::write_atomic(
+            &dir.join("comparison.md"),
+            crate::compare::markdown(c).as_bytes(),
+        )
+        .with_context(|| format!("writing {}", dir.join("comparison.md").display()))?;
+    }
+    crate::report::json::write(dir, summary)
+        .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
+    match crate::report::rebuild::write_reports(dir, summary) {
+        Ok(written) => {
+            for warning in &written.warnings {
+                eprintln!("stampede: warning: {warning}");
+            }
+        }
+        Err(e) => eprintln!(
+            "stampede: warning: {e:#}; the results are in summary.json (retry with `stampede report {}`)",
+            dir.display()
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The agent fleet's share of the machine: descriptors (the soft limit is
+//! raised; a fleet this process cannot hold is refused before anything is
+//! written) and source addresses (spread over enough loopback addresses for
+//! the ephemeral port range when the scenario did not choose them).
+
+use super::targets::Targets;
+use crate::engine::hub::Fleet;
+use crate::engine::Ids;
+use crate::error::CommandError;
+use crate::protocol::net;
+use crate::scenario::Scenario;
+use std::sync::Arc;
+
+/// Descriptors and source addresses for the agent fleet: raise the soft
+/// descriptor limit, refuse a fleet this process cannot hold, and spread
+/// connections over enough loopback source addresses when the scenario did
+/// not choose them.
+pub fn prepare_fleet(
+    scenario: &Scenario,
+    targets: &Targets,
+    ids: &Ids,
+    insecure: bool,
+) -> Result<Option<Arc<Fleet>>, CommandError> {
+    let Some(hub_ids) = ids.hub.clone() else {
+        return Ok(None);
+    };
+    let agents = u64::from(crate::engine::hub::max_agents(scenario));
+    let commanders = scenario.commanders.len() as u64;
+    let hub_connections = agents + commanders;
+    let users = if scenario.populations.is_empty() {
+        0
+    } else {
+        scenario.http.max_in_flight as u64
+    };
+    let mut needed = hub_connections + users + 16;
+    if targets.hub_in_process {
+        needed += hub_connections;
+    }
+    let _ = net::raise_nofile_limit();
+    net::check_fd_budget(needed).map_err(CommandError::BadInput)?;
+    let endpoint = match (&targets.hub, targets.endpoints.first()) {
+        (Some(hub), _) => hub.clone(),
+        (None, Some(api)) => api.clone(),
+        (None, None) => return Ok(None),
+    };
+    let sources = match &scenario.hub_settings.sources {
+        Some(s) => Some(s.clone()),
+        None => {
+            let n = net::sources_needed(hub_connections);
+            let loopback = endpoint
+                .addrs
+                .first()
+                .is_some_and(|a| a.ip().is_loopback() && a.is_ipv4());
+            (n > 1 && loopback).then(|| net::SourceAddrs::loopback(n as u32))
+        }
+    };
+    let tls = endpoint
+        .origin
+        .is_tls()
+        .then(|| crate::protocol::http::tls_connector(insecure, vec![b"http/1.1".to_vec()]));
+    Ok(Some(Arc::new(Fleet::new(
+        scenario,
+        endpoint,
+        tls,
+        sources,
+        targets.hub_admin.clone(),
+        hub_ids,
+    ))))
+}

@@ -1,0 +1,202 @@
+//! `stampede run`: scenario → plan → targets → engine → metrics → SLO
+//! verdicts → result directory → exit status.
+//!
+//! # Layout
+//! - [`targets`]: start the built-in target, resolve origins, preflight.
+//! - [`fleet`]: the agent fleet's descriptors and source addresses.
+//! - [`monitor`]: the per-second thread: aggregator ticks, gauges,
+//!   progress, `abort_on_fail`.
+//! - [`signals`]: Ctrl-C / SIGTERM → drain, then cancel.
+//! - [`conclude`]: verdicts, baseline comparison, exit status, result files
+//!   and the console's final report.
+//! - [`results`]: the result directory, run metadata, phase spans.
+//!
+//! [`run_scenario`] is the whole sequence in one screen.
+
+mod conclude;
+mod fleet;
+mod monitor;
+mod results;
+mod signals;
+mod targets;
+
+pub use monitor::process_cpu;
+pub use results::{hostname, phase_spans, redact, result_dir};
+pub use targets::{prepare_targets, Targets};
+
+use crate::engine::{Engine, Ids, Live, Shared};
+use crate::error::CommandError;
+use crate::error::ExitStatus;
+use crate::metrics::{Aggregator, Metrics, Totals};
+use crate::plan::Plan;
+use crate::protocol::http::Client;
+use crate::report::json::Summary;
+use crate::scenario::{self, Overrides, Scenario};
+use crate::slo::Verdict;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How progress is shown while the run goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing until the end (CI: `--quiet`).
+    Quiet,
+    /// A plain line every few seconds, on stderr (not a terminal: no
+    /// control characters).
+    Lines,
+    /// A live line redrawn every second (stderr is a terminal).
+    Live,
+    /// Nothing at all, not even on failure (the steps of `capacity`, which
+    /// reports them itself).
+    Silent,
+}
+
+/// Everything `stampede run` needs, already validated by the CLI.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    pub overrides: Overrides,
+    /// Parent of the result directory (`reports/`).
+    pub out_dir: PathBuf,
+    pub progress: Progress,
+    /// How long in-flight work may drain after an interruption.
+    pub grace: Duration,
+    /// The command line, already redacted.
+    pub command_line: Vec<String>,
+    /// `--baseline`: a summary.json (or its result directory) to compare
+    /// the run against at its end; regressions become failed verdicts.
+    pub baseline: Option<PathBuf>,
+}
+
+/// What a finished run produced.
+pub struct RunOutcome {
+    pub exit: ExitStatus,
+    pub result_dir: PathBuf,
+    pub verdicts: Vec<Verdict>,
+    /// Everything recorded (also in `summary.json`).
+    pub totals: Totals,
+    /// Measured length of the run.
+    pub elapsed: Duration,
+}
+
+/// Load a scenario, mapping errors to bad input.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario, CommandError> {
+    scenario::load(path, overrides).map_err(|e| CommandError::BadInput(e.to_string()))
+}
+
+/// Run a scenario to the end and write its results.
+pub async fn run(options: RunOptions) -> Result<RunOutcome, CommandError> {
+    let scenario = Arc::new(load(&options.scenario, &options.overrides)?);
+    run_scenario(scenario, &options).await
+}
+
+/// As [`run`], for a scenario already loaded.
+pub async fn run_scenario(
+    scenario: Arc<Scenario>,
+    options: &RunOptions,
+) -> Result<RunOutcome, CommandError> {
+    let signals = signals::Signals::listen();
+    let plan = Plan::new(&scenario);
+    // Bad input and unreachable targets stop the run before anything is written.
+    let baseline = read_baseline(options.baseline.as_deref())?;
+    let targets = prepare_targets(&scenario).await?;
+    let (layout, ids) = Ids::register(&scenario);
+    let fleet = fleet::prepare_fleet(&scenario, &targets, &ids, scenario.http.insecure)?;
+    let started_at = chrono::Utc::now();
+    let dir = result_dir(&options.out_dir, &scenario.name, started_at).with_context(|| {
+        format!(
+            "creating a result directory in {}",
+            options.out_dir.display()
+        )
+    })?;
+    let metrics = Metrics::new(layout);
+    let aggregator = open_aggregator(&dir, &metrics)?;
+    let live = Arc::new(Live::default());
+    let engine = Engine::new(Shared {
+        scenario: scenario.clone(),
+        plan: plan.clone(),
+        client: http_client(&scenario, &targets),
+        endpoints: targets.endpoints.clone(),
+        metrics,
+        ids: ids.clone(),
+        live: live.clone(),
+        start: tokio::time::Instant::now(),
+        hub: fleet.clone(),
+    });
+    if !matches!(options.progress, Progress::Quiet | Progress::Silent) {
+        eprintln!("{}", targets::announce(&scenario, &plan, &targets, &dir));
+    }
+    let monitor = monitor::spawn_aggregator(
+        aggregator,
+        monitor::TickContext {
+            live: live.clone(),
+            gauges: engine.shared().metrics.layout().gauges.len(),
+            ids,
+            progress: options.progress,
+            plan: plan.clone(),
+            scenario: scenario.clone(),
+            fleet,
+        },
+    );
+    let signal_task = signals.watch(live, options.grace);
+    let report = engine.run(options.grace).await;
+    signal_task.abort();
+    let (totals, aborted) = monitor.finish()?;
+    drop(targets);
+    conclude::conclude(conclude::Finished {
+        scenario: &scenario,
+        plan: &plan,
+        options,
+        dir,
+        started_at,
+        report,
+        totals,
+        aborted,
+        baseline,
+    })
+}
+
+/// `--baseline`: a summary.json or its result directory; unreadable is bad
+/// input, found before anything runs.
+fn read_baseline(path: Option<&Path>) -> Result<Option<Summary>, CommandError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let file = if path.is_dir() {
+        path.join(crate::report::json::FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
+    crate::report::json::read(&file)
+        .map(Some)
+        .map_err(|e| CommandError::BadInput(format!("--baseline: {e:#}")))
+}
+
+/// The interval aggregator, writing `metrics.hlog` into the result directory.
+fn open_aggregator(dir: &Path, metrics: &Metrics) -> Result<Aggregator, CommandError> {
+    let hlog_path = dir.join("metrics.hlog");
+    let hlog = std::fs::File::create(&hlog_path)
+        .with_context(|| format!("creating {}", hlog_path.display()))?;
+    Ok(Aggregator::new(
+        metrics.clone(),
+        Some(Box::new(std::io::BufWriter::new(hlog))),
+        SystemTime::now(),
+    ))
+}
+
+/// The HTTP client every VU connects with (TLS set up only when needed).
+fn http_client(scenario: &Scenario, targets: &Targets) -> Client {
+    let needs_tls = targets.endpoints.iter().any(|e| e.origin.is_tls())
+        || targets
+            .hub_admin
+            .as_ref()
+            .is_some_and(|(e, _)| e.origin.is_tls());
+    Client::new(
+        scenario.http.version,
+        scenario.http.connect_timeout,
+        scenario.http.insecure,
+        needs_tls,
+    )
+}

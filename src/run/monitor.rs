@@ -1,0 +1,175 @@
+//! The run's monitor: a thread of its own, on the wall clock, that once a
+//! second swaps the recorders out (the interval aggregator), samples the
+//! gauges (CPU, in flight, VUs, queue, agents), shows progress and, with
+//! `abort_on_fail`, judges the SLOs so far and stops the run on the first
+//! failure. It runs beside the engine's tokio runtime so a busy runtime
+//! cannot delay the per-second series.
+
+use super::results::phase_spans;
+use super::Progress;
+use crate::engine::hub::Fleet;
+use crate::engine::{Ids, Live};
+use crate::metrics::{Aggregator, Totals};
+use crate::plan::Plan;
+use crate::report::console;
+use crate::scenario::Scenario;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// CPU time (user + system) this process has used.
+pub fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+enum AggregatorMsg {
+    Stop,
+}
+
+pub struct AggregatorThread {
+    tx: std::sync::mpsc::Sender<AggregatorMsg>,
+    handle: std::thread::JoinHandle<std::io::Result<(Totals, bool)>>,
+}
+
+/// What the monitor reads each second.
+pub struct TickContext {
+    pub live: Arc<Live>,
+    /// Number of gauges in the layout.
+    pub gauges: usize,
+    pub ids: Ids,
+    pub progress: Progress,
+    pub plan: Plan,
+    pub scenario: Arc<Scenario>,
+    pub fleet: Option<Arc<Fleet>>,
+}
+
+impl AggregatorThread {
+    /// Stops the thread after one last tick and returns everything
+    /// recorded, and whether `abort_on_fail` stopped the run.
+    pub fn finish(self) -> Result<(Totals, bool), crate::error::CommandError> {
+        use anyhow::Context as _;
+        let _ = self.tx.send(AggregatorMsg::Stop);
+        let finished = self
+            .handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the aggregator thread panicked"))?
+            .context("writing metrics.hlog")?;
+        Ok(finished)
+    }
+}
+
+pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorThread {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("stampede-aggregator".into())
+        .spawn(move || {
+            let start = std::time::Instant::now();
+            let mut last_cpu = process_cpu();
+            let mut last_wall = start;
+            let mut n = 1u32;
+            let mut aborted = false;
+            let latency: Vec<crate::metrics::HistId> =
+                ctx.ids.steps.iter().flatten().map(|s| s.latency).collect();
+            aggregator.watch(&latency, 5);
+            // A TTY: one live line (indicatif) redrawn every second.
+            let bar = (ctx.progress == Progress::Live).then(|| {
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    Some(ctx.plan.total.as_secs().max(1)),
+                    indicatif::ProgressDrawTarget::stderr(),
+                );
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:16.cyan/blue} {msg}")
+                        .expect("a valid template")
+                        .progress_chars("█▉ "),
+                );
+                bar
+            });
+            loop {
+                let due = start + Duration::from_secs(n as u64);
+                let wait = due.saturating_duration_since(std::time::Instant::now());
+                let stop = matches!(
+                    rx.recv_timeout(wait),
+                    Ok(AggregatorMsg::Stop) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+                );
+                let now = std::time::Instant::now();
+                let cpu = process_cpu();
+                let wall = now.duration_since(last_wall).as_secs_f64().max(1e-9);
+                let cpu_percent = (cpu.saturating_sub(last_cpu)).as_secs_f64() / wall * 100.0;
+                last_cpu = cpu;
+                last_wall = now;
+                let mut gauges = vec![0.0; ctx.gauges];
+                gauges[ctx.ids.cpu.0 as usize] = cpu_percent;
+                gauges[ctx.ids.in_flight.0 as usize] =
+                    ctx.live.in_flight.load(Ordering::Relaxed) as f64;
+                gauges[ctx.ids.vus.0 as usize] = ctx.live.vus.load(Ordering::Relaxed) as f64;
+                gauges[ctx.ids.queued.0 as usize] = ctx.live.queued.load(Ordering::Relaxed) as f64;
+                gauges[ctx.ids.offered.0 as usize] =
+                    ctx.live.arrivals.load(Ordering::Relaxed) as f64;
+                if let (Some(fleet), Some(hub)) = (&ctx.fleet, &ctx.ids.hub) {
+                    gauges[hub.connected.0 as usize] =
+                        fleet.connected.load(Ordering::Relaxed) as f64;
+                    gauges[hub.registered.0 as usize] =
+                        fleet.registered.load(Ordering::Relaxed) as f64;
+                }
+                let elapsed = now.duration_since(start);
+                let point = aggregator.tick(elapsed, &gauges).clone();
+                let line = || {
+                    console::progress_line(
+                        &ctx.plan,
+                        &ctx.ids,
+                        elapsed,
+                        &point,
+                        &ctx.live,
+                        aggregator.window_quantile(0.95),
+                    )
+                };
+                match (&bar, ctx.progress) {
+                    (Some(bar), _) if !stop => {
+                        bar.set_position(elapsed.as_secs().min(bar.length().unwrap_or(0)));
+                        bar.set_message(line());
+                    }
+                    (None, Progress::Lines) if n.is_multiple_of(5) && !stop => {
+                        eprintln!("{}", line());
+                    }
+                    _ => {}
+                }
+                if ctx.scenario.abort_on_fail && !aborted && !stop {
+                    let spans = phase_spans(&ctx.plan, elapsed);
+                    let verdicts = crate::slo::evaluate(
+                        &ctx.scenario.slos,
+                        aggregator.totals(),
+                        &spans,
+                        elapsed,
+                    );
+                    if let Some(failed) = verdicts.iter().find(|v| !v.pass && v.measured.is_some())
+                    {
+                        eprintln!(
+                            "abort_on_fail: SLO `{}` {} failed (measured {}); stopping the run",
+                            failed.slo.key, failed.slo.target, failed.measured_text
+                        );
+                        aborted = true;
+                        ctx.live.interrupt();
+                    }
+                }
+                if stop {
+                    break;
+                }
+                // Skip ticks that were missed (a stalled machine) rather than bunching them.
+                n = (now.duration_since(start).as_secs() as u32 + 1).max(n + 1);
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let totals = aggregator.finish()?;
+            Ok((totals, aborted))
+        })
+        .expect("spawn aggregator thread");
+    AggregatorThread { tx, handle }
+}
