@@ -19,6 +19,8 @@
 #   bash benches/hub-agents.sh                 # 10,000 agents, 20 s hold
 #   AGENTS=5000 HOLD=30 bash benches/hub-agents.sh
 #   PEER=0 bash benches/hub-agents.sh          # without the node comparison
+#   BASELINE=/path/to/old/stampede bash benches/hub-agents.sh
+#                      # the same measurements with an older build, same hub
 #
 # Everything goes to 127.0.0.1, is bounded in count and time, and stops by
 # itself. Goals on a 2-core machine: ≤ 16 KiB per idle agent, ≥ 5,000
@@ -31,6 +33,7 @@ BASE=${BASE:-100}
 HOLD=${HOLD:-20}
 STORM=${STORM:-15}
 PEER=${PEER:-1}
+BASELINE=${BASELINE:-}
 HEARTBEAT=${HEARTBEAT:-5s}
 [ "$HOLD" -ge 10 ] || { echo "HOLD must be at least 10 (seconds)" >&2; exit 2; }
 
@@ -117,13 +120,11 @@ measure() {
   DIR=$(ls -d "$work/out$n"/*/ | head -1)
 }
 
-echo "== stampede: $BASE agents (baseline), then $N agents; hub $HUB; storm ${STORM}s, hold ${HOLD}s, heartbeat every $HEARTBEAT"
-measure "$BASE"; rss_base=$RSS
-measure "$N"; rss_n=$RSS
-ours_cpu=$CPU_S; ours_beats=$BEATS
-python3 - "$DIR/summary.json" "$N" "$rss_base" "$rss_n" "$BASE" "$CPU_S" "$HUB_CPU_S" "$BEATS" "$USER_S" <<'EOF'
+# Prints the figures of the last two measure calls ($1: label).
+summarize() {
+python3 - "$DIR/summary.json" "$N" "$rss_base" "$rss_n" "$1" "$BASE" "$CPU_S" "$HUB_CPU_S" "$BEATS" "$USER_S" <<'EOF'
 import json, sys
-path, n, rss_base, rss_n, base, cpu, hub_cpu, beats, user = sys.argv[1:]
+path, n, rss_base, rss_n, label, base, cpu, hub_cpu, beats, user = sys.argv[1:]
 n, rss_base, rss_n, base, beats = int(n), int(rss_base), int(rss_n), int(base), int(beats)
 cpu, hub_cpu, user = float(cpu), float(hub_cpu), float(user)
 s = json.load(open(path))
@@ -133,7 +134,7 @@ connect = [h for h in s["histograms"] if h["metric"] == "hub.connect" and h["pha
 slowest = max(h["max"] for h in connect) / 1e6
 p99 = max(h["p99"] for h in connect) / 1e3
 per_agent = (rss_n - rss_base) * 1024 / (n - base)
-print(f"connected: {total('hub.connects')} attempts, {total('hub.registrations')} registered, {total('hub.errors')} errors, {total('hub.disconnects')} disconnects")
+print(f"[{label}] connected: {total('hub.connects')} attempts, {total('hub.registrations')} registered, {total('hub.errors')} errors, {total('hub.disconnects')} disconnects")
 print(f"client RSS: {rss_base/1024:.1f} MiB with {base} agents, {rss_n/1024:.1f} MiB with {n}")
 print(f"client memory per idle agent: {per_agent/1024:.2f} KiB (goal <= 16 KiB)")
 print(f"storm: {n} agents connected in {slowest:.3f} s (slowest connect; p99 {p99:.0f} ms) -> {n/slowest:,.0f} connects/s (goal >= 5,000/s)")
@@ -142,6 +143,22 @@ if beats > 0:
           f"(user {user*1e6/beats:.1f} + kernel {(cpu-user)*1e6/beats:.1f}; the kernel side includes loopback delivery to the hub; "
           f"hub process: {hub_cpu*1e6/beats:.1f} us); pings answered in the window: ~{n * 14 // 10}")
 EOF
+
+}
+
+echo "== stampede: $BASE agents (reference level), then $N agents; hub $HUB; storm ${STORM}s, hold ${HOLD}s, heartbeat every $HEARTBEAT"
+measure "$BASE"; rss_base=$RSS
+measure "$N"; rss_n=$RSS
+ours_cpu=$CPU_S; ours_beats=$BEATS
+summarize stampede
+if [ -n "$BASELINE" ]; then
+  echo "== the same with the baseline build $BASELINE (same hub)"
+  ours_bin=$BIN; BIN=$BASELINE
+  measure "$BASE"; rss_base=$RSS
+  measure "$N"; rss_n=$RSS
+  summarize baseline
+  BIN=$ours_bin
+fi
 
 if [ "$PEER" = "1" ]; then
   if [ ! -d tests/node/node_modules/socket.io-client ]; then

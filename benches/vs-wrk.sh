@@ -8,12 +8,15 @@
 #
 #   bash benches/vs-wrk.sh                   # 50 connections, 10 s, 3 rounds
 #   CONNS=100 SECS=15 ROUNDS=5 bash benches/vs-wrk.sh
+#   BASELINE=/path/to/old/stampede bash benches/vs-wrk.sh
+#                                            # also an older build, same rounds
 #
 # Load goes only to 127.0.0.1 and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONNS=${CONNS:-50}
+BASELINE=${BASELINE:-}
 SECS=${SECS:-10}
 ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-18089}
@@ -84,16 +87,12 @@ cpu_of() {
   awk '{ printf "%.3f", $1 + $2 }' "$out.time"
 }
 
-printf '%-10s %5s %12s %12s %14s\n' tool round "requests" "req/s" "CPU µs/req"
-declare -a wrk_cpu wrk_req st_cpu st_req
-for r in $(seq "$ROUNDS"); do
-  cpu=$(cpu_of "$work/wrk.out" taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:$PORT/")
-  req=$(awk '/requests in/ { print $1 }' "$work/wrk.out")
-  printf '%-10s %5s %12s %12.0f %14.2f\n' wrk "$r" "$req" "$(calc "$req / $SECS")" "$(calc "$cpu * 1000000 / $req")"
-  wrk_cpu+=("$cpu"); wrk_req+=("$req")
-
+# One stampede run of the bench scenario with binary $1: prints its row
+# (to stderr) and "cpu requests" (to stdout).
+stampede_round() {
+  local bin=$1 label=$2 round=$3 cpu req
   rm -rf "$work/reports"
-  cpu=$(cpu_of "$work/st.out" taskset -c 1 "$STAMPEDE" run "$work/bench.toml" --quiet --out "$work/reports")
+  cpu=$(cpu_of "$work/st.out" taskset -c 1 "$bin" run "$work/bench.toml" --quiet --out "$work/reports")
   req=$(python3 - "$work/reports" <<'PY'
 import json, pathlib, sys
 summary = next(pathlib.Path(sys.argv[1]).glob("*/summary.json"))
@@ -103,8 +102,24 @@ bad = sum(c["total"] for c in data["counters"] if c["metric"] == "http.errors")
 print(ok - bad)
 PY
 )
-  printf '%-10s %5s %12s %12.0f %14.2f\n' stampede "$r" "$req" "$(calc "$req / $SECS")" "$(calc "$cpu * 1000000 / $req")"
+  printf '%-10s %5s %12s %12.0f %14.2f\n' "$label" "$round" "$req" "$(calc "$req / $SECS")" "$(calc "$cpu * 1000000 / $req")" >&2
+  echo "$cpu $req"
+}
+
+printf '%-10s %5s %12s %12s %14s\n' tool round "requests" "req/s" "CPU µs/req"
+declare -a wrk_cpu wrk_req st_cpu st_req bl_cpu bl_req
+for r in $(seq "$ROUNDS"); do
+  cpu=$(cpu_of "$work/wrk.out" taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:$PORT/")
+  req=$(awk '/requests in/ { print $1 }' "$work/wrk.out")
+  printf '%-10s %5s %12s %12.0f %14.2f\n' wrk "$r" "$req" "$(calc "$req / $SECS")" "$(calc "$cpu * 1000000 / $req")"
+  wrk_cpu+=("$cpu"); wrk_req+=("$req")
+
+  read -r cpu req < <(stampede_round "$STAMPEDE" stampede "$r")
   st_cpu+=("$cpu"); st_req+=("$req")
+  if [ -n "$BASELINE" ]; then
+    read -r cpu req < <(stampede_round "$BASELINE" baseline "$r")
+    bl_cpu+=("$cpu"); bl_req+=("$req")
+  fi
 done
 
 sum() { local s=0; for x in "$@"; do s=$(calc "$s + $x"); done; echo "$s"; }
@@ -116,3 +131,10 @@ echo
 printf 'wrk:      %.2f µs CPU per request, %.0f req/s\n' "$wrk_us" "$(calc "$wr / ($SECS * $ROUNDS)")"
 printf 'stampede: %.2f µs CPU per request, %.0f req/s\n' "$st_us" "$(calc "$sr / ($SECS * $ROUNDS)")"
 printf 'ratio stampede/wrk (CPU per request): %.2f\n' "$(calc "$st_us / $wrk_us")"
+if [ -n "$BASELINE" ]; then
+  bc=$(sum "${bl_cpu[@]}"); br=$(sum "${bl_req[@]}")
+  bl_us=$(calc "$bc * 1000000 / $br")
+  printf 'baseline: %.2f µs CPU per request, %.0f req/s (%s)\n' "$bl_us" "$(calc "$br / ($SECS * $ROUNDS)")" "$BASELINE"
+  printf 'ratio baseline/wrk (CPU per request): %.2f\n' "$(calc "$bl_us / $wrk_us")"
+  printf 'ratio stampede/baseline (CPU per request): %.2f\n' "$(calc "$st_us / $bl_us")"
+fi
