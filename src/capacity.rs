@@ -26,9 +26,7 @@
 use crate::error::{CommandError, ExitStatus};
 use crate::metrics::TagFilter;
 use crate::run::{Progress, RunOptions, RunOutcome};
-use crate::scenario::hub::{AgentLoad, ConnectRate};
-use crate::scenario::{Overrides, Phase, Scenario, UserLoad};
-use crate::units::RateCurve;
+use crate::scenario::Overrides;
 use anyhow::Context as _;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -36,6 +34,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use crate::scenario::model::Axis;
+
+mod step;
+use step::{peak_users, shaped};
 
 /// Settings of a search. `None`: the scenario's `[capacity]` value, else
 /// the default (users if any; a tenth of the peak; 5 %; 10m; 5s; 20s).
@@ -89,63 +90,6 @@ pub struct Report {
     /// Why the search stopped.
     pub stopped: String,
     pub steps: Vec<Step>,
-}
-
-fn peak_users(scenario: &Scenario) -> Option<f64> {
-    scenario
-        .phases
-        .iter()
-        .filter_map(|p| match p.users {
-            Some(UserLoad::Open(r)) => Some(r.from.max(r.to)),
-            _ => None,
-        })
-        .reduce(f64::max)
-}
-
-/// The step scenario: the base one's populations at `load`, in two phases.
-fn shape(scenario: &mut Scenario, axis: Axis, load: f64, options: &Options) {
-    let users_rate = peak_users(scenario);
-    let agents = crate::engine::hub::max_agents(scenario);
-    let users = match axis {
-        Axis::Users => Some(UserLoad::Open(RateCurve {
-            from: load,
-            to: load,
-        })),
-        Axis::Agents => users_rate.map(|r| UserLoad::Open(RateCurve { from: r, to: r })),
-    };
-    let connected = match axis {
-        Axis::Agents => load.round().max(1.0) as u32,
-        Axis::Users => agents,
-    };
-    let agent_load = (!scenario.agents.is_empty() && connected > 0).then_some(AgentLoad {
-        connected,
-        connect_rate: ConnectRate::Max,
-        drop: None,
-    });
-    let commanders = scenario.phases.iter().find_map(|p| p.commanders);
-    scenario.phases = ["warm-up", "measure"]
-        .iter()
-        .zip([
-            options.warmup.unwrap_or_default(),
-            options.step.unwrap_or_default(),
-        ])
-        .map(|(name, duration)| Phase {
-            name: (*name).into(),
-            duration,
-            users,
-            agents: agent_load.clone(),
-            commanders,
-        })
-        .collect();
-    // Users: the SLOs are judged on the measured stretch only. Agents: the
-    // connection storm is the warm-up, and it is part of what is judged
-    // (hub.connect happens there), so the SLOs see the whole step.
-    if axis == Axis::Users {
-        for slo in &mut scenario.slos {
-            slo.phase = Some("measure".into());
-        }
-    }
-    scenario.abort_on_fail = false;
 }
 
 fn measure_filter() -> TagFilter {
@@ -438,8 +382,13 @@ async fn probe(
     kind: &'static str,
     dir: &std::path::Path,
 ) -> Result<Step, CommandError> {
-    let mut scenario = crate::run::load(&options.scenario, &options.overrides)?;
-    shape(&mut scenario, axis, load, options);
+    let scenario = shaped(
+        crate::run::load(&options.scenario, &options.overrides)?,
+        axis,
+        load,
+        options.warmup.unwrap_or_default(),
+        options.step.unwrap_or_default(),
+    );
     let run = RunOptions {
         scenario: options.scenario.clone(),
         overrides: options.overrides.clone(),
