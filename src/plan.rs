@@ -1,15 +1,19 @@
-//! The plan: phases laid end to end on one timeline, each with its load
-//! curve as real durations and rates. The open-model arrival schedule lives
-//! here too, as pure arithmetic, so it is testable without a clock.
+//! The plan: phases laid end to end on one timeline, each with every
+//! workload it carries (users, agents, commanders) as real durations and
+//! rates. The engine plays the plan and reads no schedule from anywhere
+//! else. The open-model arrival arithmetic lives here too, pure, so it is
+//! testable without a clock; `engine::schedule` waits on it.
 //!
 //! Arrivals are evenly spaced along the rate curve (as wrk2 and k6's
 //! arrival-rate executors do): arrival k of a phase is due when the curve's
 //! integral reaches k, so a phase of `r/s` over `d` carries `ceil(r·d)`
 //! arrivals and a ramp `a -> b` carries `ceil((a+b)/2·d)`.
 //!
-//! Segments (`--segment i/n`, a later issue) divide rates and VU counts by
-//! `n`, so n processes together play the whole plan.
+//! Segments (`--segment i/n`, a later issue) divide user rates and VU
+//! counts by `n`, so n processes together play the whole plan (agents and
+//! commanders are not divided yet).
 
+use crate::scenario::hub::AgentLoad;
 use crate::scenario::{Scenario, UserLoad};
 use crate::units::{RateCurve, VuCurve};
 use std::time::Duration;
@@ -21,12 +25,27 @@ pub struct PlannedPhase {
     /// Offset of the phase's start from the run's start.
     pub start: Duration,
     pub duration: Duration,
+    /// HTTP users: an arrival rate (open model) or a VU count (closed).
     pub users: Option<UserLoad>,
+    /// The agent population: target size, connect rate and drop (carried
+    /// over from earlier phases when the phase does not say); None before
+    /// the first phase that declares agents.
+    pub agents: Option<AgentLoad>,
+    /// Commands per second each commander sends.
+    pub commanders: Option<RateCurve>,
 }
 
 impl PlannedPhase {
     pub fn end(&self) -> Duration {
         self.start + self.duration
+    }
+
+    /// The open-model arrival rate (None for closed-model or no users).
+    pub fn arrival_rate(&self) -> Option<RateCurve> {
+        match self.users {
+            Some(UserLoad::Open(rate)) => Some(rate),
+            _ => None,
+        }
     }
 }
 
@@ -49,6 +68,8 @@ impl Plan {
                     start,
                     duration: p.duration,
                     users: p.users,
+                    agents: p.agents.clone(),
+                    commanders: p.commanders,
                 };
                 start += p.duration;
                 planned
@@ -107,6 +128,20 @@ impl Plan {
                 _ => None,
             })
             .max()
+    }
+
+    /// The most agents any phase asks for.
+    pub fn peak_agents(&self) -> u32 {
+        self.phases
+            .iter()
+            .filter_map(|p| p.agents.as_ref().map(|a| a.connected))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The phases' names, in order (the metric layout's phase tags).
+    pub fn phase_names(&self) -> impl Iterator<Item = &str> {
+        self.phases.iter().map(|p| p.name.as_str())
     }
 
     /// Arrivals the open-model phases will start.
@@ -246,12 +281,16 @@ mod tests {
                     start: Duration::ZERO,
                     duration: Duration::from_secs(10),
                     users: Some(UserLoad::Open(rc(90.0, 300.0))),
+                    agents: None,
+                    commanders: None,
                 },
                 PlannedPhase {
                     name: "closed".into(),
                     start: Duration::from_secs(10),
                     duration: Duration::from_secs(10),
                     users: Some(UserLoad::Closed(VuCurve { from: 10, to: 7 })),
+                    agents: None,
+                    commanders: None,
                 },
             ],
             total: Duration::from_secs(20),

@@ -2,8 +2,9 @@
 //! start; where arrivals come from is the only difference between the load
 //! models:
 //!
-//! - **open** (`rate`): [`dispatch_open`] walks the plan's rate curves and
-//!   makes each arrival at its due time, whatever the target does. A pool of
+//! - **open** (`rate`): [`dispatch_open`] makes each arrival at its due
+//!   time on the plan's rate curves ([`super::schedule`]), whatever the
+//!   target does. A pool of
 //!   VUs (each keeping its own connection) takes them from a bounded queue;
 //!   the pool grows while no VU is idle, up to `max_in_flight`. An arrival
 //!   that finds the queue full, or that waited longer than `queue_timeout`,
@@ -13,10 +14,11 @@
 //!   phase's curve; each VU makes its own next arrival when its previous
 //!   journey (and think time) ends.
 
+use super::schedule::{Made, Schedule};
 use super::user::Vu;
 use super::{EngineReport, Shared};
 use crate::error::ErrorKind;
-use crate::plan::{arrival_offset, vus_at, Plan};
+use crate::plan::{vus_at, Plan, PlannedPhase};
 use crate::scenario::UserLoad;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -83,7 +85,8 @@ impl Weights {
 
 /// Make every open-model arrival of `plan` at its due time (relative to
 /// `start`), handing each to `sink` together with how late it was made.
-/// Returns early when `live` stops.
+/// Returns early when `live` stops. The timing is [`Schedule`]'s; this adds
+/// the population, picked by weight with an rng seeded from `seed`.
 pub async fn dispatch_open(
     plan: &Plan,
     start: Instant,
@@ -93,34 +96,15 @@ pub async fn dispatch_open(
     mut sink: impl FnMut(Arrival, Duration),
 ) {
     let mut rng = SmallRng::seed_from_u64(mix_seed(seed, u64::MAX));
-    let mut seq = 0u64;
-    for (phase_index, phase) in plan.phases.iter().enumerate() {
-        let Some(UserLoad::Open(rate)) = phase.users else {
-            continue;
+    let mut schedule = Schedule::of_plan(plan, start, PlannedPhase::arrival_rate);
+    while let Some(Made { due, lag }) = schedule.next(live).await {
+        let arrival = Arrival {
+            intended: due.intended,
+            phase: due.phase,
+            population: weights.pick(&mut rng),
+            seq: due.seq,
         };
-        let phase_start = start + phase.start;
-        let mut k = 0u64;
-        while let Some(offset) = arrival_offset(rate, phase.duration, k) {
-            let intended = phase_start + offset;
-            if Instant::now() < intended {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(intended) => {}
-                    _ = live.ended() => return,
-                }
-            }
-            if live.is_over() {
-                return;
-            }
-            let arrival = Arrival {
-                intended,
-                phase: phase_index,
-                population: weights.pick(&mut rng),
-                seq,
-            };
-            sink(arrival, Instant::now().saturating_duration_since(intended));
-            seq += 1;
-            k += 1;
-        }
+        sink(arrival, lag);
     }
 }
 

@@ -8,6 +8,7 @@
 
 use crate::error::ErrorKind;
 use crate::metrics::{CounterId, GaugeId, HistId, Layout};
+use crate::plan::Plan;
 use crate::scenario::Scenario;
 
 /// Series of one step.
@@ -36,10 +37,11 @@ pub struct Ids {
 }
 
 impl Ids {
-    /// Register every series of `scenario` in a new layout.
-    pub fn register(scenario: &Scenario) -> (Layout, Ids) {
+    /// Register every series of `scenario` in a new layout, tagged with
+    /// `plan`'s phases.
+    pub fn register(scenario: &Scenario, plan: &Plan) -> (Layout, Ids) {
         let mut layout = Layout {
-            phases: scenario.phases.iter().map(|p| p.name.clone()).collect(),
+            phases: plan.phase_names().map(str::to_owned).collect(),
             ..Layout::default()
         };
         let steps = scenario

@@ -1,21 +1,29 @@
-//! The engine: plays a [`Plan`] of HTTP users against resolved endpoints and
-//! records every outcome into [`Metrics`].
+//! The engine: plays a [`Plan`] (HTTP users, and agents and commanders on
+//! a hub) against resolved endpoints and records every outcome into
+//! [`Metrics`]. It reads its schedule from the plan only; the scenario
+//! gives it what each player does (steps, agent specs, hub settings).
 //!
 //! # Layout
-//! - [`driver`]: the one driver. Work reaches VUs as [`Arrival`]s; the open
-//!   model's dispatcher makes them on the rate curve's schedule, the closed
-//!   model's VUs make their own. Both feed the same VU loop.
+//! - [`driver`]: the one driver of HTTP users. Work reaches VUs as
+//!   [`Arrival`]s; the open model's dispatcher makes them on the rate
+//!   curve's schedule, the closed model's VUs make their own. Both feed the
+//!   same VU loop.
+//! - [`schedule`]: the one open-loop scheduler: events at their due times
+//!   on a rate curve, with their lateness (arrivals, commands, agent
+//!   connections).
 //! - [`user`]: a VU walking a journey: render, send, read, check, extract,
 //!   record.
+//! - [`hub`]: agents and commanders on a WebSocket / Socket.IO hub.
 //! - [`ids`]: the metric series of a run, registered before it starts.
 //!
-//! Stopping: [`Engine::stop`] (end of plan, Ctrl-C, `abort_on_fail`) stops
-//! new arrivals; in-flight journeys drain up to a grace period; what is
+//! Stopping: [`Live::finish`] (end of plan) or [`Live::interrupt`] (Ctrl-C,
+//! `abort_on_fail`) stops new arrivals; in-flight journeys drain up to a grace period; what is
 //! still in flight then is cancelled and counted (`cancelled`), never lost.
 
 pub mod driver;
 pub mod hub;
 pub mod ids;
+pub mod schedule;
 pub mod user;
 
 use crate::metrics::Metrics;

@@ -7,6 +7,7 @@ use super::targets::Targets;
 use crate::engine::hub::Fleet;
 use crate::engine::Ids;
 use crate::error::CommandError;
+use crate::plan::Plan;
 use crate::protocol::net;
 use crate::scenario::Scenario;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 /// not choose them.
 pub fn prepare_fleet(
     scenario: &Scenario,
+    plan: &Plan,
     targets: &Targets,
     ids: &Ids,
     insecure: bool,
@@ -24,7 +26,7 @@ pub fn prepare_fleet(
     let Some(hub_ids) = ids.hub.clone() else {
         return Ok(None);
     };
-    let agents = u64::from(crate::engine::hub::max_agents(scenario));
+    let agents = u64::from(plan.peak_agents());
     let commanders = scenario.commanders.len() as u64;
     let hub_connections = agents + commanders;
     let users = if scenario.populations.is_empty() {
@@ -60,6 +62,7 @@ pub fn prepare_fleet(
         .then(|| crate::protocol::http::tls_connector(insecure, vec![b"http/1.1".to_vec()]));
     Ok(Some(Arc::new(Fleet::new(
         scenario,
+        plan,
         endpoint,
         tls,
         sources,

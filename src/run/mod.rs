@@ -102,8 +102,8 @@ pub async fn run_scenario(
     // Bad input and unreachable targets stop the run before anything is written.
     let baseline = read_baseline(options.baseline.as_deref())?;
     let targets = prepare_targets(&scenario).await?;
-    let (layout, ids) = Ids::register(&scenario);
-    let fleet = fleet::prepare_fleet(&scenario, &targets, &ids, scenario.http.insecure)?;
+    let (layout, ids) = Ids::register(&scenario, &plan);
+    let fleet = fleet::prepare_fleet(&scenario, &plan, &targets, &ids, scenario.http.insecure)?;
     let started_at = chrono::Utc::now();
     let dir = result_dir(&options.out_dir, &scenario.name, started_at).with_context(|| {
         format!(

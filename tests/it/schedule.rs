@@ -19,12 +19,16 @@ fn plan() -> Plan {
                 from: 0.0,
                 to: 100.0,
             })),
+            agents: None,
+            commanders: None,
         },
         PlannedPhase {
             name: "closed".into(),
             start: Duration::from_secs(10),
             duration: Duration::from_secs(5),
             users: Some(UserLoad::Closed(VuCurve { from: 3, to: 3 })),
+            agents: None,
+            commanders: None,
         },
         PlannedPhase {
             name: "steady".into(),
@@ -34,6 +38,8 @@ fn plan() -> Plan {
                 from: 50.0,
                 to: 50.0,
             })),
+            agents: None,
+            commanders: None,
         },
     ];
     Plan {
@@ -147,6 +153,8 @@ async fn fractional_rates_are_counted_with_ceil_and_evenly_spaced() {
         start: Duration::from_secs(start),
         duration: Duration::from_secs(3),
         users: Some(UserLoad::Open(RateCurve { from, to })),
+        agents: None,
+        commanders: None,
     };
     let plan = Plan {
         phases: vec![

@@ -11,17 +11,21 @@
 //!
 //! The payload: `{"id": "<commander>-<n>", "to": …, "sent_us": <µs since
 //! the Unix epoch>, "data": …}`.
+//!
+//! One loop ([`run`]) plays both kinds: the commands' due times come from
+//! the engine's [`Schedule`]; a [`Transport`] is the difference (how a
+//! command leaves, what comes back, whether there is a connection to keep).
 
 use super::session::{In, Session, Wire};
 use super::{count, record, CommanderIds, DisconnectKind, Fleet, HubErrorKind};
 use crate::engine::driver::mix_seed;
+use crate::engine::schedule::Schedule;
 use crate::engine::Shared;
 use crate::error::ErrorKind;
-use crate::plan::arrival_offset;
 use crate::protocol::http::{Conn, OutRequest};
 use crate::scenario::backoff::Backoff;
 use crate::scenario::hub::{CommandVia, Commander, HubProtocol};
-use crate::scenario::template::RenderCtx;
+use crate::scenario::template::{RenderCtx, Template};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -29,33 +33,13 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 /// How often outstanding commands are checked against their timeout.
 const SWEEP: Duration = Duration::from_millis(100);
-
-/// The commands' due times, phase after phase.
-struct Schedule {
-    phase: usize,
-    k: u64,
-}
-
-impl Schedule {
-    fn next(&mut self, shared: &Shared) -> Option<(Instant, usize)> {
-        while self.phase < shared.plan.phases.len() {
-            let planned = &shared.plan.phases[self.phase];
-            if let Some(rate) = shared.scenario.phases[self.phase].commanders {
-                if let Some(offset) = arrival_offset(rate, planned.duration, self.k) {
-                    self.k += 1;
-                    return Some((shared.start + planned.start + offset, self.phase));
-                }
-            }
-            self.phase += 1;
-            self.k = 0;
-        }
-        None
-    }
-}
 
 struct Books<'a> {
     shared: &'a Arc<Shared>,
@@ -136,16 +120,22 @@ impl Books<'_> {
 
     fn sweep(&mut self) {
         let timeout = self.commander.timeout;
-        self.fleet
-            .sweep_commands(self.shared, Some((timeout, self.index)));
+        self.fleet.sweep_commands(
+            self.shared,
+            super::Sweep::OlderThan {
+                commander: self.index,
+                timeout,
+            },
+        );
         self.awaiting.retain(|_, sent| sent.elapsed() < timeout);
     }
 }
 
-/// Run commander `index` until its schedule ends and the fleet stops.
+/// Run commander `index` until the fleet stops: commands on the schedule,
+/// answers as they come, outstanding commands swept at their timeout.
 pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>, index: usize) {
     let commander = &shared.scenario.commanders[index];
-    let books = Books {
+    let mut books = Books {
         shared: &shared,
         fleet: &fleet,
         commander,
@@ -156,27 +146,34 @@ pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>, index: usize) {
         scratch: String::new(),
         awaiting: HashMap::new(),
     };
-    match &commander.via {
-        CommandVia::Hub {
-            protocol,
-            path,
-            namespace,
-            type_key,
-            event,
-        } => {
-            let wire = Wire {
-                protocol: *protocol,
-                path,
-                namespace,
-                type_key,
-            };
-            through_hub(books, &wire, event).await;
+    let mut transport = Transport::new(&commander.via);
+    let mut ctl = fleet.subscribe();
+    let mut schedule = Schedule::of_plan(&shared.plan, shared.start, |p| p.commanders);
+    let mut sweep = tokio::time::interval(SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        if !transport.connect(&mut books, &mut schedule, &mut ctl).await {
+            break;
         }
-        CommandVia::Api { path } => through_api(books, path).await,
+        tokio::select! {
+            biased;
+            _ = stopped(&fleet, &mut ctl) => {
+                transport.close().await;
+                break;
+            }
+            answer = transport.answer() => transport.handle(answer, &mut books).await,
+            Some(made) = schedule.next(&shared.live) => {
+                transport.send(&mut books, made.due.phase).await;
+            }
+            _ = sweep.tick() => {
+                books.sweep();
+                transport.reap();
+            }
+        }
     }
 }
 
-async fn stopped(fleet: &Fleet, ctl: &mut tokio::sync::watch::Receiver<u64>) {
+async fn stopped(fleet: &Fleet, ctl: &mut watch::Receiver<u64>) {
     while !fleet.is_stopping() {
         if ctl.changed().await.is_err() {
             std::future::pending::<()>().await;
@@ -184,81 +181,186 @@ async fn stopped(fleet: &Fleet, ctl: &mut tokio::sync::watch::Receiver<u64>) {
     }
 }
 
-async fn through_hub(mut books: Books<'_>, wire: &Wire<'_>, event: &str) {
-    let shared = books.shared;
-    let fleet = books.fleet;
-    let ids = books.ids;
-    let mut ctl = fleet.subscribe();
-    let mut schedule = Schedule { phase: 0, k: 0 };
-    let mut next = schedule.next(shared);
-    let backoff = Backoff {
-        base: Duration::from_millis(100),
-        max: Duration::from_secs(5),
-        ..Backoff::default()
-    };
-    let mut attempt = 0u32;
-    let mut previous = Duration::ZERO;
-    // Ack id → command id (Socket.IO).
-    let mut acks: HashMap<u64, String> = HashMap::new();
-    let mut sweep = tokio::time::interval(SWEEP);
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    'connect: loop {
-        if fleet.is_stopping() {
-            break;
+/// An API command's outcome: its id, the number delivered (when the answer
+/// says) or why it failed, and its phase.
+type Done = (String, Result<Option<u64>, HubErrorKind>, usize);
+
+/// How a commander's commands leave.
+// One per commander, for its whole life: the hub variant's size costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Transport<'a> {
+    /// Its own hub connection, reopened with backoff when it breaks;
+    /// answers are Socket.IO acks or events.
+    Hub {
+        wire: Wire<'a>,
+        event: &'a str,
+        session: Option<Session>,
+        /// Ack id → command id (Socket.IO).
+        acks: HashMap<u64, String>,
+        backoff: Backoff,
+        attempt: u32,
+        previous: Duration,
+    },
+    /// An HTTP POST per command, each in its own task (so a slow API does
+    /// not hold the schedule); outcomes come back on a channel.
+    Api {
+        path: &'a Template,
+        pool: Arc<Mutex<Vec<Conn>>>,
+        done_tx: mpsc::UnboundedSender<Done>,
+        done_rx: mpsc::UnboundedReceiver<Done>,
+        /// Dropped (so aborted) when the commander ends.
+        tasks: JoinSet<()>,
+    },
+}
+
+/// What came back to a commander.
+enum Answer {
+    /// A hub frame (None: the stream ended).
+    Frame(Option<Result<Message, tungstenite::Error>>),
+    /// An API command's outcome.
+    Done(Option<Done>),
+}
+
+impl<'a> Transport<'a> {
+    fn new(via: &'a CommandVia) -> Transport<'a> {
+        match via {
+            CommandVia::Hub {
+                protocol,
+                path,
+                namespace,
+                type_key,
+                event,
+            } => Transport::Hub {
+                wire: Wire {
+                    protocol: *protocol,
+                    path,
+                    namespace,
+                    type_key,
+                },
+                event,
+                session: None,
+                acks: HashMap::new(),
+                backoff: Backoff {
+                    base: Duration::from_millis(100),
+                    max: Duration::from_secs(5),
+                    ..Backoff::default()
+                },
+                attempt: 0,
+                previous: Duration::ZERO,
+            },
+            CommandVia::Api { path } => {
+                let (done_tx, done_rx) = mpsc::unbounded_channel();
+                Transport::Api {
+                    path,
+                    pool: Arc::new(Mutex::new(Vec::new())),
+                    done_tx,
+                    done_rx,
+                    tasks: JoinSet::new(),
+                }
+            }
         }
-        count(shared, ids.connects);
-        let t0 = Instant::now();
-        let opened = tokio::select! {
-            r = Session::open(&fleet.endpoint, wire, None, None, fleet.tls.as_ref(), shared.scenario.hub_settings.timeout) => r,
-            _ = stopped(fleet, &mut ctl) => break,
+    }
+
+    /// Hub: open the connection if it is not up, retrying with backoff;
+    /// commands due while it is down are not sent (undelivered). False when
+    /// the fleet stopped first.
+    async fn connect(
+        &mut self,
+        books: &mut Books<'_>,
+        schedule: &mut Schedule,
+        ctl: &mut watch::Receiver<u64>,
+    ) -> bool {
+        let Transport::Hub {
+            wire,
+            session,
+            backoff,
+            attempt,
+            previous,
+            ..
+        } = self
+        else {
+            return true;
         };
-        let mut session = match opened {
-            Ok(s) => {
-                record(shared, ids.connect, t0.elapsed().as_micros() as u64);
-                attempt = 0;
-                previous = Duration::ZERO;
-                s
+        let (shared, fleet, ids) = (books.shared, books.fleet, books.ids);
+        while session.is_none() {
+            if fleet.is_stopping() {
+                return false;
             }
-            Err(kind) => {
-                count(shared, ids.errors[kind.index()]);
-                let delay = backoff
-                    .delay(attempt, previous, &mut books.rng)
-                    .unwrap_or(backoff.max);
-                attempt += 1;
-                previous = delay;
-                // Commands due meanwhile are not sent: undelivered.
-                let until = Instant::now() + delay;
-                while let Some((due, phase)) = next.filter(|(due, _)| *due <= until) {
-                    let _ = due;
-                    shared.metrics.with(|s| s.add(ids.undelivered, phase, 1));
-                    next = schedule.next(shared);
+            count(shared, ids.connects);
+            let t0 = Instant::now();
+            let opened = tokio::select! {
+                r = Session::open(&fleet.endpoint, wire, None, None, fleet.tls.as_ref(), shared.scenario.hub_settings.timeout) => r,
+                _ = stopped(fleet, ctl) => return false,
+            };
+            match opened {
+                Ok(s) => {
+                    record(shared, ids.connect, t0.elapsed().as_micros() as u64);
+                    *attempt = 0;
+                    *previous = Duration::ZERO;
+                    *session = Some(s);
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => continue 'connect,
-                    _ = stopped(fleet, &mut ctl) => break 'connect,
+                Err(kind) => {
+                    count(shared, ids.errors[kind.index()]);
+                    let delay = backoff
+                        .delay(*attempt, *previous, &mut books.rng)
+                        .unwrap_or(backoff.max);
+                    *attempt += 1;
+                    *previous = delay;
+                    // Commands due meanwhile are not sent: undelivered.
+                    let until = Instant::now() + delay;
+                    while let Some(due) = schedule.take_due(until) {
+                        shared
+                            .metrics
+                            .with(|s| s.add(ids.undelivered, due.phase, 1));
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stopped(fleet, ctl) => return false,
+                    }
                 }
             }
-        };
-        let far = Instant::now() + Duration::from_secs(3600 * 24);
-        loop {
-            let due = next.map_or(far, |(at, _)| at);
-            tokio::select! {
-                biased;
-                _ = stopped(fleet, &mut ctl) => {
-                    session.close(wire.namespace, Duration::from_secs(1)).await;
-                    break 'connect;
-                }
-                frame = session.next_frame() => match session.handle_read(frame, wire.type_key) {
+        }
+        true
+    }
+
+    /// The next answer (cancel-safe). Hub: only while connected.
+    async fn answer(&mut self) -> Answer {
+        match self {
+            Transport::Hub { session, .. } => Answer::Frame(
+                session
+                    .as_mut()
+                    .expect("connected before reading")
+                    .next_frame()
+                    .await,
+            ),
+            Transport::Api { done_rx, .. } => Answer::Done(done_rx.recv().await),
+        }
+    }
+
+    async fn handle(&mut self, answer: Answer, books: &mut Books<'_>) {
+        let (shared, fleet, ids) = (books.shared, books.fleet, books.ids);
+        match (self, answer) {
+            (
+                Transport::Hub {
+                    wire,
+                    session: connected,
+                    acks,
+                    ..
+                },
+                Answer::Frame(frame),
+            ) => {
+                let session = connected.as_mut().expect("connected before reading");
+                match session.handle_read(frame, wire.type_key) {
                     In::Nothing => {}
                     In::Ping => {
                         if session.pong().await.is_err() {
                             count(shared, ids.disconnects[DisconnectKind::Reset.index()]);
-                            continue 'connect;
+                            *connected = None;
                         }
                     }
                     In::Closed(kind) => {
                         count(shared, ids.disconnects[kind.index()]);
-                        continue 'connect;
+                        *connected = None;
                     }
                     In::Ack { id, arg } => {
                         if let Some(command) = acks.remove(&id) {
@@ -273,62 +375,61 @@ async fn through_hub(mut books: Books<'_>, wire: &Wire<'_>, event: &str) {
                             let _ = session.send_ack(wire.namespace, ack, "").await;
                         }
                     }
-                },
-                _ = tokio::time::sleep_until(due) => {
-                    let (_, phase) = next.expect("a due command");
-                    next = schedule.next(shared);
-                    let id = books.payload();
-                    books.sent_now(id.clone(), phase);
-                    let ask = wire.protocol == HubProtocol::SocketIo;
-                    match session.send_event(wire, event, Some(&books.scratch), ask).await {
-                        Ok(Some(ack)) => {
-                            acks.insert(ack, id);
-                            if acks.len() > 10_000 {
-                                acks.clear();
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(_) => {
-                            count(shared, ids.disconnects[DisconnectKind::Reset.index()]);
-                            continue 'connect;
-                        }
-                    }
                 }
-                _ = sweep.tick() => books.sweep(),
             }
-        }
-    }
-}
-
-async fn through_api(mut books: Books<'_>, path: &crate::scenario::template::Template) {
-    let shared = books.shared;
-    let fleet = books.fleet;
-    let mut ctl = fleet.subscribe();
-    let mut schedule = Schedule { phase: 0, k: 0 };
-    let pool: Arc<Mutex<Vec<Conn>>> = Arc::new(Mutex::new(Vec::new()));
-    let (done_tx, mut done_rx) =
-        tokio::sync::mpsc::unbounded_channel::<(String, Result<Option<u64>, HubErrorKind>, usize)>(
-        );
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut sweep = tokio::time::interval(SWEEP);
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut next = schedule.next(shared);
-    let far = Instant::now() + Duration::from_secs(3600 * 24);
-    loop {
-        let due = next.map_or(far, |(at, _)| at);
-        tokio::select! {
-            biased;
-            _ = stopped(fleet, &mut ctl) => break,
-            Some((id, outcome, phase)) = done_rx.recv() => match outcome {
+            (_, Answer::Done(Some((id, outcome, phase)))) => match outcome {
                 Ok(Some(n)) => fleet.command_expected(shared, &id, n),
                 Ok(None) => {}
-                Err(kind) => shared.metrics.with(|s| s.add(books.ids.errors[kind.index()], phase, 1)),
+                Err(kind) => shared
+                    .metrics
+                    .with(|s| s.add(ids.errors[kind.index()], phase, 1)),
             },
-            _ = tokio::time::sleep_until(due) => {
-                let (_, phase) = next.expect("a due command");
-                next = schedule.next(shared);
-                let id = books.payload();
-                books.sent_now(id.clone(), phase);
+            _ => {}
+        }
+    }
+
+    /// Send the next command (of `phase`).
+    async fn send(&mut self, books: &mut Books<'_>, phase: usize) {
+        let id = books.payload();
+        books.sent_now(id.clone(), phase);
+        match self {
+            Transport::Hub {
+                wire,
+                event,
+                session: connected,
+                acks,
+                ..
+            } => {
+                let session = connected.as_mut().expect("connected before sending");
+                let ask = wire.protocol == HubProtocol::SocketIo;
+                match session
+                    .send_event(wire, event, Some(&books.scratch), ask)
+                    .await
+                {
+                    Ok(Some(ack)) => {
+                        acks.insert(ack, id);
+                        if acks.len() > 10_000 {
+                            acks.clear();
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => {
+                        count(
+                            books.shared,
+                            books.ids.disconnects[DisconnectKind::Reset.index()],
+                        );
+                        *connected = None;
+                    }
+                }
+            }
+            Transport::Api {
+                path,
+                pool,
+                done_tx,
+                tasks,
+                ..
+            } => {
+                let shared = books.shared;
                 let mut request = OutRequest {
                     method: http::Method::POST,
                     ..Default::default()
@@ -350,39 +451,64 @@ async fn through_api(mut books: Books<'_>, path: &crate::scenario::template::Tem
                 let pool = pool.clone();
                 let tx = done_tx.clone();
                 let timeout = books.commander.timeout;
-                let shared_arc = shared.clone();
+                let shared = shared.clone();
                 tasks.spawn(async move {
-                    let mut conn = pool.lock().pop().unwrap_or_default();
-                    let endpoint = &shared_arc.endpoints[0];
-                    let outcome = match tokio::time::timeout(timeout, conn.send(&shared_arc.client, endpoint, &request, true)).await {
-                        Err(_) => Err(HubErrorKind::Timeout),
-                        Ok(Err(e)) => Err(match e.kind() {
-                            ErrorKind::ConnectRefused => HubErrorKind::ConnectRefused,
-                            ErrorKind::Connect => HubErrorKind::Connect,
-                            ErrorKind::Timeout => HubErrorKind::Timeout,
-                            ErrorKind::Tls => HubErrorKind::Tls,
-                            ErrorKind::Reset => HubErrorKind::Reset,
-                            _ => HubErrorKind::Protocol,
-                        }),
-                        Ok(Ok(r)) if (200..300).contains(&r.status) => {
-                            pool.lock().push(conn);
-                            let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
-                            // Without a count in the answer, fan-out settles at the timeout.
-                            Ok(body.get("delivered").and_then(Value::as_u64))
-                        }
-                        Ok(Ok(_)) => {
-                            pool.lock().push(conn);
-                            Err(HubErrorKind::Rejected)
-                        }
-                    };
+                    let outcome = post(&shared, &pool, &request, timeout).await;
                     let _ = tx.send((id, outcome, phase));
                 });
             }
-            _ = sweep.tick() => {
-                books.sweep();
-                while tasks.try_join_next().is_some() {}
-            }
         }
     }
-    tasks.abort_all();
+
+    /// API: forget finished tasks.
+    fn reap(&mut self) {
+        if let Transport::Api { tasks, .. } = self {
+            while tasks.try_join_next().is_some() {}
+        }
+    }
+
+    /// The fleet stops. Hub: close the connection gracefully (bounded).
+    async fn close(&mut self) {
+        match self {
+            Transport::Hub { wire, session, .. } => {
+                if let Some(session) = session.take() {
+                    session.close(wire.namespace, Duration::from_secs(1)).await;
+                }
+            }
+            Transport::Api { tasks, .. } => tasks.abort_all(),
+        }
+    }
+}
+
+/// One API command: POST it on a pooled connection; the number delivered
+/// when the answer says.
+async fn post(
+    shared: &Shared,
+    pool: &Mutex<Vec<Conn>>,
+    request: &OutRequest,
+    timeout: Duration,
+) -> Result<Option<u64>, HubErrorKind> {
+    let mut conn = pool.lock().pop().unwrap_or_default();
+    let endpoint = &shared.endpoints[0];
+    match tokio::time::timeout(timeout, conn.send(&shared.client, endpoint, request, true)).await {
+        Err(_) => Err(HubErrorKind::Timeout),
+        Ok(Err(e)) => Err(match e.kind() {
+            ErrorKind::ConnectRefused => HubErrorKind::ConnectRefused,
+            ErrorKind::Connect => HubErrorKind::Connect,
+            ErrorKind::Timeout => HubErrorKind::Timeout,
+            ErrorKind::Tls => HubErrorKind::Tls,
+            ErrorKind::Reset => HubErrorKind::Reset,
+            _ => HubErrorKind::Protocol,
+        }),
+        Ok(Ok(r)) if (200..300).contains(&r.status) => {
+            pool.lock().push(conn);
+            let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            // Without a count in the answer, fan-out settles at the timeout.
+            Ok(body.get("delivered").and_then(Value::as_u64))
+        }
+        Ok(Ok(_)) => {
+            pool.lock().push(conn);
+            Err(HubErrorKind::Rejected)
+        }
+    }
 }

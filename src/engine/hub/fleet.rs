@@ -1,0 +1,165 @@
+//! The fleet's shared state: every agent's control slot, the connection
+//! gauges, the drop events and the command table. The manager writes
+//! requests into the slots; agents read their own (see `# Control` in
+//! [`super`]).
+
+use super::commands::{CommandTable, Sweep};
+use super::recovery::DropEvent;
+use super::HubIds;
+use crate::engine::driver::Weights;
+use crate::engine::Shared;
+use crate::plan::Plan;
+use crate::protocol::http::Endpoint;
+use crate::protocol::net::SourceAddrs;
+use crate::scenario::Scenario;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Slot states and requests (one byte per agent).
+pub mod slot {
+    pub const IDLE: u8 = 0;
+    pub const CONNECTING: u8 = 1;
+    /// Registered (or connected, without a register message).
+    pub const UP: u8 = 2;
+    pub const WAITING: u8 = 3;
+    pub const GONE: u8 = 4;
+    pub const STATE: u8 = 0x0f;
+    pub const DROP_CLOSE: u8 = 0x10;
+    pub const DROP_RESET: u8 = 0x20;
+    pub const LEAVE: u8 = 0x40;
+    pub const DROP: u8 = DROP_CLOSE | DROP_RESET;
+}
+
+/// The fleet's shared state.
+pub struct Fleet {
+    pub endpoint: Endpoint,
+    pub tls: Option<tokio_rustls::TlsConnector>,
+    pub sources: Option<SourceAddrs>,
+    /// The kick endpoint and its path (`how = "server"`).
+    pub admin: Option<(Endpoint, String)>,
+    pub ids: HubIds,
+    /// One byte per agent: its [`slot`] state and the manager's requests.
+    pub(super) slots: Vec<AtomicU8>,
+    weights: Weights,
+    /// Bumped to wake every agent (they then read their own slot).
+    ctl: watch::Sender<u64>,
+    /// Set at the run's end: every agent and commander closes.
+    pub(super) stopping: AtomicBool,
+    /// Agents whose connection is up (gauge `hub.connected`).
+    pub connected: AtomicI64,
+    /// Agents registered (gauge `hub.registered`).
+    pub registered: AtomicI64,
+    /// The drop event selected agents belong to (client drops).
+    pub(super) client_drop: Mutex<Option<Arc<DropEvent>>>,
+    /// The server kick being attributed.
+    pub(super) server_drop: Mutex<Option<Arc<DropEvent>>>,
+    /// Every drop of the run, settled at its end.
+    pub(super) events: Mutex<Vec<Arc<DropEvent>>>,
+    commands: CommandTable,
+}
+
+impl Fleet {
+    /// A fleet of `plan`'s peak number of agents, of `scenario`'s agent
+    /// populations (by weight).
+    pub fn new(
+        scenario: &Scenario,
+        plan: &Plan,
+        endpoint: Endpoint,
+        tls: Option<tokio_rustls::TlsConnector>,
+        sources: Option<SourceAddrs>,
+        admin: Option<(Endpoint, String)>,
+        ids: HubIds,
+    ) -> Fleet {
+        let max = plan.peak_agents() as usize;
+        Fleet {
+            endpoint,
+            tls,
+            sources,
+            admin,
+            ids,
+            slots: (0..max).map(|_| AtomicU8::new(slot::IDLE)).collect(),
+            weights: Weights::new(scenario.agents.iter().map(|a| a.weight)),
+            ctl: watch::channel(0).0,
+            stopping: AtomicBool::new(false),
+            connected: AtomicI64::new(0),
+            registered: AtomicI64::new(0),
+            client_drop: Mutex::new(None),
+            server_drop: Mutex::new(None),
+            events: Mutex::new(Vec::new()),
+            commands: CommandTable::default(),
+        }
+    }
+
+    pub fn population_of(&self, id: u32) -> usize {
+        self.weights.at(u64::from(id))
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.ctl.subscribe()
+    }
+
+    pub(super) fn wake_all(&self) {
+        self.ctl.send_modify(|v| *v += 1);
+    }
+
+    pub fn set_state(&self, id: u32, state: u8) {
+        let s = &self.slots[id as usize];
+        let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            Some((v & !slot::STATE) | state)
+        });
+    }
+
+    /// Take this agent's pending drop requests (clears them; `LEAVE` stays).
+    pub fn take_requests(&self, id: u32) -> u8 {
+        self.slots[id as usize].fetch_and(slot::STATE | slot::LEAVE, Ordering::AcqRel)
+            & !slot::STATE
+    }
+
+    /// Peek at this agent's requests without clearing them.
+    pub fn requests(&self, id: u32) -> u8 {
+        self.slots[id as usize].load(Ordering::Acquire) & !slot::STATE
+    }
+
+    /// The client drop event this agent was selected by.
+    pub fn client_drop(&self) -> Option<Arc<DropEvent>> {
+        self.client_drop.lock().clone()
+    }
+
+    /// A connection closed by the server: the server kick it belongs to, if any.
+    pub fn attribute_server_close(&self) -> Option<Arc<DropEvent>> {
+        let event = self.server_drop.lock().clone()?;
+        event.attribute().then_some(event)
+    }
+
+    /// An agent received command `id`.
+    pub fn command_received(&self, shared: &Shared, id: &str) {
+        self.commands.received(shared, &self.ids, id);
+    }
+
+    /// A commander sent command `id`, expecting `expected` receipts when known.
+    pub fn command_sent(&self, id: String, commander: usize, phase: usize, expected: Option<u64>) {
+        self.commands.sent(id, commander, phase, expected);
+    }
+
+    /// The hub said how many agents it delivered command `id` to.
+    pub fn command_expected(&self, shared: &Shared, id: &str, delivered: u64) {
+        self.commands.expected(shared, &self.ids, id, delivered);
+    }
+
+    /// Finish the commands `which` selects (see [`Sweep`]).
+    pub fn sweep_commands(&self, shared: &Shared, which: Sweep) {
+        self.commands.sweep(shared, &self.ids, which);
+    }
+}
+
+/// The most agents any phase of `scenario` asks for (for callers that have
+/// no [`Plan`] yet; the engine reads [`Plan::peak_agents`]).
+pub fn max_agents(scenario: &Scenario) -> u32 {
+    Plan::new(scenario).peak_agents()
+}

@@ -1,0 +1,361 @@
+//! The one open-loop scheduler: events at their due times, whatever the
+//! target does.
+//!
+//! A [`Schedule`] is a list of [`Stretch`]es, each a rate laid on the run's
+//! timeline (a phase's curve from the phase's start, or an agent
+//! population's connect rate from where the last one left off). Event `k`
+//! of a stretch is due when the curve's integral reaches `k`
+//! ([`crate::plan::arrival_offset`], the single source of due times).
+//! [`Schedule::next`] waits for the next one and says how late it was made;
+//! it ends with the schedule or with the run ([`Live::ended`]).
+//!
+//! Three players use it:
+//! - the open-model dispatcher ([`super::driver::dispatch_open`]): users'
+//!   arrivals, their lateness recorded as `generator.lag`;
+//! - every commander ([`super::hub::commander`]): commands at the phases'
+//!   `commanders` rate;
+//! - the agent manager ([`super::hub::manager`]): connections at each
+//!   phase's `connect_rate`, a storm ([`Pace::AtOnce`]) for `max`.
+//!
+//! Waiting is cancel-safe: nothing is taken until the wait is over, so a
+//! player can `select!` on [`Schedule::next`] against its other work
+//! without losing or repeating an event. Nothing here allocates per event.
+
+use super::Live;
+use crate::plan::{arrival_offset, Plan, PlannedPhase};
+use crate::units::RateCurve;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How a stretch spaces its events.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// Event `k` is due when the curve's integral reaches `k`.
+    Curve(RateCurve),
+    /// Every event is due at the stretch's start (a connection storm).
+    AtOnce,
+}
+
+/// One stretch of a schedule: a pace laid on the run's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stretch {
+    /// The phase its events belong to (tags what they produce).
+    pub phase: usize,
+    /// When its event 0 is due.
+    pub start: Instant,
+    /// How long it lasts: no event is due at or past `start + length`
+    /// ([`Duration::MAX`]: open-ended, the player stops it).
+    pub length: Duration,
+    pub pace: Pace,
+    /// At most this many events (`u64::MAX`: as many as the pace carries).
+    pub limit: u64,
+}
+
+impl Stretch {
+    /// When event `k` is due, by the pace alone (no limit).
+    fn due(&self, k: u64) -> Option<Instant> {
+        match self.pace {
+            Pace::AtOnce => Some(self.start),
+            Pace::Curve(rate) => arrival_offset(rate, self.length, k).map(|o| self.start + o),
+        }
+    }
+}
+
+/// An event of a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// The phase of its stretch.
+    pub phase: usize,
+    /// Its number in the whole schedule, from 0.
+    pub seq: u64,
+    /// When it was due.
+    pub intended: Instant,
+}
+
+/// An event made: when it was due and how late it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Made {
+    pub due: Due,
+    /// Time between `due.intended` and the moment it was handed over.
+    pub lag: Duration,
+}
+
+/// Events on a timeline, in order. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    stretches: Vec<Stretch>,
+    /// The stretch holding the next event.
+    at: usize,
+    /// The next event's number within its stretch.
+    k: u64,
+    seq: u64,
+    /// The next event, once computed.
+    next: Option<Due>,
+}
+
+impl Schedule {
+    pub fn new(stretches: Vec<Stretch>) -> Schedule {
+        Schedule {
+            stretches,
+            at: 0,
+            k: 0,
+            seq: 0,
+            next: None,
+        }
+    }
+
+    /// One stretch per phase of `plan` that has a rate (`rate` picks the
+    /// workload: users, commanders), each over its phase, from `start`.
+    pub fn of_plan(
+        plan: &Plan,
+        start: Instant,
+        rate: impl Fn(&PlannedPhase) -> Option<RateCurve>,
+    ) -> Schedule {
+        let stretches = plan
+            .phases
+            .iter()
+            .enumerate()
+            .filter_map(|(phase, p)| {
+                rate(p).map(|curve| Stretch {
+                    phase,
+                    start: start + p.start,
+                    length: p.duration,
+                    pace: Pace::Curve(curve),
+                    limit: u64::MAX,
+                })
+            })
+            .collect();
+        Schedule::new(stretches)
+    }
+
+    /// The next event, without taking it (None: the schedule is over).
+    pub fn peek(&mut self) -> Option<Due> {
+        while self.next.is_none() {
+            let stretch = self.stretches.get(self.at)?;
+            if self.k < stretch.limit {
+                if let Some(intended) = stretch.due(self.k) {
+                    self.next = Some(Due {
+                        phase: stretch.phase,
+                        seq: self.seq,
+                        intended,
+                    });
+                    break;
+                }
+            }
+            // The last stretch stays current, for `resume_at`.
+            if self.at + 1 >= self.stretches.len() {
+                return None;
+            }
+            self.at += 1;
+            self.k = 0;
+        }
+        self.next
+    }
+
+    /// Take the next event if it is due at or before `now`.
+    pub fn take_due(&mut self, now: Instant) -> Option<Due> {
+        let due = self.peek().filter(|d| d.intended <= now)?;
+        self.next = None;
+        self.k += 1;
+        self.seq += 1;
+        Some(due)
+    }
+
+    /// When the current stretch's next event would be due were it
+    /// unlimited: where a following stretch at the same pace picks up.
+    pub fn resume_at(&self) -> Option<Instant> {
+        self.stretches.get(self.at)?.due(self.k)
+    }
+
+    /// Wait for the next event and take it. None when the schedule is over
+    /// or the run ended (then nothing is taken). Cancel-safe.
+    pub async fn next(&mut self, live: &Live) -> Option<Made> {
+        let due = self.peek()?;
+        if Instant::now() < due.intended {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due.intended) => {}
+                _ = live.ended() => return None,
+            }
+        }
+        if live.is_over() {
+            return None;
+        }
+        let now = Instant::now();
+        let taken = self.take_due(now);
+        debug_assert_eq!(taken, Some(due));
+        Some(Made {
+            due,
+            lag: now.saturating_duration_since(due.intended),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn phase(name: &str, start: u64, secs: u64, from: f64, to: f64) -> PlannedPhase {
+        PlannedPhase {
+            name: name.into(),
+            start: Duration::from_secs(start),
+            duration: Duration::from_secs(secs),
+            users: Some(crate::scenario::UserLoad::Open(RateCurve { from, to })),
+            agents: None,
+            commanders: None,
+        }
+    }
+
+    fn users(p: &PlannedPhase) -> Option<RateCurve> {
+        match p.users {
+            Some(crate::scenario::UserLoad::Open(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// A schedule of one steady phase of `secs` at `rate`/s, from now.
+    fn steady(secs: u64, rate: f64) -> (Instant, Schedule) {
+        let start = Instant::now();
+        let plan = Plan {
+            phases: vec![phase("steady", 0, secs, rate, rate)],
+            total: Duration::from_secs(secs),
+        };
+        (start, Schedule::of_plan(&plan, start, users))
+    }
+
+    async fn drain(schedule: &mut Schedule, live: &Live) -> Vec<(Made, Instant)> {
+        let mut out = Vec::new();
+        while let Some(made) = schedule.next(live).await {
+            out.push((made, Instant::now()));
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_constant_rate_is_due_exactly_every_period() {
+        let (start, mut schedule) = steady(2, 50.0);
+        let live = Live::default();
+        let made = drain(&mut schedule, &live).await;
+        assert_eq!(made.len(), 100);
+        for (k, (m, at)) in made.iter().enumerate() {
+            assert_eq!(m.due.intended, start + Duration::from_millis(20 * k as u64));
+            assert_eq!(m.due.seq, k as u64);
+            assert_eq!(m.due.phase, 0);
+            assert_eq!(*at - m.due.intended, m.lag);
+            assert_eq!(m.lag, Duration::ZERO);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ramp_across_two_phases_follows_the_integral() {
+        let start = Instant::now();
+        let plan = Plan {
+            phases: vec![phase("up", 0, 4, 0.0, 10.0), phase("down", 4, 4, 10.0, 0.0)],
+            total: Duration::from_secs(8),
+        };
+        let live = Live::default();
+        let made = drain(&mut Schedule::of_plan(&plan, start, users), &live).await;
+        let ramp = |from, to| RateCurve { from, to };
+        let d = Duration::from_secs(4);
+        // 0 -> 10/s over 4 s carries 20; 10 -> 0/s over 4 s carries 20.
+        assert_eq!(made.len(), 40);
+        for (i, (m, _)) in made.iter().enumerate() {
+            let (phase, k, curve, at) = if i < 20 {
+                (0, i as u64, ramp(0.0, 10.0), start)
+            } else {
+                (1, i as u64 - 20, ramp(10.0, 0.0), start + d)
+            };
+            assert_eq!(m.due.phase, phase);
+            assert_eq!(m.due.seq, i as u64);
+            assert_eq!(m.due.intended, at + arrival_offset(curve, d, k).unwrap());
+            // tokio's timer wheel has a 1 ms resolution.
+            assert!(m.lag < Duration::from_millis(1), "{i}: {:?}", m.lag);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_consumer_gets_late_events_with_their_lateness() {
+        let (start, mut schedule) = steady(1, 10.0);
+        let live = Live::default();
+        let mut made = Vec::new();
+        while let Some(m) = schedule.next(&live).await {
+            made.push(m);
+            // Each event takes 250 ms to handle: four periods and a half.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        // None lost, none repeated: all ten, in order, each as late as the
+        // consumer made it.
+        assert_eq!(made.len(), 10);
+        for (k, m) in made.iter().enumerate() {
+            let k = k as u64;
+            assert_eq!(m.due.seq, k);
+            assert_eq!(m.due.intended, start + Duration::from_millis(100 * k));
+            assert_eq!(m.lag, Duration::from_millis(150 * k));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_runs_end_stops_it_promptly_and_takes_nothing() {
+        let (start, mut schedule) = steady(10, 1.0);
+        let live = Arc::new(Live::default());
+        let stopper = live.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            stopper.interrupt();
+        });
+        let made = drain(&mut schedule, &live).await;
+        assert_eq!(made.len(), 3);
+        assert_eq!(Instant::now() - start, Duration::from_millis(2500));
+        // The event it was waiting for is still next.
+        assert_eq!(schedule.peek().map(|d| d.seq), Some(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_wait_loses_nothing() {
+        let (_, mut schedule) = steady(1, 10.0);
+        let live = Live::default();
+        let mut seqs = Vec::new();
+        let mut poke = tokio::time::interval(Duration::from_millis(30));
+        loop {
+            tokio::select! {
+                made = schedule.next(&live) => match made {
+                    Some(m) => seqs.push(m.due.seq),
+                    None => break,
+                },
+                _ = poke.tick() => {}
+            }
+        }
+        assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_storm_is_all_due_at_once_up_to_its_limit_and_resumes_there() {
+        let start = Instant::now();
+        let mut storm = Schedule::new(vec![Stretch {
+            phase: 2,
+            start,
+            length: Duration::MAX,
+            pace: Pace::AtOnce,
+            limit: 3,
+        }]);
+        let taken: Vec<u64> = std::iter::from_fn(|| storm.take_due(start))
+            .map(|d| d.seq)
+            .collect();
+        assert_eq!(taken, [0, 1, 2]);
+        assert_eq!(storm.peek(), None);
+        let mut paced = Schedule::new(vec![Stretch {
+            phase: 0,
+            start,
+            length: Duration::MAX,
+            pace: Pace::Curve(RateCurve { from: 4.0, to: 4.0 }),
+            limit: 2,
+        }]);
+        assert!(paced.take_due(start).is_some());
+        assert_eq!(paced.take_due(start), None, "the second is due at 250 ms");
+        let later = start + Duration::from_millis(250);
+        assert!(paced.take_due(later).is_some());
+        assert_eq!(paced.peek(), None, "limited to two");
+        // Past its limit it says where the same pace would go on.
+        assert_eq!(paced.resume_at(), Some(start + Duration::from_millis(500)));
+    }
+}
