@@ -16,6 +16,9 @@
 //! - [`hub`]: agents and commanders on a WebSocket / Socket.IO hub.
 //! - [`ids`]: the metric series of a run, registered before it starts.
 //!
+//! The live gauges are atomics inside the engine; the rest of the program
+//! reads them as a [`LiveSnapshot`] ([`Engine::snapshot`]).
+//!
 //! Stopping: [`Live::finish`] (end of plan) or [`Live::interrupt`] (Ctrl-C,
 //! `abort_on_fail`) stops new arrivals; in-flight journeys drain up to a grace period; what is
 //! still in flight then is cancelled and counted (`cancelled`), never lost.
@@ -39,20 +42,21 @@ use tokio::time::Instant;
 pub use driver::Arrival;
 pub use ids::Ids;
 
-/// Live numbers the aggregator samples once per interval (gauges) and the
-/// stop signal. Every field is an atomic: no lock on the hot path.
+/// Live numbers (gauges, read through [`Live::snapshot`]) and the stop
+/// signal. Every field is an atomic: no lock on the hot path. Only the
+/// engine touches the gauges.
 #[derive(Default)]
 pub struct Live {
     /// Journeys being walked right now.
-    pub in_flight: AtomicUsize,
+    in_flight: AtomicUsize,
     /// Arrivals waiting for a free VU (open model).
-    pub queued: AtomicUsize,
+    queued: AtomicUsize,
     /// VU tasks alive (open pool + closed).
-    pub vus: AtomicUsize,
+    vus: AtomicUsize,
     /// Open-model VUs waiting for work.
-    pub idle: AtomicUsize,
+    idle: AtomicUsize,
     /// Arrivals made so far (offered load).
-    pub arrivals: AtomicU64,
+    arrivals: AtomicU64,
     /// Set by an interruption (Ctrl-C, SIGTERM, `abort_on_fail`): queued
     /// arrivals are dropped, in-flight journeys get the grace period.
     interrupted: AtomicBool,
@@ -62,10 +66,43 @@ pub struct Live {
     /// A second interruption: stop draining now.
     hurry: Notify,
     /// Index of the phase the timeline is in.
-    pub phase: AtomicUsize,
+    phase: AtomicUsize,
+}
+
+/// The engine's live gauges at one moment, as plain values: what the
+/// aggregator samples once per interval and the progress line shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveSnapshot {
+    /// Index (in the plan) of the phase the timeline is in.
+    pub phase: usize,
+    /// Journeys being walked.
+    pub in_flight: usize,
+    /// Arrivals waiting for a free VU (open model).
+    pub queued: usize,
+    /// VU tasks alive (open pool + closed).
+    pub vus: usize,
+    /// Arrivals made so far (offered load).
+    pub arrivals: u64,
+    /// Agents whose connection is up (0 without agents).
+    pub connected: i64,
+    /// Agents registered (0 without agents).
+    pub registered: i64,
 }
 
 impl Live {
+    /// The user gauges now (no hub: see [`Engine::snapshot`]).
+    pub fn snapshot(&self) -> LiveSnapshot {
+        LiveSnapshot {
+            phase: self.phase.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+            vus: self.vus.load(Ordering::Relaxed),
+            arrivals: self.arrivals.load(Ordering::Relaxed),
+            connected: 0,
+            registered: 0,
+        }
+    }
+
     pub fn is_interrupted(&self) -> bool {
         self.interrupted.load(Ordering::Acquire)
     }
@@ -147,7 +184,9 @@ pub struct EngineReport {
     pub cancelled: usize,
 }
 
-/// A configured run, ready to play.
+/// A configured run, ready to play. Cloning it is cheap (a handle on the
+/// same run), so another thread can take [`Engine::snapshot`]s.
+#[derive(Clone)]
 pub struct Engine {
     shared: Arc<Shared>,
 }
@@ -165,6 +204,16 @@ impl Engine {
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// The live gauges now, users' and agents'.
+    pub fn snapshot(&self) -> LiveSnapshot {
+        let mut snapshot = self.shared.live.snapshot();
+        if let Some(fleet) = &self.shared.hub {
+            snapshot.connected = fleet.connected.load(Ordering::Relaxed);
+            snapshot.registered = fleet.registered.load(Ordering::Relaxed);
+        }
+        snapshot
     }
 
     /// Play the plan to its end (or until stopped), then drain in-flight

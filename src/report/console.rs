@@ -2,14 +2,13 @@
 //! progress line during the run, and the final tables: per-step
 //! percentiles, errors by kind, SLO verdicts, notes.
 
-use crate::engine::{Ids, Live};
+use crate::engine::{Ids, LiveSnapshot};
 use crate::metrics::{Point, TagFilter, Totals};
 use crate::plan::{arrival_count, requests_per_arrival, Plan};
 use crate::scenario::{Scenario, UserLoad};
 use crate::slo::Verdict;
 use crate::units::format_duration;
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Write to stdout; a closed pipe (`stampede validate x.toml | head`) is not
@@ -286,12 +285,12 @@ pub fn progress_line(
     ids: &Ids,
     elapsed: Duration,
     point: &Point,
-    live: &Live,
+    live: &LiveSnapshot,
     p95_window: Option<u64>,
 ) -> String {
     let phase = plan
         .phases
-        .get(live.phase.load(Ordering::Relaxed))
+        .get(live.phase)
         .map(|p| p.name.as_str())
         .unwrap_or("-");
     let counter =
@@ -323,9 +322,9 @@ pub fn progress_line(
             line,
             " · {requests} req/s · p95(5s) {} · {errors} err/s · {} in flight",
             ms(p95_window.unwrap_or(p95)),
-            live.in_flight.load(Ordering::Relaxed),
+            live.in_flight,
         );
-        let queued = live.queued.load(Ordering::Relaxed);
+        let queued = live.queued;
         if queued > 0 {
             let _ = write!(line, " · {queued} queued");
         }

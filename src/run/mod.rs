@@ -123,7 +123,7 @@ pub async fn run_scenario(
         ids: ids.clone(),
         live: live.clone(),
         start: tokio::time::Instant::now(),
-        hub: fleet.clone(),
+        hub: fleet,
     });
     if !matches!(options.progress, Progress::Quiet | Progress::Silent) {
         eprintln!("{}", targets::announce(&scenario, &plan, &targets, &dir));
@@ -131,13 +131,12 @@ pub async fn run_scenario(
     let monitor = monitor::spawn_aggregator(
         aggregator,
         monitor::TickContext {
-            live: live.clone(),
+            engine: engine.clone(),
             gauges: engine.shared().metrics.layout().gauges.len(),
             ids,
             progress: options.progress,
             plan: plan.clone(),
             scenario: scenario.clone(),
-            fleet,
         },
     );
     let signal_task = signals.watch(live, options.grace);

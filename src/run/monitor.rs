@@ -7,13 +7,11 @@
 
 use super::results::phase_spans;
 use super::Progress;
-use crate::engine::hub::Fleet;
-use crate::engine::{Ids, Live};
+use crate::engine::{Engine, Ids};
 use crate::metrics::{Aggregator, Totals};
 use crate::plan::Plan;
 use crate::report::console;
 use crate::scenario::Scenario;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,14 +38,15 @@ pub struct AggregatorThread {
 
 /// What the monitor reads each second.
 pub struct TickContext {
-    pub live: Arc<Live>,
+    /// A handle on the running engine: its gauges ([`Engine::snapshot`])
+    /// and its stop signal.
+    pub engine: Engine,
     /// Number of gauges in the layout.
     pub gauges: usize,
     pub ids: Ids,
     pub progress: Progress,
     pub plan: Plan,
     pub scenario: Arc<Scenario>,
-    pub fleet: Option<Arc<Fleet>>,
 }
 
 impl AggregatorThread {
@@ -106,17 +105,14 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
                 last_wall = now;
                 let mut gauges = vec![0.0; ctx.gauges];
                 gauges[ctx.ids.cpu.0 as usize] = cpu_percent;
-                gauges[ctx.ids.in_flight.0 as usize] =
-                    ctx.live.in_flight.load(Ordering::Relaxed) as f64;
-                gauges[ctx.ids.vus.0 as usize] = ctx.live.vus.load(Ordering::Relaxed) as f64;
-                gauges[ctx.ids.queued.0 as usize] = ctx.live.queued.load(Ordering::Relaxed) as f64;
-                gauges[ctx.ids.offered.0 as usize] =
-                    ctx.live.arrivals.load(Ordering::Relaxed) as f64;
-                if let (Some(fleet), Some(hub)) = (&ctx.fleet, &ctx.ids.hub) {
-                    gauges[hub.connected.0 as usize] =
-                        fleet.connected.load(Ordering::Relaxed) as f64;
-                    gauges[hub.registered.0 as usize] =
-                        fleet.registered.load(Ordering::Relaxed) as f64;
+                let live = ctx.engine.snapshot();
+                gauges[ctx.ids.in_flight.0 as usize] = live.in_flight as f64;
+                gauges[ctx.ids.vus.0 as usize] = live.vus as f64;
+                gauges[ctx.ids.queued.0 as usize] = live.queued as f64;
+                gauges[ctx.ids.offered.0 as usize] = live.arrivals as f64;
+                if let Some(hub) = &ctx.ids.hub {
+                    gauges[hub.connected.0 as usize] = live.connected as f64;
+                    gauges[hub.registered.0 as usize] = live.registered as f64;
                 }
                 let elapsed = now.duration_since(start);
                 let point = aggregator.tick(elapsed, &gauges).clone();
@@ -126,7 +122,7 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
                         &ctx.ids,
                         elapsed,
                         &point,
-                        &ctx.live,
+                        &live,
                         aggregator.window_quantile(0.95),
                     )
                 };
@@ -155,7 +151,7 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
                             failed.slo.key, failed.slo.target, failed.measured_text
                         );
                         aborted = true;
-                        ctx.live.interrupt();
+                        ctx.engine.live().interrupt();
                     }
                 }
                 if stop {

@@ -48,9 +48,9 @@ pub struct Fleet {
     /// Set at the run's end: every agent and commander closes.
     pub(super) stopping: AtomicBool,
     /// Agents whose connection is up (gauge `hub.connected`).
-    pub connected: AtomicI64,
+    pub(in crate::engine) connected: AtomicI64,
     /// Agents registered (gauge `hub.registered`).
-    pub registered: AtomicI64,
+    pub(in crate::engine) registered: AtomicI64,
     /// The drop event selected agents belong to (client drops).
     pub(super) client_drop: Mutex<Option<Arc<DropEvent>>>,
     /// The server kick being attributed.
