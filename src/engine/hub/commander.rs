@@ -13,7 +13,7 @@
 //! the Unix epoch>, "data": …}`.
 //!
 //! One loop ([`run`]) plays both kinds: the commands' due times come from
-//! the engine's [`Schedule`]; a [`Transport`] is the difference (how a
+//! the engine's [`Schedule`]; a `Transport` is the difference (how a
 //! command leaves, what comes back, whether there is a connection to keep).
 
 use super::session::{In, Session, Wire};

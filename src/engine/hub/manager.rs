@@ -135,13 +135,13 @@ async fn do_drop(
         let kicked = admin::kick(shared, fleet, fraction).await;
         match kicked {
             Ok(n) => {
-                event.expected.store(n, Ordering::Release);
+                event.kicked(n);
                 event.check(shared, &fleet.ids);
             }
             Err(e) => {
                 tracing::warn!("drop how = \"server\": the kick failed: {e}");
                 eprintln!("stampede: drop how = \"server\": the hub's kick endpoint failed: {e}");
-                event.expected.store(0, Ordering::Release);
+                event.kicked(0);
             }
         }
         return;

@@ -55,7 +55,6 @@ pub use series::{AgentIds, CommanderIds, DisconnectKind, HubErrorKind, HubIds};
 
 use super::Shared;
 use crate::metrics::{CounterId, HistId};
-use recovery::KICKED_UNKNOWN;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -119,9 +118,7 @@ pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>) {
     fleet.sweep_commands(&shared, Sweep::Every);
     let last_phase = shared.plan.phases.len().saturating_sub(1);
     for event in fleet.events.lock().iter() {
-        event.check(&shared, &fleet.ids);
-        let expected = event.expected.load(Ordering::Acquire);
-        if !event.done.load(Ordering::Acquire) && expected > 0 && expected < KICKED_UNKNOWN {
+        if event.unrecovered(&shared, &fleet.ids) {
             shared
                 .metrics
                 .with(|s| s.add(fleet.ids.unrecovered, last_phase, 1));

@@ -21,14 +21,14 @@ pub struct DropEvent {
     pub at: Instant,
     pub how: DropHow,
     /// Agents it took down (`u64::MAX` while a server kick's answer is awaited).
-    pub(super) expected: AtomicU64,
+    expected: AtomicU64,
     /// Server kicks: agents attributed so far.
     attributed: AtomicU64,
     /// Server kicks: attribution stops here.
     window_end: Instant,
     back: AtomicU64,
     recovered: f64,
-    pub(super) done: AtomicBool,
+    done: AtomicBool,
     phase: usize,
 }
 
@@ -71,6 +71,20 @@ impl DropEvent {
                 .metrics
                 .with(|s| s.record(ids.recovery, self.phase, us));
         }
+    }
+
+    /// A server kick: the hub said it closed `kicked` connections (0: the
+    /// kick failed and the event counts no agents).
+    pub(super) fn kicked(&self, kicked: u64) {
+        self.expected.store(kicked, Ordering::Release);
+    }
+
+    /// At the run's end: true when it took agents down and not enough of
+    /// them came back (`hub.unrecovered`).
+    pub(super) fn unrecovered(&self, shared: &Shared, ids: &HubIds) -> bool {
+        self.check(shared, ids);
+        let expected = self.expected.load(Ordering::Acquire);
+        !self.done.load(Ordering::Acquire) && expected > 0 && expected < KICKED_UNKNOWN
     }
 
     /// One of its agents is registered again.

@@ -2,7 +2,7 @@
 //! open, namespace CONNECT), turn incoming frames into [`In`] events, send
 //! events, close it gracefully or reset it.
 //!
-//! Frame handling is synchronous ([`Session::handle`]) and the only await
+//! Frame handling is synchronous ([`Session::handle_read`]) and the only await
 //! on the read side is [`Session::next_frame`] (the stream's `next`, which
 //! is cancel-safe), so the agent loop can `select!` on it against its
 //! timers without losing a frame or half-sending a pong.
