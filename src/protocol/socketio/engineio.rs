@@ -56,13 +56,13 @@ pub enum EioPacket<'a> {
     Ping(&'a str),
     /// `3…`.
     Pong(&'a str),
-    /// `4…`: a Socket.IO packet, for [`Decoder::feed_text`].
+    /// `4…`: a Socket.IO packet, for [`Decoder::feed_text`](super::Decoder::feed_text).
     Message(&'a str),
     /// `5`.
     Upgrade,
     /// `6`.
     Noop,
-    /// A binary WebSocket frame: an attachment, for [`Decoder::feed_binary`].
+    /// A binary WebSocket frame: an attachment, for [`Decoder::feed_binary`](super::Decoder::feed_binary).
     Binary(&'a [u8]),
 }
 

@@ -46,7 +46,7 @@
 //! attachments are in [`SioPacket::attachments`], in arrival order, so
 //! placeholder `num: k` is `attachments[k]` ([`SioPacket::attachment`]
 //! resolves one). This costs nothing per packet (no second walk to rewrite
-//! the tree, no copy of the bytes: the frames are moved in as [`Bytes`]) and
+//! the tree, no copy of the bytes: the frames are moved in as [`Bytes`](bytes::Bytes)) and
 //! loses nothing. The decoder does check, when the packet's text arrives,
 //! that every placeholder's `num` is an integer below the announced count.
 //! The packet's `kind` stays `BinaryEvent` / `BinaryAck` (the JavaScript
