@@ -6,7 +6,7 @@
 //!
 //! - `GET /health` → `{"status":"ok"}` (exempt from the knobs).
 //! - `POST /api/login`, `GET|POST /api/servers`, `POST /api/jobs`,
-//!   `GET /api/jobs/{id}` — see [`api`](self::api) for bodies and errors.
+//!   `GET /api/jobs/{id}` — see [`api`] for bodies and errors.
 //!   `POST`s to servers and jobs require `Authorization: Bearer tok-…`
 //!   (a token from login); the `GET`s are open. Jobs are stateless: the
 //!   id encodes the creation time and the status is computed from it
@@ -14,10 +14,10 @@
 //!   `done`). Created servers are kept in a bounded store (10,000, oldest
 //!   evicted), so memory stays flat under long load.
 //! - `/admin/*` — read and change the knobs, start a stall, read counters
-//!   (exempt from the knobs); see [`admin`](self::admin).
+//!   (exempt from the knobs); see [`admin`].
 //! - The hub agents connect to: Socket.IO at `/socket.io/`, plain
 //!   WebSocket at `/ws`, `POST /api/commands` (under the knobs) and
-//!   `/admin/hub/*`; see [`hub`] and [`hub_admin`].
+//!   `/admin/hub/*`; see [`hub`] and [`hub::http`].
 //!
 //! # Knobs
 //!
@@ -48,7 +48,6 @@ use tokio::task::JoinHandle;
 pub mod admin;
 pub mod api;
 pub mod hub;
-pub mod hub_admin;
 pub mod knobs;
 pub mod state;
 

@@ -1,4 +1,10 @@
-//! Hub admin endpoints (exempt from every knob):
+//! The hub's HTTP endpoints.
+//!
+//! `POST /api/commands` (routed with the `/api` routes, under the knobs):
+//! the body is a command as the `command` event takes it → 202
+//! `{"id", "delivered"}`, 400 on a bad command.
+//!
+//! Admin endpoints (exempt from every knob):
 //!
 //! - `POST /admin/hub/kick` `{"fraction": 0.33}` → disconnects that
 //!   fraction (0..=1, rounded) of the live hub connections of both kinds,
@@ -7,9 +13,8 @@
 //!   default `"0"`) → closes every hub connection and answers new ones
 //!   (the `/ws` upgrade, any `/socket.io/` request) 503 for that long →
 //!   200 `{"closed": n, "refusing_for": "2s"}`.
-//! - `GET /admin/hub/stats` → [`HubStats`](super::hub::HubStats).
+//! - `GET /admin/hub/stats` → [`HubStats`](super::HubStats).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -18,13 +23,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::api::error;
-use super::hub::Hub;
-use super::knobs::{duration_str, format_duration};
-
-type St = State<Arc<Hub>>;
+use super::St;
+use crate::target::api::error;
+use crate::target::knobs::{duration_str, format_duration};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,4 +79,25 @@ pub(crate) async fn restart(State(hub): St, body: Bytes) -> Response {
 
 pub(crate) async fn stats(State(hub): St) -> Response {
     Json(hub.stats()).into_response()
+}
+
+/// `POST /api/commands` → 202 `{"id", "delivered"}`, 400 on a bad command.
+pub(crate) async fn post_command(State(hub): St, body: Bytes) -> Response {
+    let payload: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("body is not valid JSON: {e}"),
+            )
+        }
+    };
+    match hub.send_command(payload).await {
+        Ok((id, n)) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "id": id, "delivered": n })),
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
 }
