@@ -19,7 +19,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::error;
+use super::api::{error, request_body};
 use super::knobs::{duration_str, format_duration, ConfigPatch};
 use super::state::TargetState;
 
@@ -48,14 +48,9 @@ struct StallRequest {
 }
 
 pub(crate) async fn post_stall(State(state): St, body: Bytes) -> Response {
-    let req: StallRequest = match serde_json::from_slice(&body) {
+    let req: StallRequest = match request_body(&body, "stall", r#"{"duration": "500ms"}"#) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("bad stall: {e} (expected {{\"duration\": \"500ms\"}})"),
-            )
-        }
+        Err(e) => return e.into_response(),
     };
     state.stall(req.duration);
     Json(json!({ "stalled_for": format_duration(req.duration) })).into_response()

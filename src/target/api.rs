@@ -20,6 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rand::Rng;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -75,11 +76,27 @@ pub(crate) async fn health() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+/// A request body that must be JSON; otherwise a 400 saying so.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError(
             StatusCode::BAD_REQUEST,
             format!("body is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// An admin request body: `T` as JSON, or a 400 `bad <what>: <why>
+/// (expected <example>)`.
+pub(crate) fn request_body<T: DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+    example: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("bad {what}: {e} (expected {example})"),
         )
     })
 }

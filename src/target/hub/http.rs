@@ -23,10 +23,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::St;
-use crate::target::api::error;
+use crate::target::api::{error, parse_json, request_body};
 use crate::target::knobs::{duration_str, format_duration};
 
 #[derive(Deserialize)]
@@ -36,14 +36,9 @@ struct KickRequest {
 }
 
 pub(crate) async fn kick(State(hub): St, body: Bytes) -> Response {
-    let req: KickRequest = match serde_json::from_slice(&body) {
+    let req: KickRequest = match request_body(&body, "kick", r#"{"fraction": 0.33}"#) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("bad kick: {e} (expected {{\"fraction\": 0.33}})"),
-            )
-        }
+        Err(e) => return e.into_response(),
     };
     match hub.kick(req.fraction) {
         Ok(n) => Json(json!({ "kicked": n })).into_response(),
@@ -62,14 +57,9 @@ pub(crate) async fn restart(State(hub): St, body: Bytes) -> Response {
     let req: RestartRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RestartRequest::default()
     } else {
-        match serde_json::from_slice(&body) {
+        match request_body(&body, "restart", r#"{"refuse_for": "2s"}"#) {
             Ok(r) => r,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("bad restart: {e} (expected {{\"refuse_for\": \"2s\"}})"),
-                )
-            }
+            Err(e) => return e.into_response(),
         }
     };
     let closed = hub.restart(req.refuse_for);
@@ -83,14 +73,9 @@ pub(crate) async fn stats(State(hub): St) -> Response {
 
 /// `POST /api/commands` → 202 `{"id", "delivered"}`, 400 on a bad command.
 pub(crate) async fn post_command(State(hub): St, body: Bytes) -> Response {
-    let payload: Value = match serde_json::from_slice(&body) {
+    let payload = match parse_json(&body) {
         Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("body is not valid JSON: {e}"),
-            )
-        }
+        Err(e) => return e.into_response(),
     };
     match hub.send_command(payload).await {
         Ok((id, n)) => (
