@@ -283,29 +283,65 @@ impl TargetConfig {
     /// Checks the values serde cannot: the error rate is within 0..=1, the
     /// concurrency limit is at least 1, the page size is 1..=1000, the hub
     /// ping interval and timeout are not zero.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), KnobError> {
         if !(self.error_rate.is_finite() && (0.0..=1.0).contains(&self.error_rate)) {
-            return Err(format!(
-                "error_rate must be between 0 and 1 (a fraction), got {}",
-                self.error_rate
-            ));
+            return Err(KnobError::OutOfRange {
+                option: "error_rate",
+                value: self.error_rate.to_string(),
+                expected: "between 0 and 1 (a fraction)".into(),
+            });
         }
         if self.concurrency == Some(0) {
-            return Err(
-                "concurrency must be at least 1 (leave it out, or null, for no limit)".into(),
-            );
+            return Err(KnobError::ZeroConcurrency);
         }
         if self.page_size == 0 || self.page_size > MAX_PAGE_SIZE {
-            return Err(format!(
-                "page_size must be between 1 and {MAX_PAGE_SIZE}, got {}",
-                self.page_size
-            ));
+            return Err(KnobError::OutOfRange {
+                option: "page_size",
+                value: self.page_size.to_string(),
+                expected: format!("between 1 and {MAX_PAGE_SIZE}"),
+            });
         }
-        if self.hub_ping_interval.is_zero() || self.hub_ping_timeout.is_zero() {
-            return Err("hub_ping_interval and hub_ping_timeout must be above 0".into());
+        for (option, d) in [
+            ("hub_ping_interval", self.hub_ping_interval),
+            ("hub_ping_timeout", self.hub_ping_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(KnobError::ZeroPing { option });
+            }
         }
         Ok(())
     }
+}
+
+/// A knob set to a value it does not take: in a scenario's
+/// `[target.builtin]`, a `POST /admin/config` or a kick. Each variant
+/// carries the knob's name and the value as given; Display is the
+/// message the user sees (after `bad config: ` on the admin endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KnobError {
+    /// A number outside the knob's range.
+    #[error("{option} must be {expected}, got {value}")]
+    OutOfRange {
+        option: &'static str,
+        value: String,
+        /// The range, in words: `between 1 and 1000`.
+        expected: String,
+    },
+    /// `concurrency = 0` (no limit is written by leaving it out).
+    #[error("concurrency must be at least 1 (leave it out, or null, for no limit)")]
+    ZeroConcurrency,
+    /// A zero hub ping interval or timeout; `option` is the one that is.
+    #[error("hub_ping_interval and hub_ping_timeout must be above 0")]
+    ZeroPing { option: &'static str },
+    /// A change to a knob fixed when the target starts.
+    #[error("{option} is fixed when the target starts (it is {current})")]
+    FixedAtStart {
+        option: &'static str,
+        /// The value asked for.
+        value: String,
+        /// The value in force.
+        current: String,
+    },
 }
 
 /// A partial update of the knobs, as posted to `POST /admin/config`.
@@ -341,7 +377,7 @@ fn present_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>,
 
 impl ConfigPatch {
     /// The config with this patch applied, validated.
-    pub fn apply(&self, base: &TargetConfig) -> Result<TargetConfig, String> {
+    pub fn apply(&self, base: &TargetConfig) -> Result<TargetConfig, KnobError> {
         let mut c = base.clone();
         if let Some(l) = self.latency {
             c.latency = l;
@@ -361,7 +397,7 @@ impl ConfigPatch {
         if let Some(p) = self.page_size {
             c.page_size = p;
         }
-        for (name, new, current) in [
+        for (option, new, current) in [
             (
                 "hub_ping_interval",
                 self.hub_ping_interval,
@@ -373,11 +409,12 @@ impl ConfigPatch {
                 c.hub_ping_timeout,
             ),
         ] {
-            if new.is_some_and(|d| d != current) {
-                return Err(format!(
-                    "{name} is fixed when the target starts (it is {})",
-                    format_duration(current)
-                ));
+            if let Some(new) = new.filter(|d| *d != current) {
+                return Err(KnobError::FixedAtStart {
+                    option,
+                    value: format_duration(new),
+                    current: format_duration(current),
+                });
             }
         }
         c.validate()?;
@@ -558,5 +595,77 @@ mod tests {
         assert!(p.apply(&base).is_err());
         assert!(serde_json::from_str::<ConfigPatch>(r#"{"bogus":1}"#).is_err());
         assert!(serde_json::from_str::<ConfigPatch>(r#"{"queue":-1}"#).is_err());
+    }
+
+    #[test]
+    fn knob_errors_carry_the_value_and_read_as_before() {
+        let e = TargetConfig {
+            error_rate: 1.5,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e,
+            KnobError::OutOfRange {
+                option: "error_rate",
+                value: "1.5".into(),
+                expected: "between 0 and 1 (a fraction)".into(),
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "error_rate must be between 0 and 1 (a fraction), got 1.5"
+        );
+        let e = TargetConfig {
+            page_size: 1001,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "page_size must be between 1 and 1000, got 1001"
+        );
+        let e = TargetConfig {
+            concurrency: Some(0),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "concurrency must be at least 1 (leave it out, or null, for no limit)"
+        );
+        let e = TargetConfig {
+            hub_ping_timeout: Duration::ZERO,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e,
+            KnobError::ZeroPing {
+                option: "hub_ping_timeout"
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "hub_ping_interval and hub_ping_timeout must be above 0"
+        );
+        let p: ConfigPatch = serde_json::from_str(r#"{"hub_ping_interval":"1s"}"#).unwrap();
+        let e = p.apply(&TargetConfig::default()).unwrap_err();
+        assert_eq!(
+            e,
+            KnobError::FixedAtStart {
+                option: "hub_ping_interval",
+                value: "1s".into(),
+                current: "25s".into(),
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "hub_ping_interval is fixed when the target starts (it is 25s)"
+        );
     }
 }

@@ -52,7 +52,7 @@ pub mod knobs;
 pub mod state;
 
 pub use hub::{Hub, HubStats};
-pub use knobs::{format_duration, parse_duration, ConfigPatch, Latency, TargetConfig};
+pub use knobs::{format_duration, parse_duration, ConfigPatch, KnobError, Latency, TargetConfig};
 pub use state::{TargetState, TargetStats};
 
 /// The target's routes (`/health`, `/api/*`, `/admin/*`, the hub) over
@@ -152,8 +152,8 @@ pub async fn serve_with_hub(
     .await
 }
 
-fn invalid(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, message)
+fn invalid(e: KnobError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e)
 }
 
 /// A target serving in the background. Dropping it starts a graceful

@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use super::knobs::TargetConfig;
+use super::knobs::{KnobError, TargetConfig};
 
 /// How many synthetic servers `GET /api/servers` lists before created ones.
 pub const SYNTHETIC_SERVERS: usize = 1000;
@@ -147,7 +147,7 @@ pub(crate) fn unix_ms() -> u64 {
 
 impl TargetState {
     /// A fresh state with these knobs (validated).
-    pub fn new(config: TargetConfig) -> Result<Arc<TargetState>, String> {
+    pub fn new(config: TargetConfig) -> Result<Arc<TargetState>, KnobError> {
         config.validate()?;
         let limiter = config.concurrency.map(|n| Arc::new(Semaphore::new(n)));
         Ok(Arc::new(TargetState {
@@ -179,15 +179,15 @@ impl TargetState {
     /// Replaces the knobs. A changed concurrency limit takes effect for new
     /// requests at once (a new semaphore); requests already holding or
     /// waiting for a permit of the old one finish under the old limit.
-    pub fn set_config(&self, config: TargetConfig) -> Result<(), String> {
+    pub fn set_config(&self, config: TargetConfig) -> Result<(), KnobError> {
         self.update_config(|_| Ok(config)).map(|_| ())
     }
 
     /// Read-modify-write of the knobs; returns the new config.
     pub fn update_config(
         &self,
-        f: impl FnOnce(&TargetConfig) -> Result<TargetConfig, String>,
-    ) -> Result<TargetConfig, String> {
+        f: impl FnOnce(&TargetConfig) -> Result<TargetConfig, KnobError>,
+    ) -> Result<TargetConfig, KnobError> {
         let _serial = self.update.lock();
         let current = self.live();
         let config = f(&current.config)?;

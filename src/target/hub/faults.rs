@@ -15,14 +15,19 @@ use socketioxide::SocketIo;
 use super::registry::{Ender, Link};
 use super::{Core, Hub};
 use crate::target::api::error;
+use crate::target::knobs::KnobError;
 
 impl Hub {
     /// Disconnects `fraction` (0..=1, rounded to the nearest whole
     /// connection) of the live connections of both kinds, spread evenly
     /// over them in connection order; returns how many.
-    pub fn kick(&self, fraction: f64) -> Result<usize, String> {
+    pub fn kick(&self, fraction: f64) -> Result<usize, KnobError> {
         if !(fraction.is_finite() && (0.0..=1.0).contains(&fraction)) {
-            return Err(format!("fraction must be between 0 and 1, got {fraction}"));
+            return Err(KnobError::OutOfRange {
+                option: "fraction",
+                value: fraction.to_string(),
+                expected: "between 0 and 1".into(),
+            });
         }
         let enders = {
             let mut reg = self.core.reg.lock();
@@ -203,5 +208,21 @@ mod tests {
         }
         assert_eq!(fired(&kills), Vec::<usize>::new());
         assert_eq!(hub.stats().connected, 4);
+    }
+
+    #[test]
+    fn a_bad_fraction_is_refused_naming_it() {
+        let (hub, _kills, _rx) = hub_with(2);
+        let e = hub.kick(1.5).unwrap_err();
+        assert_eq!(
+            e,
+            KnobError::OutOfRange {
+                option: "fraction",
+                value: "1.5".into(),
+                expected: "between 0 and 1".into(),
+            }
+        );
+        assert_eq!(e.to_string(), "fraction must be between 0 and 1, got 1.5");
+        assert_eq!(hub.stats().connected, 2);
     }
 }
