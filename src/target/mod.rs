@@ -51,7 +51,7 @@ pub mod hub;
 pub mod knobs;
 pub mod state;
 
-pub use hub::{Hub, HubStats};
+pub use hub::{BadCommand, Hub, HubStats};
 pub use knobs::{format_duration, parse_duration, ConfigPatch, KnobError, Latency, TargetConfig};
 pub use state::{TargetState, TargetStats};
 

@@ -34,21 +34,54 @@ fn id_text(v: &Value) -> Option<String> {
     }
 }
 
-fn parse_to(v: Option<&Value>) -> Result<To, String> {
-    const FORMS: &str = "`to` must be \"agents\", a list of agent ids or {\"sample\": n}";
+/// The forms `to` takes, as error messages name them.
+const TO_FORMS: &str = "`to` must be \"agents\", a list of agent ids or {\"sample\": n}";
+
+/// Why a command was refused, with the offending field as sent (JSON
+/// text). Display is the message the sender gets: the ack's or the
+/// `command_ack` frame's `error`, or the 400 body of `POST /api/commands`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadCommand {
+    /// The command is not a JSON object.
+    #[error("a command is a JSON object {{id, to, data}}")]
+    NotAnObject,
+    /// `to` is none of its forms.
+    #[error("{}", TO_FORMS)]
+    To { value: String },
+    /// An item of a `to` list is not an agent id.
+    #[error("{}; bad agent id {value}", TO_FORMS)]
+    AgentId { value: String },
+    /// `id` is neither a short non-empty string nor a number.
+    #[error(
+        "`id` must be a non-empty string of at most {} bytes, or a number",
+        MAX_ID_LEN
+    )]
+    Id { value: String },
+}
+
+fn parse_to(v: Option<&Value>) -> Result<To, BadCommand> {
+    let bad_to = |v: &Value| BadCommand::To {
+        value: v.to_string(),
+    };
     match v {
         None | Some(Value::Null) => Ok(To::All),
         Some(Value::String(s)) if s == AGENTS_ROOM => Ok(To::All),
         Some(Value::Array(ids)) => ids
             .iter()
-            .map(|i| id_text(i).ok_or_else(|| format!("{FORMS}; bad agent id {i}")))
+            .map(|i| {
+                id_text(i).ok_or_else(|| BadCommand::AgentId {
+                    value: i.to_string(),
+                })
+            })
             .collect::<Result<_, _>>()
             .map(To::Ids),
-        Some(Value::Object(o)) if o.len() == 1 => match o.get("sample").and_then(Value::as_u64) {
-            Some(n) => Ok(To::Sample(n.min(usize::MAX as u64) as usize)),
-            None => Err(FORMS.into()),
-        },
-        Some(_) => Err(FORMS.into()),
+        Some(v @ Value::Object(o)) if o.len() == 1 => {
+            match o.get("sample").and_then(Value::as_u64) {
+                Some(n) => Ok(To::Sample(n.min(usize::MAX as u64) as usize)),
+                None => Err(bad_to(v)),
+            }
+        }
+        Some(v) => Err(bad_to(v)),
     }
 }
 
@@ -108,9 +141,9 @@ impl Core {
         io: &SocketIo,
         payload: Value,
         origin: Origin,
-    ) -> Result<(String, u64), String> {
+    ) -> Result<(String, u64), BadCommand> {
         let Value::Object(mut payload) = payload else {
-            return Err("a command is a JSON object {id, to, data}".into());
+            return Err(BadCommand::NotAnObject);
         };
         let to = parse_to(payload.get("to"))?;
         let id = match payload.get("id") {
@@ -119,10 +152,8 @@ impl Core {
                 payload.insert("id".into(), Value::String(id.clone()));
                 id
             }
-            Some(v) => id_text(v).ok_or_else(|| {
-                format!(
-                    "`id` must be a non-empty string of at most {MAX_ID_LEN} bytes, or a number"
-                )
+            Some(v) => id_text(v).ok_or_else(|| BadCommand::Id {
+                value: v.to_string(),
             })?,
         };
         self.count(&self.commands);
@@ -230,5 +261,32 @@ mod tests {
         ] {
             assert!(parse_to(Some(&bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn bad_commands_carry_the_field_and_read_as_before() {
+        let forms = "`to` must be \"agents\", a list of agent ids or {\"sample\": n}";
+        let e = parse_to(Some(&json!("everyone"))).unwrap_err();
+        assert_eq!(
+            e,
+            BadCommand::To {
+                value: r#""everyone""#.into()
+            }
+        );
+        assert_eq!(e.to_string(), forms);
+        let e = parse_to(Some(&json!(["a1", {}]))).unwrap_err();
+        assert_eq!(e, BadCommand::AgentId { value: "{}".into() });
+        assert_eq!(e.to_string(), format!("{forms}; bad agent id {{}}"));
+        let e = BadCommand::Id {
+            value: "\"\"".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`id` must be a non-empty string of at most 256 bytes, or a number"
+        );
+        assert_eq!(
+            BadCommand::NotAnObject.to_string(),
+            "a command is a JSON object {id, to, data}"
+        );
     }
 }

@@ -83,6 +83,6 @@ pub(crate) async fn post_command(State(hub): St, body: Bytes) -> Response {
             Json(json!({ "id": id, "delivered": n })),
         )
             .into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

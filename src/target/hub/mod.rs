@@ -87,6 +87,7 @@ mod registry;
 mod socketio;
 mod ws;
 
+pub use command::BadCommand;
 pub(crate) use http::post_command;
 use registry::{Origin, Registry};
 use socketio::{sio_admit, sio_connected, sio_entry, NotFound};
@@ -243,7 +244,7 @@ impl Hub {
 
     /// Fans out a command (`{id, to, data, …}`) as the HTTP endpoint does;
     /// returns its id and how many agents it reached.
-    pub async fn send_command(&self, command: Value) -> Result<(String, u64), String> {
+    pub async fn send_command(&self, command: Value) -> Result<(String, u64), BadCommand> {
         self.core.command(&self.io, command, Origin::Http).await
     }
 

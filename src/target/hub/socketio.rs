@@ -179,7 +179,7 @@ async fn sio_command(
     let reply = match data.map_err(|e| e.to_string()) {
         Ok(payload) => match core.command(&io, payload, origin).await {
             Ok((id, n)) => json!({ "id": id, "delivered": n }),
-            Err(e) => json!({ "delivered": 0, "error": e }),
+            Err(e) => json!({ "delivered": 0, "error": e.to_string() }),
         },
         Err(e) => json!({ "delivered": 0, "error": e }),
     };

@@ -134,7 +134,7 @@ async fn ws_message(hub: &Hub, seq: u64, text: &str) -> Option<Value> {
             }
             match core.command(&hub.io, payload, Origin::Ws(seq)).await {
                 Ok((id, n)) => Some(json!({ "type": "command_ack", "id": id, "delivered": n })),
-                Err(e) => err(e),
+                Err(e) => err(e.to_string()),
             }
         }
         other => err(format!(
