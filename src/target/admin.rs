@@ -4,7 +4,9 @@
 //! - `POST /admin/config` with a partial JSON object, e.g.
 //!   `{"latency":"5ms","error_rate":0.01,"concurrency":8,"queue":100}`
 //!   (also `job_duration`, `page_size`; `"concurrency": null` removes the
-//!   limit) → 200 with the new config, 400 on unknown keys or bad values.
+//!   limit; `hub_ping_interval` / `hub_ping_timeout` only unchanged, they
+//!   are fixed when the target starts) → 200 with the new config, 400
+//!   `bad config: …` on unknown keys or bad values (a [`KnobError`](super::KnobError)).
 //! - `POST /admin/stall` with `{"duration":"500ms"}` → starts a stall now
 //!   (`"0"` ends any stall) → 200 `{"stalled_for":"500ms"}`.
 //! - `GET /admin/stats` → `{"requests","in_flight","queued","stalled","rejected","errors_injected"}`.

@@ -8,8 +8,10 @@
 //! | `POST /api/jobs`        | 202 | 401 no token, 400 body not JSON         |
 //! | `GET /api/jobs/{id}`    | 200 | 404 unknown or malformed id             |
 //!
-//! Every error body is `{"error": "..."}`. Knobs (stall, concurrency,
-//! latency, errors) apply to matched `/api/*` routes only.
+//! Every error body is `{"error": "..."}` (built by `error`, also for the
+//! admin and hub endpoints, which parse their bodies with `parse_json` /
+//! `request_body`). Knobs (stall, concurrency, latency, errors) apply to
+//! matched `/api/*` routes only.
 
 use std::sync::Arc;
 

@@ -1,13 +1,15 @@
-//! The target's knobs: [`TargetConfig`], the [`Latency`] distribution, and
-//! the small duration syntax they use.
+//! The target's knobs: [`TargetConfig`] (with its validation and the
+//! [`ConfigPatch`] that `POST /admin/config` applies), the [`Latency`]
+//! distribution, the duration text they use, and [`KnobError`], the
+//! typed error for a knob given a value it does not take.
 //!
 //! # Durations
 //!
-//! A duration is a non-negative decimal number followed by a unit, with no
-//! space in between: `us` (also `µs`), `ms` or `s` — `250us`, `5ms`,
-//! `1.5s`. A bare `0` is also accepted. This parser is local to the target
-//! on purpose (the scenario's unit module is richer); it is exact: `0.1s`
-//! is 100 ms to the nanosecond.
+//! A duration is written as in scenario files, by the same strict parser:
+//! a non-negative decimal number and a unit, `us` (also `µs`), `ms`, `s`,
+//! `m` or `h`, parts may be chained — `250us`, `5ms`, `1.5s`, `1m30s`. A
+//! bare `0` is also accepted. It is exact: `0.1s` is 100 ms to the
+//! nanosecond. [`format_duration`] prints one back.
 //!
 //! # Latency
 //!
@@ -599,12 +601,11 @@ mod tests {
 
     #[test]
     fn knob_errors_carry_the_value_and_read_as_before() {
-        let e = TargetConfig {
+        let refused = |c: TargetConfig| c.validate().unwrap_err();
+        let e = refused(TargetConfig {
             error_rate: 1.5,
             ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
+        });
         assert_eq!(
             e,
             KnobError::OutOfRange {
@@ -617,32 +618,26 @@ mod tests {
             e.to_string(),
             "error_rate must be between 0 and 1 (a fraction), got 1.5"
         );
-        let e = TargetConfig {
+        let e = refused(TargetConfig {
             page_size: 1001,
             ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
+        });
         assert_eq!(
             e.to_string(),
             "page_size must be between 1 and 1000, got 1001"
         );
-        let e = TargetConfig {
+        let e = refused(TargetConfig {
             concurrency: Some(0),
             ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
+        });
         assert_eq!(
             e.to_string(),
             "concurrency must be at least 1 (leave it out, or null, for no limit)"
         );
-        let e = TargetConfig {
+        let e = refused(TargetConfig {
             hub_ping_timeout: Duration::ZERO,
             ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
+        });
         assert_eq!(
             e,
             KnobError::ZeroPing {
