@@ -787,9 +787,11 @@ fn progress_without_a_terminal_is_plain_lines() {
     .unwrap();
     assert!(start.is_match(&seen[0]), "{seen:?}");
     // The first progress line: at a multiple of 5 s (5 s unless the machine
-    // stalled past a tick), phase `p`, nothing failed.
+    // stalled past a tick), phase `p`, nothing failed. A loaded machine may
+    // have arrivals waiting for a VU at that instant: then the line says
+    // how many are queued.
     let progress = regex::Regex::new(
-        r"^\[ *(\d+)s / 1m\] p · \d+ req/s · p95\(5s\) \d+(\.\d)?(µs|ms|s) · 0 err/s · \d+ in flight\n$",
+        r"^\[ *(\d+)s / 1m\] p · \d+ req/s · p95\(5s\) \d+(\.\d)?(µs|ms|s) · 0 err/s · \d+ in flight( · \d+ queued)?\n$",
     )
     .unwrap();
     assert_eq!(seen.len(), 2, "one line before the progress line: {seen:?}");
