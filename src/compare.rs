@@ -26,11 +26,17 @@
 //!
 //! Results of different scenarios (content hash) are compared, with a
 //! warning; a series present on one side only is reported as missing.
+//!
+//! This module computes the [`Comparison`] (and its verdicts for `run
+//! --baseline`); [`crate::report::compare`] renders it as Markdown or text.
 
 use crate::metrics::IntervalStats;
 use crate::report::json::{CounterEntry, HistogramEntry, Summary};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+// The renderers moved to `report::compare`; re-exported for callers of
+// `compare::markdown` / `compare::text`.
+use crate::report::compare::{change_text, series_name, value};
+pub use crate::report::compare::{markdown, text};
 
 /// Latency-like metrics compared by percentile.
 pub const LATENCY_METRICS: [&str; 9] = [
@@ -395,45 +401,6 @@ fn describe(s: &Summary) -> String {
     )
 }
 
-fn value(stat: &str, v: Option<f64>) -> String {
-    match (stat, v) {
-        (_, None) => "—".into(),
-        ("throughput", Some(x)) => format!("{x:.1}/s"),
-        ("errors", Some(x)) => format!("{:.3}%", x * 100.0),
-        (_, Some(us)) => crate::slo::format_value(crate::slo::Unit::Micros, us),
-    }
-}
-
-fn change_text(row: &Row) -> String {
-    match (row.stat.as_str(), row.change) {
-        (_, None) => "—".into(),
-        ("errors", Some(c)) => format!("{:+.3} pp (z {:.1})", c * 100.0, row.noise),
-        (_, Some(c)) => format!("{:+.1}% (noise ±{:.1}%)", c * 100.0, row.noise * 100.0),
-    }
-}
-
-fn verdict_text(v: Change) -> &'static str {
-    match v {
-        Change::Same => "ok",
-        Change::Regression => "REGRESSION",
-        Change::Improvement => "improved",
-        Change::MissingInCurrent => "missing in current",
-        Change::MissingInBaseline => "new in current",
-    }
-}
-
-fn series_name(row: &Row) -> String {
-    let mut name = row.metric.clone();
-    let tags: Vec<&str> = [row.population.as_str(), row.step.as_str()]
-        .into_iter()
-        .filter(|t| !t.is_empty())
-        .collect();
-    if !tags.is_empty() {
-        let _ = write!(name, " {}", tags.join("/"));
-    }
-    name
-}
-
 /// The comparison as SLO verdicts (for `run --baseline`): one per
 /// regression, and one overall `baseline` verdict, so junit.xml, the
 /// Markdown summary and the HTML report show it like any SLO.
@@ -498,100 +465,6 @@ pub fn verdicts(c: &Comparison) -> Vec<crate::slo::Verdict> {
         ),
         pass: c.regressions == 0,
     });
-    out
-}
-
-/// Markdown, for CI comments.
-pub fn markdown(c: &Comparison) -> String {
-    let esc = |s: &str| {
-        s.replace('|', "\\|")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "### stampede compare: {}\n",
-        if c.regressions == 0 {
-            "no regression ✅".to_string()
-        } else {
-            format!(
-                "{} regression{} ❌",
-                c.regressions,
-                if c.regressions == 1 { "" } else { "s" }
-            )
-        }
-    );
-    let _ = writeln!(
-        out,
-        "baseline: {}  \ncurrent: {}\n",
-        esc(&c.baseline),
-        esc(&c.current)
-    );
-    for w in &c.warnings {
-        let _ = writeln!(out, "> ⚠️ {}\n", esc(w));
-    }
-    let _ = writeln!(
-        out,
-        "| series | stat | baseline | current | change | verdict |"
-    );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---|");
-    for r in &c.rows {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} |",
-            esc(&series_name(r)),
-            r.stat,
-            value(&r.stat, r.baseline),
-            value(&r.stat, r.current),
-            esc(&change_text(r)),
-            if r.verdict == Change::Regression {
-                "**REGRESSION**"
-            } else {
-                verdict_text(r.verdict)
-            }
-        );
-    }
-    out
-}
-
-/// Plain text, for a terminal.
-pub fn text(c: &Comparison) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "baseline: {}\ncurrent:  {}", c.baseline, c.current);
-    for w in &c.warnings {
-        let _ = writeln!(out, "warning: {w}");
-    }
-    let width = c
-        .rows
-        .iter()
-        .map(|r| series_name(r).chars().count())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    for r in &c.rows {
-        let name = series_name(r);
-        let pad = width - name.chars().count();
-        let _ = writeln!(
-            out,
-            "  {name}{:pad$}  {:<10} {:>10} → {:<10} {:<28} {}",
-            "",
-            r.stat,
-            value(&r.stat, r.baseline),
-            value(&r.stat, r.current),
-            change_text(r),
-            verdict_text(r.verdict)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "{}",
-        if c.regressions == 0 {
-            "no regression".to_string()
-        } else {
-            format!("{} regression(s)", c.regressions)
-        }
-    );
     out
 }
 

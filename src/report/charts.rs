@@ -12,6 +12,8 @@
 //! and the highest point of every pixel column, so a one-second spike in an
 //! hour-long run still shows.
 
+// Re-exported: axis labels read like the rest of the report.
+pub use crate::report::format::{clock, number};
 use crate::report::json::PhaseEntry;
 use plotters::prelude::*;
 // The prelude's `Color` trait, shadowed by this module's `Color` struct.
@@ -89,41 +91,6 @@ impl Scale {
             Scale::Millis => format!("{} ms", number(value)),
             Scale::Percent => format!("{}%", number(value)),
         }
-    }
-}
-
-/// A number for an axis label: at most 3 significant digits, k / M suffix.
-pub fn number(value: f64) -> String {
-    let abs = value.abs();
-    let (scaled, suffix) = if abs >= 1e6 {
-        (value / 1e6, "M")
-    } else if abs >= 1e3 {
-        (value / 1e3, "k")
-    } else {
-        (value, "")
-    };
-    let text = if scaled.abs() >= 100.0 || scaled.fract() == 0.0 {
-        format!("{scaled:.0}")
-    } else if scaled.abs() >= 10.0 {
-        format!("{scaled:.1}")
-    } else {
-        format!("{scaled:.2}")
-    };
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    };
-    format!("{text}{suffix}")
-}
-
-/// Seconds since the start as `m:ss` (or `h:mm:ss`).
-pub fn clock(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
     }
 }
 

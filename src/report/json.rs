@@ -247,12 +247,30 @@ pub fn build(
     }
 }
 
+/// The [`Exporter`](super::Exporter) of `summary.json`.
+pub struct Json;
+
+impl super::Exporter for Json {
+    fn file_name(&self) -> &'static str {
+        FILE_NAME
+    }
+    fn render(&self, summary: &Summary) -> anyhow::Result<String> {
+        Ok(to_text(summary)?)
+    }
+}
+
+/// The file's text: pretty-printed, ending in a line break.
+fn to_text(summary: &Summary) -> serde_json::Result<String> {
+    let mut text = serde_json::to_string_pretty(summary)?;
+    text.push('\n');
+    Ok(text)
+}
+
 /// Write `dir/summary.json` atomically (temp file + rename); returns its path.
 pub fn write(dir: &Path, summary: &Summary) -> std::io::Result<PathBuf> {
     let path = dir.join(FILE_NAME);
-    let mut bytes = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
-    crate::report::write_atomic(&path, &bytes)?;
+    let text = to_text(summary).map_err(std::io::Error::other)?;
+    crate::report::write_atomic(&path, text.as_bytes())?;
     Ok(path)
 }
 

@@ -49,6 +49,18 @@ pub const FILE_NAME: &str = "junit.xml";
 /// The test case that stands for the run itself.
 const RUN_CASE: &str = "run";
 
+/// The [`Exporter`](super::Exporter) of `junit.xml`.
+pub struct Junit;
+
+impl super::Exporter for Junit {
+    fn file_name(&self) -> &'static str {
+        FILE_NAME
+    }
+    fn render(&self, summary: &Summary) -> anyhow::Result<String> {
+        Ok(render(summary))
+    }
+}
+
 /// Render `junit.xml` from a summary.
 pub fn render(summary: &Summary) -> String {
     let meta = &summary.meta;
@@ -57,7 +69,7 @@ pub fn render(summary: &Summary) -> String {
     let tests = summary.verdicts.len() + usize::from(run_case.is_some());
     let failures = summary.verdicts.iter().filter(|v| !v.pass).count();
     let errors = usize::from(meta.interrupted);
-    let time = format!("{:.3}", meta.duration_s.max(0.0));
+    let time = super::format::seconds(meta.duration_s);
 
     let mut out = String::new();
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");

@@ -22,13 +22,26 @@
 //! written `\|` (GFM splits cells before it reads code spans), and line
 //! breaks become spaces everywhere.
 
+use super::format;
 use super::json::{HistogramEntry, Summary};
-use crate::slo::{format_value, histogram_unit, Unit};
+use crate::slo::{histogram_unit, Unit};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// File name of the Markdown summary inside a result directory.
 pub const FILE_NAME: &str = "summary.md";
+
+/// The [`Exporter`](super::Exporter) of `summary.md`.
+pub struct Markdown;
+
+impl super::Exporter for Markdown {
+    fn file_name(&self) -> &'static str {
+        FILE_NAME
+    }
+    fn render(&self, summary: &Summary) -> anyhow::Result<String> {
+        Ok(render(summary))
+    }
+}
 
 /// Render `summary.md` from a summary.
 pub fn render(summary: &Summary) -> String {
@@ -75,7 +88,7 @@ fn verdict(out: &mut String, summary: &Summary) {
     let _ = writeln!(
         out,
         "{} · started {} · host {} · stampede {} · exit code {}",
-        format_value(Unit::Micros, meta.duration_s.max(0.0) * 1e6),
+        format::micros(meta.duration_s.max(0.0) * 1e6),
         text(&meta.started_at),
         code(&meta.host, false),
         text(&meta.stampede_version),
@@ -112,7 +125,7 @@ fn overall(summary: &Summary) -> BTreeMap<u32, &HistogramEntry> {
 
 fn percentiles(unit: Unit, h: Option<&HistogramEntry>) -> [String; 4] {
     match h.filter(|h| h.count > 0) {
-        Some(h) => [h.p50, h.p95, h.p99, h.max].map(|v| format_value(unit, v as f64)),
+        Some(h) => [h.p50, h.p95, h.p99, h.max].map(|v| format::value(unit, v as f64)),
         None => ["–", "–", "–", "–"].map(str::to_owned),
     }
 }
@@ -152,7 +165,7 @@ fn http_steps(out: &mut String, summary: &Summary) {
             out,
             "| {} | {requests} | {} | {} | {p50} | {p95} | {p99} | {max} |",
             code(&label, true),
-            format_value(Unit::PerSecond, requests as f64 / secs),
+            format::per_second(requests as f64 / secs),
             counter("http.errors", population, step),
         );
     }

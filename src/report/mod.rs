@@ -1,16 +1,30 @@
-//! Result files and console output.
+//! Result files and console output: everything a run (or `stampede report
+//! DIR`, `stampede compare`, `stampede capacity`) tells a person or a tool.
+//!
+//! Every report of a run is rendered from one [`json::Summary`], so they
+//! all say the same thing: the files through an [`Exporter`] each, the
+//! console's final tables through [`console::final_report`]. Values are
+//! formatted by [`format`] everywhere.
 //!
 //! # Layout
-//! - `json`: `summary.json`, the machine-readable result every other report
-//!   is rendered from.
-//! - `html`, `junit`, `markdown`: `report.html`, `junit.xml`, `summary.md`.
-//! - `rebuild`: writes those three at the end of a run and for
+//! - [`json`]: `summary.json`, the machine-readable result every other
+//!   report is rendered from (its schema is documented there).
+//! - [`html`], [`junit`], [`markdown`]: `report.html`, `junit.xml`,
+//!   `summary.md`, each documented next to its writer. `report.html`'s
+//!   charts are drawn by [`charts`] from the per-second [`timeline`].
+//! - [`rebuild`]: writes the [`REPORTS`] at the end of a run and for
 //!   `stampede report DIR`, after checking `summary.json` and `metrics.hlog`.
-//! - `console`: what the terminal shows.
+//! - [`capacity`]: the capacity estimate of a run (in `report.html`) and
+//!   the capacity search's `capacity.md` / `capacity.html`.
+//! - [`compare`]: a comparison of two runs as Markdown and plain text.
+//! - [`console`]: what the terminal shows.
+//! - [`format`]: how durations, latencies, rates and percentages read.
 
 pub mod capacity;
 pub mod charts;
+pub mod compare;
 pub mod console;
+pub mod format;
 pub mod html;
 pub mod json;
 pub mod junit;
@@ -20,8 +34,28 @@ pub mod rebuild;
 pub(crate) mod testing;
 pub mod timeline;
 
+use json::Summary;
 use std::io::Write;
 use std::path::Path;
+
+/// One result file rendered from a run's [`Summary`] (the shape of
+/// hyperfine's `Exporter`): its name in the result directory and its
+/// content. Rendering is pure; [`rebuild::write_reports`] renders every
+/// report before it writes any, and writes each with [`write_atomic`].
+pub trait Exporter: Sync {
+    /// File name inside a result directory: `report.html`.
+    fn file_name(&self) -> &'static str;
+    /// The whole file.
+    fn render(&self, summary: &Summary) -> anyhow::Result<String>;
+}
+
+/// `summary.json` (written first, on its own, at the end of a run; the
+/// source the [`REPORTS`] are rebuilt from).
+pub const SUMMARY: &dyn Exporter = &json::Json;
+
+/// The reports rendered from `summary.json`, in the order they are written:
+/// `report.html`, `junit.xml`, `summary.md`.
+pub const REPORTS: [&dyn Exporter; 3] = [&html::Html, &junit::Junit, &markdown::Markdown];
 
 /// Write `bytes` to `path` atomically: a temporary file in the same
 /// directory, fsync, then rename over the target. On failure the target is

@@ -4,8 +4,9 @@
 //! [`rebuild`]).
 //!
 //! # What is written
-//! - `report.html` ([`super::html`]), `junit.xml` ([`super::junit`]),
-//!   `summary.md` ([`super::markdown`]), all rendered from `summary.json`.
+//! - The [`super::REPORTS`]: `report.html` ([`super::html`]), `junit.xml`
+//!   ([`super::junit`]), `summary.md` ([`super::markdown`]), all rendered
+//!   from `summary.json` by their [`super::Exporter`].
 //!   Every report is rendered in memory before the first is written, and
 //!   each is written atomically (temp file + rename, [`super::write_atomic`]),
 //!   so a failure never leaves a half-written report: an old report stays
@@ -36,7 +37,7 @@
 //! (disk full, read-only directory) is [`ReportError::Write`] (exit 3).
 
 use super::json::{self, Summary};
-use super::{html, junit, markdown, write_atomic};
+use super::{html, markdown, write_atomic};
 use crate::error::CommandError;
 use crate::metrics::hlog_tag;
 use base64::Engine as _;
@@ -49,7 +50,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 /// File name of the HTML report inside a result directory.
-pub const HTML_FILE: &str = "report.html";
+pub const HTML_FILE: &str = html::FILE_NAME;
 
 /// File name of the HdrHistogram interval log inside a result directory.
 pub const HLOG_FILE: &str = "metrics.hlog";
@@ -127,18 +128,19 @@ pub fn write_reports_to(
     step_summary: Option<&Path>,
 ) -> Result<Written, ReportError> {
     // Everything rendered before anything is written.
-    let html = html::render(summary).map_err(|e| ReportError::Render {
-        file: HTML_FILE,
-        detail: format!("{e:#}"),
-    })?;
-    let junit = junit::render(summary);
-    let markdown = markdown::render(summary);
+    let rendered = super::REPORTS
+        .iter()
+        .map(|report| {
+            let file = report.file_name();
+            let content = report.render(summary).map_err(|e| ReportError::Render {
+                file,
+                detail: format!("{e:#}"),
+            })?;
+            Ok((file, content))
+        })
+        .collect::<Result<Vec<_>, ReportError>>()?;
     let mut written = Written::default();
-    for (name, content) in [
-        (HTML_FILE, &html),
-        (junit::FILE_NAME, &junit),
-        (markdown::FILE_NAME, &markdown),
-    ] {
+    for (name, content) in &rendered {
         let path = dir.join(name);
         write_atomic(&path, content.as_bytes()).map_err(|error| ReportError::Write {
             path: path.clone(),
@@ -146,8 +148,12 @@ pub fn write_reports_to(
         })?;
         written.files.push(path);
     }
+    let markdown = rendered
+        .iter()
+        .find(|(name, _)| *name == markdown::FILE_NAME)
+        .map_or("", |(_, content)| content.as_str());
     if let Some(path) = step_summary {
-        match append(path, &markdown) {
+        match append(path, markdown) {
             Ok(()) => written.step_summary = Some(path.to_owned()),
             Err(e) => written.warnings.push(Warning {
                 message: format!(
@@ -455,6 +461,7 @@ fn compare_counts(path: &Path, summary: &Summary, hlog: &BTreeMap<String, u64>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::junit;
     use crate::report::testing::{summary_with, SummaryOptions};
 
     fn result_dir() -> (tempfile::TempDir, Summary) {
