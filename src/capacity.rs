@@ -21,14 +21,17 @@
 //! Results go to `reports/<name>-capacity-<UTC>/`: every step's own result
 //! directory under `steps/`, `capacity.json`, `capacity.md` and
 //! `capacity.html` (the capacity curve — achieved load against p95, the knee
-//! and the 70 % planning load marked — and the table of steps).
+//! and the 70 % planning load marked — and the table of steps), rendered by
+//! [`crate::report::capacity`].
 
 use crate::error::{CommandError, ExitStatus};
 use crate::metrics::TagFilter;
 use crate::run::{Progress, RunOptions, RunOutcome};
 use crate::scenario::Overrides;
 use anyhow::Context as _;
-use std::fmt::Write as _;
+// The reports of a search are rendered in `report::capacity`.
+use crate::report::capacity::load_text;
+pub use crate::report::capacity::{curve_svg, html, markdown};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -421,19 +424,6 @@ async fn probe(
     })
 }
 
-fn ms(us: Option<u64>) -> String {
-    us.map_or("-".into(), |v| {
-        crate::slo::format_value(crate::slo::Unit::Micros, v as f64)
-    })
-}
-
-fn load_text(axis: Axis, load: f64) -> String {
-    match axis {
-        Axis::Users => format!("{load:.1}/s"),
-        Axis::Agents => format!("{load:.0} agents"),
-    }
-}
-
 fn print_step(options: &Options, step: &Step) {
     if options.quiet {
         return;
@@ -444,7 +434,7 @@ fn print_step(options: &Options, step: &Step) {
         format!("{:.1}", step.load),
         step.achieved,
         step.offered,
-        ms(step.p95),
+        crate::report::format::optional_latency(step.p95),
         step.errors,
         if step.pass {
             "pass".to_string()
@@ -452,198 +442,4 @@ fn print_step(options: &Options, step: &Step) {
             format!("FAIL: {}", step.failed.join("; "))
         }
     );
-}
-
-/// The report as Markdown (also what the terminal shows).
-pub fn markdown(report: &Report) -> String {
-    let mut out = String::new();
-    let axis = report.axis;
-    match report.capacity {
-        Some(c) => {
-            let _ = writeln!(
-                out,
-                "capacity: {} (every SLO held; confirmed) · plan to scale at 70%: {}",
-                load_text(axis, c),
-                load_text(axis, c * 0.7)
-            );
-        }
-        None => {
-            let _ = writeln!(out, "capacity: not found — {}", report.stopped);
-        }
-    }
-    let _ = writeln!(out, "search stopped: {}\n", report.stopped);
-    let unit = match axis {
-        Axis::Users => "req/s",
-        Axis::Agents => "agents",
-    };
-    let _ = writeln!(
-        out,
-        "| step | load | offered ({unit}) | achieved ({unit}) | p50 | p95 | p99 | errors | verdict |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
-    for (i, s) in report.steps.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "| {} {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
-            i + 1,
-            s.kind,
-            load_text(axis, s.load),
-            s.offered,
-            s.achieved,
-            ms(s.p50),
-            ms(s.p95),
-            ms(s.p99),
-            s.errors,
-            if s.pass {
-                "pass".to_string()
-            } else {
-                format!("FAIL: {}", s.failed.join("; ").replace('|', "\\|"))
-            }
-        );
-    }
-    out
-}
-
-/// The capacity curve: achieved load against p95 latency for every step,
-/// passing steps filled, failing ones hollow, the capacity (the knee) and
-/// the 70 % planning load marked. Inline SVG drawn with plotters.
-pub fn curve_svg(report: &Report) -> anyhow::Result<String> {
-    use plotters::prelude::*;
-    let points: Vec<(f64, f64, bool)> = report
-        .steps
-        .iter()
-        .filter_map(|s| Some((s.achieved, s.p95? as f64 / 1000.0, s.pass)))
-        .collect();
-    let x_end = points.iter().map(|p| p.0).fold(1.0, f64::max) * 1.1;
-    let y_end = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (960, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..x_end, 0f64..y_end)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let x_desc = match report.axis {
-            Axis::Users => "achieved (successful requests/s)",
-            Axis::Agents => "registered agents",
-        };
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc("p95 latency (ms)")
-            .label_style(("sans-serif", 13))
-            .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut sorted = points.clone();
-        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart
-            .draw_series(LineSeries::new(
-                sorted.iter().map(|p| (p.0, p.1)),
-                RGBColor(120, 120, 120).stroke_width(1),
-            ))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let green = RGBColor(30, 130, 60);
-        let red = RGBColor(200, 40, 40);
-        chart
-            .draw_series(points.iter().map(|&(x, y, pass)| {
-                if pass {
-                    Circle::new((x, y), 5, green.filled())
-                } else {
-                    Circle::new((x, y), 5, red.stroke_width(2))
-                }
-            }))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        // The knee, and where to plan to scale. The knee sits at the
-        // capacity's achieved load (the confirmation step's, if any).
-        if let Some(capacity) = report.capacity {
-            let knee = report
-                .steps
-                .iter()
-                .rev()
-                .find(|s| s.pass && (s.load - capacity).abs() < 1e-9)
-                .map_or(capacity, |s| s.achieved);
-            for (x, color, label) in [
-                (knee, green, "capacity"),
-                (knee * 0.7, RGBColor(90, 90, 200), "70% (plan to scale)"),
-            ] {
-                chart
-                    .draw_series(LineSeries::new(
-                        [(x, 0.0), (x, y_end)],
-                        color.stroke_width(2),
-                    ))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                chart
-                    .draw_series([Text::new(
-                        label.to_string(),
-                        (x, y_end * 0.96),
-                        ("sans-serif", 13).into_font().color(&color),
-                    )])
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-        }
-        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    Ok(svg)
-}
-
-/// capacity.html: one self-contained page (inline CSS and SVG, nothing
-/// fetched), the verdict first, then the curve and the table of steps.
-pub fn html(report: &Report) -> anyhow::Result<String> {
-    use crate::report::html::escape;
-    let svg = curve_svg(report)?;
-    let axis = report.axis;
-    let mut out = String::new();
-    let headline = match report.capacity {
-        Some(c) => format!(
-            "Capacity: {} · plan to scale at {}",
-            load_text(axis, c),
-            load_text(axis, c * 0.7)
-        ),
-        None => format!("Capacity not found: {}", report.stopped),
-    };
-    let _ = write!(
-        out,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
-         <title>{title}</title><style>\
-         body{{font-family:system-ui,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#1b1f24}}\
-         table{{border-collapse:collapse;width:100%;font-size:14px}}th,td{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right}}\
-         th:first-child,td:first-child,td:last-child{{text-align:left}}.pass{{color:#1e823c}}.fail{{color:#c82828}}\
-         .big{{font-size:22px;font-weight:600}}svg{{max-width:100%;height:auto}}</style></head><body>\
-         <h1>{title}</h1><p class=\"big\">{headline}</p><p>Search stopped: {stopped}. Precision {precision:.0}%.</p>\
-         <h2>Capacity curve</h2>{svg}\
-         <p>Each point is a step: achieved load against p95 latency; filled = every SLO held, hollow = a failure. \
-         The vertical lines mark the capacity (the knee) and 70 % of it.</p><h2>Steps</h2><table><tr><th>step</th><th>load</th>\
-         <th>offered</th><th>achieved</th><th>p50</th><th>p95</th><th>p99</th><th>errors</th><th>verdict</th></tr>",
-        title = escape(&format!("stampede capacity · {}", report.scenario)),
-        headline = escape(&headline),
-        stopped = escape(&report.stopped),
-        precision = report.precision * 100.0,
-    );
-    for (i, s) in report.steps.iter().enumerate() {
-        let _ = write!(
-            out,
-            "<tr><td>{} {}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-            i + 1,
-            s.kind,
-            escape(&load_text(axis, s.load)),
-            s.offered,
-            s.achieved,
-            ms(s.p50),
-            ms(s.p95),
-            ms(s.p99),
-            s.errors,
-            if s.pass { "pass" } else { "fail" },
-            if s.pass {
-                "pass".to_string()
-            } else {
-                escape(&format!("FAIL: {}", s.failed.join("; ")))
-            }
-        );
-    }
-    out.push_str("</table></body></html>\n");
-    Ok(out)
 }

@@ -1,5 +1,8 @@
-//! The charts of `report.html`, drawn with plotters' SVG backend into
-//! strings that the page inlines.
+//! The charts of `report.html` and of the capacity search's
+//! `capacity.html`, drawn with plotters' SVG backend into strings that the
+//! page inlines: time charts ([`time_chart`]), percentile spectra
+//! ([`spectrum_chart`]) and the capacity curve ([`curve_chart`]), in one
+//! size, palette and axis style.
 //!
 //! plotters is built without its `ttf` / `ab_glyph` features: it then sizes
 //! text with a built-in estimate and the SVG backend writes every label as
@@ -204,6 +207,21 @@ pub fn downsample(points: &[(f64, f64)], columns: usize) -> Vec<(f64, f64)> {
     out
 }
 
+/// Every chart's grid and labels: 13 px sans-serif, light grid lines, grey
+/// axes (a macro: plotters' mesh builder is generic over the coordinates).
+macro_rules! house_style {
+    ($mesh:expr) => {
+        $mesh
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 13))
+            .bold_line_style(RGBColor(225, 225, 225))
+            .light_line_style(RGBColor(244, 244, 244))
+            .axis_style(RGBColor(150, 150, 150))
+            .draw()
+            .map_err(err)
+    };
+}
+
 type Svg = anyhow::Result<String>;
 
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
@@ -241,19 +259,13 @@ pub fn time_chart(chart: &TimeChart) -> Svg {
         // Short runs: no more labels than whole units, so no label repeats
         // (`clock` shows whole seconds / minutes).
         let x_labels = (x_end.floor() as usize + 1).clamp(2, 14);
-        ctx.configure_mesh()
+        house_style!(ctx
+            .configure_mesh()
             .x_labels(x_labels)
             .y_labels(6)
             .x_label_formatter(&x_format)
             .y_label_formatter(&y_format)
-            .y_desc(chart.y_desc)
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 13))
-            .bold_line_style(RGBColor(225, 225, 225))
-            .light_line_style(RGBColor(244, 244, 244))
-            .axis_style(RGBColor(150, 150, 150))
-            .draw()
-            .map_err(err)?;
+            .y_desc(chart.y_desc))?;
         if let Some((desc, scale)) = chart.y2 {
             let y2_format = move |v: &f64| scale.label(*v);
             ctx.configure_secondary_axes()
@@ -377,26 +389,93 @@ pub fn spectrum_chart(lines: &[Line], x_end: f64) -> Svg {
             .map_err(err)?;
         let x_format = |v: &f64| spectrum_label(*v);
         let y_format = |v: &f64| Scale::Millis.label(*v);
-        ctx.configure_mesh()
+        house_style!(ctx
+            .configure_mesh()
             .x_labels(8)
             .y_labels(8)
             .x_label_formatter(&x_format)
             .y_label_formatter(&y_format)
             .x_desc("percentile")
-            .y_desc("latency")
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 13))
-            .bold_line_style(RGBColor(225, 225, 225))
-            .light_line_style(RGBColor(244, 244, 244))
-            .axis_style(RGBColor(150, 150, 150))
-            .draw()
-            .map_err(err)?;
+            .y_desc("latency"))?;
         for line in lines {
             let style = line.color.rgb().stroke_width(line.width);
             for segment in segments(&line.points) {
                 ctx.draw_series(LineSeries::new(segment.iter().copied(), style))
                     .map_err(err)?;
             }
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// A scatter of measured points joined in x order, with labelled vertical
+/// markers: the capacity search's curve (achieved load against p95).
+pub struct Curve<'a> {
+    /// `(x, y in ms, passed)`: a passing point is filled, a failing one
+    /// hollow.
+    pub points: Vec<(f64, f64, bool)>,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    /// `(x, label, colour)`: a vertical line across the plot, its label at
+    /// the top.
+    pub markers: Vec<(f64, &'a str, Color)>,
+}
+
+/// Colours of a [`Curve`]'s passing and failing points.
+pub const PASS: Color = PALETTE[2];
+pub const FAIL: Color = PALETTE[1];
+
+/// Draw a [`Curve`] as an SVG document.
+pub fn curve_chart(curve: &Curve) -> Svg {
+    let x_end = curve.points.iter().map(|p| p.0).fold(1.0, f64::max) * 1.1;
+    let y_end = curve.points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + 140)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut ctx = ChartBuilder::on(&root)
+            .margin(8)
+            .margin_right(24)
+            .x_label_area_size(40)
+            .y_label_area_size(78)
+            .build_cartesian_2d(0f64..x_end, 0f64..y_end)
+            .map_err(err)?;
+        let x_format = |v: &f64| number(*v);
+        let y_format = |v: &f64| Scale::Millis.label(*v);
+        house_style!(ctx
+            .configure_mesh()
+            .x_label_formatter(&x_format)
+            .y_label_formatter(&y_format)
+            .x_desc(curve.x_desc)
+            .y_desc(curve.y_desc))?;
+        let mut sorted = curve.points.clone();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        ctx.draw_series(LineSeries::new(
+            sorted.iter().map(|p| (p.0, p.1)),
+            RGBColor(120, 120, 120).stroke_width(1),
+        ))
+        .map_err(err)?;
+        ctx.draw_series(curve.points.iter().map(|&(x, y, pass)| {
+            if pass {
+                Circle::new((x, y), 5, PASS.rgb().filled())
+            } else {
+                Circle::new((x, y), 5, FAIL.rgb().stroke_width(2))
+            }
+        }))
+        .map_err(err)?;
+        for &(x, label, color) in &curve.markers {
+            ctx.draw_series(LineSeries::new(
+                [(x, 0.0), (x, y_end)],
+                color.rgb().stroke_width(2),
+            ))
+            .map_err(err)?;
+            ctx.draw_series([Text::new(
+                label.to_string(),
+                (x, y_end * 0.96),
+                ("sans-serif", 13).into_font().color(&color.rgb()),
+            )])
+            .map_err(err)?;
         }
         root.present().map_err(err)?;
     }

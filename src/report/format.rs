@@ -7,7 +7,7 @@
 //! Markdown summary, in the HTML report and in a comparison.
 //!
 //! - Durations and latencies (µs): [`latency`] / [`micros`] — `850µs`,
-//!   `183.2ms`, `1.5s`. Chart axes, which are drawn in ms, use [`number`].
+//!   `183.2ms`, `1.5s`; [`optional_latency`] reads `-` without samples. Chart axes, which are drawn in ms, use [`number`].
 //! - Rates: [`per_second`] (`1021.3/s`, trailing zeros dropped; SLO values
 //!   and Markdown), [`rate`] (`1,234/s`, for large figures in HTML),
 //!   [`per_second_fixed`] (`20.0/s`, aligned in the console's and the
@@ -45,6 +45,11 @@ pub fn micros(us: f64) -> String {
 /// A latency (a histogram value, µs) for people: see [`micros`].
 pub fn latency(us: u64) -> String {
     micros(us as f64)
+}
+
+/// A latency, or `-` when there is none (no samples).
+pub fn optional_latency(us: Option<u64>) -> String {
+    us.map_or_else(|| "-".into(), latency)
 }
 
 /// A fraction in [0, 1] as a percentage: `0.04%`, `12.5%`; four decimals
