@@ -523,7 +523,7 @@ pub fn estimate(summary: &Summary) -> Estimate {
 /// A search step's load: `12.5/s` (journeys per second) or `40 agents`.
 pub fn load_text(axis: Axis, load: f64) -> String {
     match axis {
-        Axis::Users => format::per_second_fixed(load),
+        Axis::Users => format::per_second(load),
         Axis::Agents => format!("{load:.0} agents"),
     }
 }
@@ -1034,7 +1034,7 @@ mod tests {
         assert_eq!(page.matches("<circle").count(), 4);
         assert!(page.contains(">\ncapacity\n</text>"));
         assert!(page.contains(">\n70% (plan to scale)\n</text>"));
-        assert!(page.contains("Capacity: 20.0/s · plan to scale at 14.0/s"));
+        assert!(page.contains("Capacity: 20/s · plan to scale at 14/s"));
         assert_eq!(
             page.matches("<td class=\"text verdict-pass\">pass</td>")
                 .count(),
@@ -1044,8 +1044,8 @@ mod tests {
         // The Markdown table: the same cells, `|` escaped.
         let md = markdown(&report);
         assert!(md.starts_with(
-            "capacity: 20.0/s (every SLO held; confirmed) · plan to scale at 70%: 14.0/s\n"
+            "capacity: 20/s (every SLO held; confirmed) · plan to scale at 70%: 14/s\n"
         ));
-        assert!(md.contains("| 3 up | 40.0/s | 120.0 | 80.0 | 600ms | 1.2s | 2.4s | 1 | FAIL: http.latency.p95 < 200ms \\| measured 1.2s |"));
+        assert!(md.contains("| 3 up | 40/s | 120.0 | 80.0 | 600ms | 1.2s | 2.4s | 1 | FAIL: http.latency.p95 < 200ms \\| measured 1.2s |"));
     }
 }

@@ -1,12 +1,17 @@
 //! What a person reads in the terminal: the resolved plan (`validate`), a
 //! progress line during the run, and the final tables: per-step
-//! percentiles, errors by kind, SLO verdicts, notes.
+//! percentiles, the hub tables, errors by kind, SLO verdicts, notes.
+//!
+//! The final tables ([`final_report`]) are rendered from the run's
+//! [`Summary`], like every result file, so the terminal and the files give
+//! the same numbers; values read as [`format`] writes them everywhere.
 
 use crate::engine::{Ids, LiveSnapshot};
-use crate::metrics::{Point, TagFilter, Totals};
+use crate::metrics::{merge_into, new_histogram, Point, TagFilter, Totals};
 use crate::plan::{arrival_count, requests_per_arrival, Plan};
+use crate::report::format;
+use crate::report::json::{decode_histogram, HistogramEntry, Summary};
 use crate::scenario::{Scenario, UserLoad};
-use crate::slo::Verdict;
 use crate::units::format_duration;
 use std::fmt::Write;
 use std::time::Duration;
@@ -19,14 +24,9 @@ pub fn emit(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
+/// A latency as every report writes it ([`format::latency`]).
 fn ms(us: u64) -> String {
-    if us >= 10_000_000 {
-        format!("{:.1}s", us as f64 / 1e6)
-    } else if us >= 1000 {
-        format!("{:.1}ms", us as f64 / 1e3)
-    } else {
-        format!("{us}µs")
-    }
+    format::latency(us)
 }
 
 /// Left-aligned first column, right-aligned others.
@@ -381,25 +381,124 @@ pub fn notes(scenario: &Scenario, plan: &Plan, totals: &Totals) -> Vec<String> {
     notes
 }
 
-/// The final tables.
-fn pcts(totals: &Totals, metric: &str, filter: &TagFilter) -> [String; 3] {
-    match totals.select_hist(metric, filter) {
-        Some(h) if !h.is_empty() => [
-            ms(h.value_at_quantile(0.5)),
-            ms(h.value_at_quantile(0.95)),
-            ms(h.value_at_quantile(0.99)),
-        ],
-        _ => ["-".into(), "-".into(), "-".into()],
+/// The all-phases numbers of the histogram series matching a filter,
+/// merged: what `Totals::select_hist` gives during the run, read from the
+/// summary's entries.
+struct Merged {
+    count: u64,
+    p50: u64,
+    p95: u64,
+    p99: u64,
+    max: u64,
+}
+
+/// What the final tables read from a run's [`Summary`].
+struct Tables<'a> {
+    summary: &'a Summary,
+}
+
+impl Tables<'_> {
+    /// The series of `metric` (of `population` / `step` when given) over
+    /// the whole run, merged; None without samples.
+    fn hist(&self, metric: &str, population: Option<&str>, step: Option<&str>) -> Option<Merged> {
+        let entries: Vec<&HistogramEntry> = (self.summary.histograms.iter())
+            .filter(|h| h.phase.is_none() && h.metric == metric && h.count > 0)
+            .filter(|h| population.is_none_or(|p| p == h.population))
+            .filter(|h| step.is_none_or(|s| s == h.step))
+            .collect();
+        match entries.as_slice() {
+            [] => None,
+            [one] => Some(Merged {
+                count: one.count,
+                p50: one.p50,
+                p95: one.p95,
+                p99: one.p99,
+                max: one.max,
+            }),
+            several => {
+                // Several series (one per step of a population): their
+                // percentiles come from the merged histograms.
+                let mut merged = new_histogram();
+                for h in several.iter().filter_map(|e| decode_histogram(&e.hdr).ok()) {
+                    merge_into(&mut merged, &h);
+                }
+                Some(Merged {
+                    count: merged.len(),
+                    p50: merged.value_at_quantile(0.5),
+                    p95: merged.value_at_quantile(0.95),
+                    p99: merged.value_at_quantile(0.99),
+                    max: merged.max(),
+                })
+            }
+        }
+    }
+
+    /// p50, p95, p99 of [`Tables::hist`], `-` without samples.
+    fn pcts(&self, metric: &str, population: Option<&str>) -> [String; 3] {
+        let h = self.hist(metric, population, None);
+        [|h: &Merged| h.p50, |h: &Merged| h.p95, |h: &Merged| h.p99]
+            .map(|pick| format::optional_latency(h.as_ref().map(pick)))
+    }
+
+    /// The run's total of the counters of `metric` (of `kind`,
+    /// `population`, `step` when given).
+    fn counter(
+        &self,
+        metric: &str,
+        kind: Option<&str>,
+        population: Option<&str>,
+        step: Option<&str>,
+    ) -> u64 {
+        (self.summary.counters.iter())
+            .filter(|c| c.metric == metric)
+            .filter(|c| kind.is_none_or(|k| c.kind.as_deref() == Some(k)))
+            .filter(|c| population.is_none_or(|p| p == c.population))
+            .filter(|c| step.is_none_or(|s| s == c.step))
+            .fold(0, |sum, c| sum.saturating_add(c.total))
+    }
+
+    /// The populations that have a counter of `metric`, in layout order
+    /// (the scenario's).
+    fn populations(&self, metric: &str) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for d in self.summary.layout.counters.iter() {
+            if d.metric == metric && !names.contains(&d.population.as_str()) {
+                names.push(&d.population);
+            }
+        }
+        names
+    }
+
+    /// Highest per-interval rate of the counters of `metric`.
+    fn peak(&self, metric: &str) -> f64 {
+        let ids: Vec<usize> = (self.summary.layout.counters.iter().enumerate())
+            .filter(|(_, d)| d.metric == metric)
+            .map(|(i, _)| i)
+            .collect();
+        let mut last = 0.0f64;
+        let mut best = 0.0f64;
+        for point in &self.summary.series {
+            let width = (point.elapsed_s - last).max(1e-3);
+            last = point.elapsed_s;
+            let n: u64 = ids.iter().filter_map(|&i| point.counters.get(i)).sum();
+            best = best.max(n as f64 / width);
+        }
+        best
     }
 }
 
 /// The hub tables: connections per agent population and commander, and
-/// command timings.
-pub fn hub_report(scenario: &Scenario, totals: &Totals) -> String {
+/// command timings. Empty when the run had no agents or commanders.
+pub fn hub_report(summary: &Summary) -> String {
+    let tables = Tables { summary };
+    let t = &tables;
     let mut out = String::new();
-    if scenario.agents.is_empty() && scenario.commanders.is_empty() {
+    // Every agent population and commander counts its connects.
+    let populations = t.populations("hub.connects");
+    if populations.is_empty() {
         return out;
     }
+    let commanders = t.populations("hub.commands");
     let mut rows = vec![vec![
         "population".to_string(),
         "connects".into(),
@@ -414,51 +513,34 @@ pub fn hub_report(scenario: &Scenario, totals: &Totals) -> String {
         "delivery p95".into(),
     ]];
     let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
-    for name in scenario
-        .agents
-        .iter()
-        .map(|a| a.name.as_str())
-        .chain(scenario.commanders.iter().map(|c| c.name.as_str()))
-    {
-        let filter = TagFilter {
-            population: Some(name.to_string()),
-            ..TagFilter::default()
-        };
-        let connect = pcts(totals, "hub.connect", &filter);
-        let reconnect = pcts(totals, "hub.reconnect", &filter);
-        let delivery = pcts(totals, "hub.command.delivery", &filter);
+    for &name in &populations {
+        let pop = Some(name);
+        let connect = t.pcts("hub.connect", pop);
+        let reconnect = t.pcts("hub.reconnect", pop);
+        let delivery = t.pcts("hub.command.delivery", pop);
         for (metric, label) in [("hub.errors", "error"), ("hub.disconnects", "disconnect")] {
-            for desc in totals
-                .layout()
-                .counters
-                .iter()
+            for desc in (summary.layout.counters.iter())
                 .filter(|d| d.metric == metric && d.population == name && d.kind.is_some())
             {
                 let kind = desc.kind.as_deref().unwrap_or_default();
-                let n = totals.sum_counters(metric, Some(kind), &filter);
+                let n = t.counter(metric, Some(kind), pop, None);
                 if n > 0 {
                     *kinds.entry(format!("{label} {kind}")).or_default() += n;
                 }
             }
         }
+        let [connect_p50, connect_p95, connect_p99] = connect;
         rows.push(vec![
             name.to_string(),
-            totals
-                .sum_counters("hub.connects", None, &filter)
-                .to_string(),
-            totals.sum_counters("hub.errors", None, &filter).to_string(),
-            connect[0].clone(),
-            connect[1].clone(),
-            connect[2].clone(),
-            totals
-                .sum_counters("hub.registrations", None, &filter)
-                .to_string(),
-            totals
-                .sum_counters("hub.disconnects", None, &filter)
-                .to_string(),
+            t.counter("hub.connects", None, pop, None).to_string(),
+            t.counter("hub.errors", None, pop, None).to_string(),
+            connect_p50,
+            connect_p95,
+            connect_p99,
+            t.counter("hub.registrations", None, pop, None).to_string(),
+            t.counter("hub.disconnects", None, pop, None).to_string(),
             reconnect[1].clone(),
-            totals
-                .sum_counters("hub.command.received", None, &filter)
+            t.counter("hub.command.received", None, pop, None)
                 .to_string(),
             delivery[1].clone(),
         ]);
@@ -471,7 +553,7 @@ pub fn hub_report(scenario: &Scenario, totals: &Totals) -> String {
             let _ = writeln!(out, "  {n} × {kind}");
         }
     }
-    if !scenario.commanders.is_empty() {
+    if !commanders.is_empty() {
         let mut rows = vec![vec![
             "commander".to_string(),
             "sent".into(),
@@ -483,77 +565,51 @@ pub fn hub_report(scenario: &Scenario, totals: &Totals) -> String {
             "p99".into(),
             "undelivered".into(),
         ]];
-        for c in &scenario.commanders {
-            let filter = TagFilter {
-                population: Some(c.name.clone()),
-                ..TagFilter::default()
-            };
-            let fanout = pcts(totals, "hub.command.fanout", &filter);
-            let rtt = pcts(totals, "hub.command.rtt", &filter);
-            rows.push(vec![
-                c.name.clone(),
-                totals
-                    .sum_counters("hub.commands", None, &filter)
+        for &name in &commanders {
+            let pop = Some(name);
+            let mut row = vec![
+                name.to_string(),
+                t.counter("hub.commands", None, pop, None).to_string(),
+            ];
+            row.extend(t.pcts("hub.command.fanout", pop));
+            row.extend(t.pcts("hub.command.rtt", pop));
+            row.push(
+                t.counter("hub.command.undelivered", None, pop, None)
                     .to_string(),
-                fanout[0].clone(),
-                fanout[1].clone(),
-                fanout[2].clone(),
-                rtt[0].clone(),
-                rtt[1].clone(),
-                rtt[2].clone(),
-                totals
-                    .sum_counters("hub.command.undelivered", None, &filter)
-                    .to_string(),
-            ]);
+            );
+            rows.push(row);
         }
         let _ = writeln!(out, "commands:");
         out.push_str(&table(&rows));
     }
-    let peak = |metric: &str| {
-        let ids: Vec<usize> = totals
-            .layout()
-            .counters
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.metric == metric)
-            .map(|(i, _)| i)
-            .collect();
-        let mut last = 0.0f64;
-        let mut best = 0.0f64;
-        for point in totals.series() {
-            let width = (point.elapsed_s - last).max(1e-3);
-            last = point.elapsed_s;
-            let n: u64 = ids.iter().filter_map(|&i| point.counters.get(i)).sum();
-            best = best.max(n as f64 / width);
-        }
-        best
-    };
-    let reconnects = totals.sum_counters("hub.reconnects", None, &TagFilter::default());
+    let reconnects = t.counter("hub.reconnects", None, None, None);
     let _ = writeln!(
         out,
         "peak connect rate: {:.0}/s{}",
-        peak("hub.connects"),
+        t.peak("hub.connects"),
         if reconnects > 0 {
             format!(
                 " · peak reconnect rate: {:.0}/s ({reconnects} reconnects)",
-                peak("hub.reconnects")
+                t.peak("hub.reconnects")
             )
         } else {
             String::new()
         }
     );
-    if let Some(h) = totals.select_hist("hub.recovery", &TagFilter::default()) {
-        let unrecovered = totals.sum_counters(crate::slo::UNRECOVERED, None, &TagFilter::default());
-        if !h.is_empty() || unrecovered > 0 {
+    if summary
+        .layout
+        .hists
+        .iter()
+        .any(|d| d.metric == "hub.recovery")
+    {
+        let recovery = t.hist("hub.recovery", None, None);
+        let unrecovered = t.counter(crate::slo::UNRECOVERED, None, None, None);
+        if recovery.is_some() || unrecovered > 0 {
             let _ = writeln!(
                 out,
                 "recovery after drops: {} recovered (max {}){}",
-                h.len(),
-                if h.is_empty() {
-                    "-".to_string()
-                } else {
-                    ms(h.max())
-                },
+                recovery.as_ref().map_or(0, |h| h.count),
+                format::optional_latency(recovery.as_ref().map(|h| h.max)),
                 if unrecovered > 0 {
                     format!(", {unrecovered} NOT recovered")
                 } else {
@@ -565,15 +621,14 @@ pub fn hub_report(scenario: &Scenario, totals: &Totals) -> String {
     out
 }
 
-pub fn final_report(
-    scenario: &Scenario,
-    totals: &Totals,
-    elapsed: Duration,
-    verdicts: &[Verdict],
-    notes: &[String],
-) -> String {
+/// The tables printed at the end of a run, from its summary (so they say
+/// what `summary.md` and `report.html` say): latency, rate and errors per
+/// HTTP step, the hub tables, errors by kind, the SLO verdicts and the
+/// notes.
+pub fn final_report(summary: &Summary) -> String {
+    let t = Tables { summary };
     let mut out = String::new();
-    let secs = elapsed.as_secs_f64().max(1e-9);
+    let secs = summary.meta.duration_s.max(1e-9);
     let mut rows = vec![vec![
         "step".to_string(),
         "requests".into(),
@@ -584,49 +639,42 @@ pub fn final_report(
         "max".into(),
         "errors".into(),
     ]];
-    let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
-    for pop in &scenario.populations {
-        for step in &pop.steps {
-            let filter = TagFilter {
-                population: Some(pop.name.clone()),
-                step: Some(step.name.clone()),
-                phase: None,
-            };
-            let requests = totals.sum_counters("http.requests", None, &filter);
-            let errors = totals.sum_counters("http.errors", None, &filter);
-            let (p50, p95, p99, max) = match totals.select_hist("http.latency", &filter) {
-                Some(h) if !h.is_empty() => (
-                    ms(h.value_at_quantile(0.5)),
-                    ms(h.value_at_quantile(0.95)),
-                    ms(h.value_at_quantile(0.99)),
-                    ms(h.max()),
-                ),
-                _ => ("-".into(), "-".into(), "-".into(), "-".into()),
-            };
-            let label = if scenario.populations.len() > 1 {
-                format!("{}/{}", pop.name, step.name)
-            } else {
-                step.name.clone()
-            };
-            rows.push(vec![
-                label,
-                requests.to_string(),
-                format!("{:.1}/s", requests as f64 / secs),
-                p50,
-                p95,
-                p99,
-                max,
-                errors.to_string(),
-            ]);
-        }
+    // Every step of every population counts its requests.
+    let steps: Vec<(&str, &str)> = (summary.layout.counters.iter())
+        .filter(|d| d.metric == "http.requests")
+        .map(|d| (d.population.as_str(), d.step.as_str()))
+        .collect();
+    let populations = t.populations("http.requests");
+    for &(population, step) in &steps {
+        let (pop, step_filter) = (Some(population), Some(step));
+        let requests = t.counter("http.requests", None, pop, step_filter);
+        let errors = t.counter("http.errors", None, pop, step_filter);
+        let latency = t.hist("http.latency", pop, step_filter);
+        let pick = |f: fn(&Merged) -> u64| format::optional_latency(latency.as_ref().map(f));
+        let label = if populations.len() > 1 {
+            format!("{population}/{step}")
+        } else {
+            step.to_string()
+        };
+        rows.push(vec![
+            label,
+            requests.to_string(),
+            format::per_second(requests as f64 / secs),
+            pick(|h| h.p50),
+            pick(|h| h.p95),
+            pick(|h| h.p99),
+            pick(|h| h.max),
+            errors.to_string(),
+        ]);
     }
+    let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
     for kind in crate::error::ErrorKind::ALL {
-        let n = totals.sum_counters("http.errors", Some(kind.name()), &TagFilter::default());
+        let n = t.counter("http.errors", Some(kind.name()), None, None);
         if n > 0 {
             kinds.insert(kind.name().to_string(), n);
         }
     }
-    if !scenario.populations.is_empty() {
+    if !steps.is_empty() {
         let _ = writeln!(
             out,
             "\nlatency (from intended start) over {}:",
@@ -634,14 +682,14 @@ pub fn final_report(
         );
         out.push_str(&table(&rows));
     }
-    out.push_str(&hub_report(scenario, totals));
+    out.push_str(&hub_report(summary));
     if !kinds.is_empty() {
         let _ = writeln!(out, "errors by kind:");
         for (kind, n) in &kinds {
             let _ = writeln!(out, "  {n} × {kind}");
         }
     }
-    if !verdicts.is_empty() {
+    if !summary.verdicts.is_empty() {
         let _ = writeln!(out, "SLOs:");
         let mut rows = vec![vec![
             "slo".to_string(),
@@ -649,7 +697,7 @@ pub fn final_report(
             "measured".into(),
             "verdict".into(),
         ]];
-        for v in verdicts {
+        for v in &summary.verdicts {
             rows.push(vec![
                 v.slo.key.clone(),
                 v.slo.target.clone(),
@@ -659,8 +707,82 @@ pub fn final_report(
         }
         out.push_str(&table(&rows));
     }
-    for note in notes {
+    for note in &summary.meta.notes {
         let _ = writeln!(out, "note: {note}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testing::{summary_with, SummaryOptions};
+
+    #[test]
+    fn the_final_tables_come_from_the_summary() {
+        let summary = summary_with(SummaryOptions {
+            hub: true,
+            ..SummaryOptions::default()
+        });
+        let text = final_report(&summary);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "latency (from intended start) over 4s:");
+        assert_eq!(
+            lines[3].split_whitespace().collect::<Vec<_>>(),
+            ["browse", "400", "100/s", "2ms", "51.9ms", "52ms", "52ms", "2"]
+        );
+        // summary.md's row for the step has the same values.
+        let md = crate::report::markdown::render(&summary);
+        assert!(
+            md.contains("| `browse` | 400 | 100/s | 2 | 2ms | 51.9ms | 52ms | 52ms |"),
+            "{md}"
+        );
+        assert!(text.contains("\nhub connections:\n"));
+        let edge = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with("edge"))
+            .unwrap();
+        assert_eq!(
+            edge.split_whitespace().collect::<Vec<_>>(),
+            ["edge", "4", "4", "4ms", "6ms", "6ms", "0", "0", "-", "0", "-"]
+        );
+        assert!(text.contains("  4 × error refused\npeak connect rate: 1/s\n"));
+        assert!(text.contains("errors by kind:\n  2 × timeout\n"));
+        let verdict = lines
+            .iter()
+            .find(|l| l.contains("http.latency.p95"))
+            .unwrap();
+        assert_eq!(
+            verdict.split_whitespace().collect::<Vec<_>>(),
+            ["http.latency.p95", "<", "40ms", "51.9ms", "FAIL"]
+        );
+        assert!(text.ends_with("note: generator saturated in phase spike\n"));
+    }
+
+    #[test]
+    fn steps_of_several_populations_are_named_and_empty_ones_read_dashes() {
+        let mut summary = summary_with(SummaryOptions::default());
+        // A second population whose step never ran.
+        let id = summary.layout.counters.len() as u32;
+        summary
+            .layout
+            .add_counter("http.requests", "admin", "login", None);
+        summary.counters.push(crate::report::json::CounterEntry {
+            id,
+            metric: "http.requests".into(),
+            population: "admin".into(),
+            step: "login".into(),
+            kind: None,
+            total: 0,
+            phases: Default::default(),
+        });
+        let text = final_report(&summary);
+        assert!(text.contains("  shopper/browse  "), "{text}");
+        let admin = text.lines().find(|l| l.contains("admin/login")).unwrap();
+        assert_eq!(
+            admin.split_whitespace().collect::<Vec<_>>(),
+            ["admin/login", "0", "0/s", "-", "-", "-", "-", "0"]
+        );
+        assert!(!text.contains("hub connections"), "no hub without agents");
+    }
 }

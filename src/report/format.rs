@@ -3,18 +3,19 @@
 //! the capacity search's reports.
 //!
 //! One function per kind of value, so the same number reads the same
-//! everywhere: a p95 of 12 345 µs is `12.3ms` in the terminal, in the
-//! Markdown summary, in the HTML report and in a comparison.
+//! everywhere: a p95 of 12 345 µs is `12.3ms` and 20 requests per second
+//! are `20/s` in the terminal, in the Markdown summary, in the HTML report
+//! and in a comparison.
 //!
 //! - Durations and latencies (µs): [`latency`] / [`micros`] — `850µs`,
-//!   `183.2ms`, `1.5s`; [`optional_latency`] reads `-` without samples. Chart axes, which are drawn in ms, use [`number`].
-//! - Rates: [`per_second`] (`1021.3/s`, trailing zeros dropped; SLO values
-//!   and Markdown), [`rate`] (`1,234/s`, for large figures in HTML),
-//!   [`per_second_fixed`] (`20.0/s`, aligned in the console's and the
-//!   comparison's columns).
+//!   `183.2ms`, `1.5s`; [`optional_latency`] reads `-` without samples.
+//!   Chart axes, which are drawn in ms, use [`number`].
+//! - Rates: [`per_second`] — `1021.3/s`, `20/s`; a comparison's columns
+//!   keep one decimal ([`per_second_fixed`], `100.0/s`).
 //! - Fractions as percentages: [`fraction`] (`0.04%`, SLO values),
 //!   [`percent`] (a fixed number of decimals).
-//! - Counts: [`count`] (plain), [`grouped`] (`12,345`).
+//! - Counts: [`count`] (plain); [`grouped`] (`12,345`) in the HTML
+//!   report's tables, where long columns of large counts are read.
 //! - Time since the start of a run: [`clock`] (`1:05`, `1:02:03`); a
 //!   length for tools: [`seconds`] (`140.012`).
 //! - [`value`] formats a value in an SLO [`Unit`].
@@ -75,7 +76,9 @@ pub fn per_second(value: f64) -> String {
     format!("{}/s", trim_decimals(value, 1))
 }
 
-/// Events per second with one decimal, for aligned columns: `20.0/s`.
+/// Events per second with exactly one decimal: `100.0/s`, for a
+/// comparison's columns, where a baseline and a current value are read side
+/// by side.
 pub fn per_second_fixed(value: f64) -> String {
     format!("{value:.1}/s")
 }
@@ -107,15 +110,6 @@ pub fn grouped(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// A rate per second for a headline: `1,234/s`, `12.5/s`, `0.25/s`.
-pub fn rate(per_second: f64) -> String {
-    if per_second >= 100.0 {
-        format!("{}/s", grouped(per_second.round() as u64))
-    } else {
-        format!("{}/s", number(per_second))
-    }
 }
 
 /// A number for an axis label or a short figure: at most 3 significant
@@ -177,8 +171,6 @@ mod tests {
         assert_eq!(per_second(1021.34), "1021.3/s");
         assert_eq!(per_second(20.0), "20/s");
         assert_eq!(per_second_fixed(20.0), "20.0/s");
-        assert_eq!(rate(1234.4), "1,234/s");
-        assert_eq!(rate(12.5), "12.5/s");
         assert_eq!(fraction(0.0004), "0.04%");
         assert_eq!(fraction(0.000_001), "0.0001%");
         assert_eq!(fraction(0.0), "0%");

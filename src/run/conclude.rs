@@ -99,13 +99,7 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     if options.progress != Progress::Silent
         && (options.progress != Progress::Quiet || exit != ExitStatus::Passed)
     {
-        console::emit(&console::final_report(
-            scenario,
-            &totals,
-            report.elapsed,
-            &verdicts,
-            &notes,
-        ));
+        console::emit(&console::final_report(&summary));
     }
     if options.progress != Progress::Silent {
         console::emit(&format!("results: {}\n", dir.display()));

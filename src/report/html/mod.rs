@@ -282,7 +282,7 @@ impl<'a> Report<'a> {
                 out,
                 "<p class=\"headline\">Capacity estimate: <strong>{}{}</strong> successful requests sustained for {} s with every SLO met ({} – {}). <a href=\"#capacity\">How it is measured</a></p>",
                 if w.limit.is_some() { "" } else { "at least " },
-                format::rate(w.achieved_per_s),
+                format::per_second(w.achieved_per_s),
                 (w.end_s - w.start_s).round(),
                 clock(w.start_s),
                 clock(w.end_s)
