@@ -343,7 +343,7 @@ impl<'v> Judge<'v> {
         let judged = |measured: Option<f64>, basis: Basis| {
             let (text, pass) = match measured {
                 Some(m) => (
-                    slo::format_value(slo.unit(), m),
+                    format::value(slo.unit(), m),
                     slo.op.holds(m, slo.threshold),
                 ),
                 None => ("-".to_string(), true),
