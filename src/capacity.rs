@@ -31,7 +31,9 @@ use crate::scenario::Overrides;
 use anyhow::Context as _;
 // The reports of a search are rendered in `report::capacity`.
 use crate::report::capacity::load_text;
-pub use crate::report::capacity::{curve_svg, html, markdown};
+// The search's result types live with their renderers in `report::capacity`
+// (a report is a layer below the commands); re-exported here.
+pub use crate::report::capacity::{curve_svg, html, markdown, SearchReport as Report, Step};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,43 +58,6 @@ pub struct Options {
     pub step: Option<Duration>,
     pub quiet: bool,
     pub command_line: Vec<String>,
-}
-
-/// One step of the search.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Step {
-    /// Load: journeys/s or agents.
-    pub load: f64,
-    /// `up`, `bisect` or `confirm`.
-    pub kind: &'static str,
-    /// Offered requests/s (users) or agents.
-    pub offered: f64,
-    /// Successful requests/s (users) or registered agents.
-    pub achieved: f64,
-    /// µs, of `http.latency` (users) or `hub.connect` (agents).
-    pub p50: Option<u64>,
-    pub p95: Option<u64>,
-    pub p99: Option<u64>,
-    pub errors: u64,
-    pub pass: bool,
-    /// The SLOs that failed, and a carried-load shortfall.
-    pub failed: Vec<String>,
-    pub result_dir: String,
-}
-
-/// The answer.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Report {
-    pub scenario: String,
-    pub axis: Axis,
-    /// The highest confirmed passing load; None when even the first step failed.
-    pub capacity: Option<f64>,
-    /// 70 % of it.
-    pub planning: Option<f64>,
-    pub precision: f64,
-    /// Why the search stopped.
-    pub stopped: String,
-    pub steps: Vec<Step>,
 }
 
 fn measure_filter() -> TagFilter {

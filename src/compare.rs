@@ -36,7 +36,9 @@ use std::collections::BTreeMap;
 // The renderers moved to `report::compare`; re-exported for callers of
 // `compare::markdown` / `compare::text`.
 use crate::report::compare::{change_text, series_name, value};
-pub use crate::report::compare::{markdown, text};
+// The result types live with their renderers in `report::compare` (a
+// report is a layer below the commands); re-exported here.
+pub use crate::report::compare::{markdown, text, Change, Comparison, Row};
 
 /// Latency-like metrics compared by percentile.
 pub const LATENCY_METRICS: [&str; 9] = [
@@ -52,50 +54,6 @@ pub const LATENCY_METRICS: [&str; 9] = [
 ];
 
 pub use crate::scenario::Tolerances;
-
-/// The verdict of one row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Change {
-    /// Within the tolerance or the noise.
-    Same,
-    Regression,
-    Improvement,
-    /// Only in the baseline.
-    MissingInCurrent,
-    /// Only in the current run.
-    MissingInBaseline,
-}
-
-/// One compared value.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Row {
-    pub metric: String,
-    pub population: String,
-    pub step: String,
-    /// `p50`, `p95`, `p99`, `throughput` or `errors`.
-    pub stat: String,
-    /// µs for percentiles, per second for throughput, a fraction for errors.
-    pub baseline: Option<f64>,
-    pub current: Option<f64>,
-    /// Relative change (percentiles, throughput) or absolute (errors).
-    pub change: Option<f64>,
-    /// The noise band the change was held against (same unit as `change`).
-    pub noise: f64,
-    pub tolerance: f64,
-    pub verdict: Change,
-}
-
-/// A whole comparison.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Comparison {
-    pub baseline: String,
-    pub current: String,
-    pub warnings: Vec<String>,
-    pub tolerances: Tolerances,
-    pub rows: Vec<Row>,
-    pub regressions: usize,
-}
 
 type Key = (String, String, String);
 

@@ -1,4 +1,6 @@
-//! A comparison of two runs ([`crate::compare`]) for people: Markdown for
+//! A comparison of two runs: its result ([`Comparison`], computed by
+//! `stampede compare` / `run --baseline`, written as `comparison.json`) and
+//! its renderings for people: Markdown for
 //! CI comments (`comparison.md`, `stampede compare --format markdown`) and
 //! plain text for a terminal. The verdicts `run --baseline` adds to a run
 //! quote the same values ([`value`], [`change_text`]).
@@ -13,9 +15,53 @@
 //! The two runs, warnings, one aligned line per compared value, and the
 //! number of regressions.
 
-use crate::compare::{Change, Comparison, Row};
 use crate::report::format;
+use crate::scenario::Tolerances;
 use std::fmt::Write as _;
+
+/// The verdict of one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Within the tolerance or the noise.
+    Same,
+    Regression,
+    Improvement,
+    /// Only in the baseline.
+    MissingInCurrent,
+    /// Only in the current run.
+    MissingInBaseline,
+}
+
+/// One compared value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Row {
+    pub metric: String,
+    pub population: String,
+    pub step: String,
+    /// `p50`, `p95`, `p99`, `throughput` or `errors`.
+    pub stat: String,
+    /// µs for percentiles, per second for throughput, a fraction for errors.
+    pub baseline: Option<f64>,
+    pub current: Option<f64>,
+    /// Relative change (percentiles, throughput) or absolute (errors).
+    pub change: Option<f64>,
+    /// The noise band the change was held against (same unit as `change`).
+    pub noise: f64,
+    pub tolerance: f64,
+    pub verdict: Change,
+}
+
+/// A whole comparison.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Comparison {
+    pub baseline: String,
+    pub current: String,
+    pub warnings: Vec<String>,
+    pub tolerances: Tolerances,
+    pub rows: Vec<Row>,
+    pub regressions: usize,
+}
 
 /// A compared value in its stat's unit: `12.3ms`, `20.0/s`, `0.125%`;
 /// `—` when the run has none.
