@@ -15,8 +15,10 @@
 //! - [`rebuild`]: writes the [`REPORTS`] at the end of a run and for
 //!   `stampede report DIR`, after checking `summary.json` and `metrics.hlog`.
 //! - [`capacity`]: the capacity estimate of a run (in `report.html`) and
-//!   the capacity search's `capacity.md` / `capacity.html`.
-//! - [`compare`]: a comparison of two runs as Markdown and plain text.
+//!   the capacity search's result and its `capacity.md` / `capacity.html`
+//!   (on `report.html`'s page, [`html::page`]).
+//! - [`compare`]: the result of comparing two runs, as Markdown and plain
+//!   text.
 //! - [`console`]: what the terminal shows.
 //! - [`format`]: how durations, latencies, rates and percentages read.
 
