@@ -19,6 +19,8 @@
 //! - `totals`: [`Totals`], everything recorded, merged; queried by id or by
 //!   metric name and [`TagFilter`].
 //! - `hlog`: the HdrHistogram interval log writer; tag format in [`hlog_tag`].
+//! - [`catalogue`]: the known metric names, their kinds, stats and units
+//!   (read by the SLOs and the reports).
 //!
 //! # Storage indices
 //! Histograms and counters of a shard or of the totals are stored flat, at
@@ -27,6 +29,7 @@
 //! a single unnamed phase 0.
 
 mod aggregator;
+pub mod catalogue;
 mod hlog;
 mod recorder;
 mod totals;

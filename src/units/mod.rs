@@ -4,17 +4,23 @@
 //! where a unit is required, a negative value or trailing garbage is an
 //! error that names what was expected.
 //!
-//! Each type implements `Deserialize` from the TOML value so that the toml
-//! crate attaches the value's span to any error (file, line and column come
-//! for free). Each type also implements `FromStr` (same grammar, same
-//! messages) and `Display`, which prints it back in scenario syntax.
+//! Each type implements `Deserialize` from the TOML value (in `de`) so that
+//! the toml crate attaches the value's span to any error (file, line and
+//! column come for free). Each type also implements `FromStr` (same grammar,
+//! same messages) and `Display`, which prints it back in scenario syntax.
+//!
+//! `threshold` holds the looser forms an SLO target is written in
+//! (`850us`, `0.1%` or `0.001`, `500/s` or a bare number per second), which
+//! share this module's unit tables but not its strictness.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::de::{self, Deserialize, Deserializer, Visitor};
+mod de;
+mod threshold;
+
+pub use threshold::{threshold_count, threshold_fraction, threshold_micros, threshold_per_second};
 
 const DUR_EXPECTED: &str =
     "expected a number with a unit (us, ms, s, m, h), e.g. `250ms`, `1.5s` or `1m30s`";
@@ -176,6 +182,29 @@ fn is_decimal(s: &str) -> bool {
     digits(int) && frac.is_none_or(digits)
 }
 
+/// A duration unit's length in nanoseconds and its rank (larger units rank
+/// higher, so a compound duration must go down: `1h30m`, not `30m1h`).
+fn duration_unit(unit: &str) -> Option<(u128, u8)> {
+    Some(match unit {
+        "h" => (3600 * NANOS_PER_SEC, 4),
+        "m" => (60 * NANOS_PER_SEC, 3),
+        "s" => (NANOS_PER_SEC, 2),
+        "ms" => (1_000_000, 1),
+        "us" | "µs" | "μs" => (1_000, 0),
+        _ => return None,
+    })
+}
+
+/// The seconds in the unit after a rate's `/`: `s`, `m`, `h`.
+fn rate_unit_secs(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    })
+}
+
 fn duration_inner(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
@@ -204,15 +233,10 @@ fn duration_inner(text: &str) -> Result<Duration, String> {
         if !is_decimal(num) {
             return Err(format!("`{num}` is not a number"));
         }
-        let (unit_ns, rank): (u128, u8) = match unit {
+        let (unit_ns, rank) = match unit {
             "" if last_rank.is_none() && rest.is_empty() => return Err("missing unit".into()),
             "" => return Err(format!("missing unit after `{num}`")),
-            "h" => (3600 * NANOS_PER_SEC, 4),
-            "m" => (60 * NANOS_PER_SEC, 3),
-            "s" => (NANOS_PER_SEC, 2),
-            "ms" => (1_000_000, 1),
-            "us" | "µs" | "μs" => (1_000, 0),
-            other => return Err(format!("unknown unit `{other}`")),
+            other => duration_unit(other).ok_or_else(|| format!("unknown unit `{other}`"))?,
         };
         if last_rank.is_some_and(|last| rank >= last) {
             return Err(
@@ -266,11 +290,8 @@ fn rate_inner(text: &str) -> Result<f64, String> {
         return Err(format!("`{num}` is not a number"));
     }
     let per_sec = match unit {
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
         "" => return Err("missing unit after `/`".into()),
-        other => return Err(format!("unknown unit `/{other}`")),
+        other => rate_unit_secs(other).ok_or_else(|| format!("unknown unit `/{other}`"))?,
     };
     let n: f64 = num
         .parse()
@@ -560,172 +581,11 @@ impl fmt::Display for Fraction {
     }
 }
 
-/// A TOML number, as seen by a visitor.
-#[derive(Clone, Copy)]
-enum Num {
-    Int(i128),
-    Float(f64),
-}
-
-impl fmt::Display for Num {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Num::Int(n) => write!(f, "{n}"),
-            Num::Float(x) => write!(f, "{x:?}"),
-        }
-    }
-}
-
-/// A visitor for a unit-carrying value: strings go through `from_str`,
-/// numbers through `from_num`; any other TOML type is an `invalid_type`
-/// error naming `expecting`.
-struct UnitVisitor<T> {
-    expecting: &'static str,
-    from_str: fn(&str) -> Result<T, String>,
-    from_num: fn(Num) -> Result<T, String>,
-    marker: PhantomData<T>,
-}
-
-impl<T> UnitVisitor<T> {
-    fn run<'de, D: Deserializer<'de>>(
-        d: D,
-        expecting: &'static str,
-        from_str: fn(&str) -> Result<T, String>,
-        from_num: fn(Num) -> Result<T, String>,
-    ) -> Result<T, D::Error> {
-        d.deserialize_any(UnitVisitor {
-            expecting,
-            from_str,
-            from_num,
-            marker: PhantomData,
-        })
-    }
-}
-
-impl<'de, T> Visitor<'de> for UnitVisitor<T> {
-    type Value = T;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.expecting)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        (self.from_str)(v).map_err(E::custom)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
-        (self.from_num)(Num::Int(v.into())).map_err(E::custom)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
-        (self.from_num)(Num::Int(v.into())).map_err(E::custom)
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
-        (self.from_num)(Num::Float(v)).map_err(E::custom)
-    }
-}
-
-fn duration_number<T>(n: Num) -> Result<T, String> {
-    Err(format!(
-        "invalid duration `{n}`: a duration needs a unit and is written as a string, \
-         e.g. `\"{n}s\"` or `\"250ms\"`"
-    ))
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        UnitVisitor::run(
-            d,
-            "a duration string with a unit, e.g. \"250ms\"",
-            str::parse,
-            duration_number,
-        )
-    }
-}
-
-impl<'de> Deserialize<'de> for PositiveDur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        UnitVisitor::run(
-            d,
-            "a duration string with a unit, e.g. \"250ms\"",
-            str::parse,
-            duration_number,
-        )
-    }
-}
-
-impl<'de> Deserialize<'de> for DurRange {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        UnitVisitor::run(
-            d,
-            "a duration or a duration range string, e.g. \"500ms..2s\"",
-            str::parse,
-            duration_number,
-        )
-    }
-}
-
-impl<'de> Deserialize<'de> for RateCurve {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        UnitVisitor::run(
-            d,
-            "a rate string such as \"500/s\" or \"20/s -> 200/s\"",
-            str::parse,
-            |n| {
-                Err(format!(
-                    "invalid rate `{n}`: a rate needs a unit and is written as a string, \
-                     e.g. `\"{n}/s\"` or `\"20/s -> 200/s\"`"
-                ))
-            },
-        )
-    }
-}
-
-impl<'de> Deserialize<'de> for VuCurve {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        UnitVisitor::run(
-            d,
-            "a VU count such as 300 or a ramp such as \"10 -> 100\"",
-            str::parse,
-            |n| match n {
-                Num::Int(i) if i < 0 => Err(format!(
-                    "invalid VU count `{n}`: a VU count cannot be negative"
-                )),
-                Num::Int(i) => {
-                    let v = u32::try_from(i)
-                        .map_err(|_| format!("invalid VU count `{n}`: the value is too large"))?;
-                    VuCurve { from: v, to: v }.checked(&n.to_string())
-                }
-                Num::Float(_) => Err(format!(
-                    "invalid VU count `{n}`: a VU count is a whole number, e.g. `300`"
-                )),
-            },
-        )
-    }
-}
-
-impl<'de> Deserialize<'de> for Fraction {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        UnitVisitor::run(
-            d,
-            "a percentage string such as \"20%\" or a number between 0 and 1",
-            str::parse,
-            |n| match n {
-                Num::Int(i) => Fraction::from_number(i as f64, &n.to_string()),
-                Num::Float(x) => Fraction::from_number(x, &n.to_string()),
-            },
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::diagnostic::Diagnostic;
-    use std::path::Path;
 
-    fn ms(n: u64) -> Duration {
+    pub(super) fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
@@ -1053,134 +913,5 @@ mod tests {
         assert_eq!(format_duration(Duration::from_nanos(59_999_999_999)), "1m");
         assert_eq!(format_duration(Duration::new(90, 500_000_000)), "1m30.5s");
         assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
-    }
-
-    #[derive(Debug, serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Sample {
-        think: Option<DurRange>,
-        duration: Option<PositiveDur>,
-        timeout: Option<Dur>,
-        rate: Option<RateCurve>,
-        vus: Option<VuCurve>,
-        fraction: Option<Fraction>,
-    }
-
-    fn sample(src: &str) -> Result<Sample, toml::de::Error> {
-        toml::from_str(src)
-    }
-
-    #[test]
-    fn deserialize_valid_values() {
-        let s = sample(
-            "think = \"500ms..2s\"\nduration = \"1m\"\ntimeout = \"250ms\"\n\
-             rate = \"20/s -> 200/s\"\nvus = 300\nfraction = \"20%\"\n",
-        )
-        .unwrap();
-        assert_eq!(
-            s.think,
-            Some(DurRange {
-                min: ms(500),
-                max: ms(2000)
-            })
-        );
-        assert_eq!(s.duration, Some(PositiveDur(ms(60_000))));
-        assert_eq!(s.timeout, Some(Dur(ms(250))));
-        assert_eq!(
-            s.rate,
-            Some(RateCurve {
-                from: 20.0,
-                to: 200.0
-            })
-        );
-        assert_eq!(s.vus, Some(VuCurve { from: 300, to: 300 }));
-        assert_eq!(s.fraction, Some(Fraction(0.2)));
-
-        let s = sample("vus = \"10 -> 100\"\nfraction = 0.33\n").unwrap();
-        assert_eq!(s.vus, Some(VuCurve { from: 10, to: 100 }));
-        assert_eq!(s.fraction, Some(Fraction(0.33)));
-        let s = sample("fraction = 1\n").unwrap();
-        assert_eq!(s.fraction, Some(Fraction(1.0)));
-    }
-
-    #[test]
-    fn deserialize_errors_name_the_value() {
-        for (src, want) in [
-            (
-                "timeout = 5",
-                "invalid duration `5`: a duration needs a unit",
-            ),
-            ("timeout = 1.5", "`\"1.5s\"`"),
-            ("timeout = true", "expected a duration string with a unit"),
-            ("timeout = [1]", "expected a duration string with a unit"),
-            ("duration = \"0s\"", "must be greater than zero"),
-            ("think = 3", "invalid duration `3`"),
-            ("rate = 500", "invalid rate `500`: a rate needs a unit"),
-            ("rate = \"0/s\"", "rate must be greater than zero"),
-            (
-                "vus = -5",
-                "invalid VU count `-5`: a VU count cannot be negative",
-            ),
-            ("vus = 0", "VU count must be greater than zero"),
-            ("vus = 5000000000", "too large"),
-            ("vus = 1.5", "whole number"),
-            ("vus = \"0 -> 0\"", "VU count must be greater than zero"),
-            (
-                "fraction = 1.5",
-                "invalid fraction `1.5`: must be between 0 and 1",
-            ),
-            ("fraction = -0.1", "must be between 0 and 1"),
-            ("fraction = 2", "invalid fraction `2`"),
-            ("fraction = nan", "must be between 0 and 1"),
-            ("fraction = \"120%\"", "between 0% and 100%"),
-        ] {
-            let err = sample(src).unwrap_err();
-            assert!(err.message().contains(want), "{src}: {}", err.message());
-        }
-    }
-
-    #[test]
-    fn deserialize_error_span_points_at_the_value() {
-        let src = "timeout = \"250ms\"\n\nthink = \"2s..1s\"\nrate =   \"fast\"\n";
-        let err = sample(src).unwrap_err();
-        let diag = Diagnostic::from_toml(Path::new("x.toml"), src, &err);
-        assert_eq!((diag.line, diag.column), (3, 9));
-        assert_eq!(diag.width, "\"2s..1s\"".len());
-        assert!(diag.message.contains("invalid duration range `2s..1s`"));
-
-        let src = "timeout = \"250ms\"\nrate =   \"fast\"\n";
-        let err = sample(src).unwrap_err();
-        let diag = Diagnostic::from_toml(Path::new("x.toml"), src, &err);
-        assert_eq!((diag.line, diag.column), (2, 10));
-        assert_eq!(diag.source_line, "rate =   \"fast\"");
-        assert!(
-            diag.message.contains("invalid rate `fast`"),
-            "{}",
-            diag.message
-        );
-
-        let nested: Result<std::collections::BTreeMap<String, Sample>, _> =
-            toml::from_str("[a]\ntimeout = \"1s\"\n[b]\nvus = -3\n");
-        let err = nested.unwrap_err();
-        let diag = Diagnostic::from_toml(
-            Path::new("x.toml"),
-            "[a]\ntimeout = \"1s\"\n[b]\nvus = -3\n",
-            &err,
-        );
-        assert_eq!((diag.line, diag.column, diag.width), (4, 7, 2));
-    }
-
-    #[test]
-    fn unknown_field_gets_a_suggestion() {
-        let src = "timeout = \"1s\"\nthinkk = \"1s\"\n";
-        let err = sample(src).unwrap_err();
-        let diag = Diagnostic::from_toml(Path::new("x.toml"), src, &err);
-        assert_eq!((diag.line, diag.column), (2, 1));
-        assert!(
-            diag.message.starts_with("unknown field `thinkk`"),
-            "{}",
-            diag.message
-        );
-        assert_eq!(diag.help.as_deref(), Some("did you mean `think`?"));
     }
 }
