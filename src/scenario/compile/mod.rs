@@ -1,0 +1,276 @@
+//! Model → runtime scenario. Every template, extractor and check is compiled
+//! here, once; every cross-field rule is checked here with a located
+//! diagnostic: names unique, hosts declared, feeders readable and not empty,
+//! SLO metrics and tags known, exactly one load model per phase.
+//!
+//! # Layout
+//! This file holds the runtime types ([`Scenario`] and its parts) and the
+//! driver, [`compile`]; each section of the file compiles in its own module:
+//! - `target`: `[target]` and `[http]`, where load may go.
+//! - `steps`: `[[feeders]]` and `[[users]]` with their steps.
+//! - `crowd`: `[hub]`, `[[agents]]` and `[[commanders]]`.
+//! - `phases`: `[[phases]]`, the load of each population per phase.
+//! - `judging`: `[slo]` and `[compare]`.
+
+use super::check::{Check, Extractor};
+use super::diagnostic::Diagnostic;
+use super::feeder::Feeder;
+use super::hub::{AgentLoad, AgentPopulation, Commander, HubSettings};
+use super::model::{HttpVersion, ScenarioFile};
+use super::template::{JsonTemplate, Template};
+pub use crate::protocol::Origin;
+use crate::slo::Slo;
+use crate::target::TargetConfig;
+use crate::units::{DurRange, RateCurve, VuCurve};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+mod crowd;
+mod judging;
+mod phases;
+mod steps;
+mod target;
+
+pub use target::parse_hub_url;
+
+/// Where the API is.
+#[derive(Debug, Clone)]
+pub enum ApiTarget {
+    /// Start the built-in target in-process on 127.0.0.1:0 with these knobs.
+    Builtin(TargetConfig),
+    Url(Origin),
+}
+
+/// Which origin a step's URL goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginRef {
+    /// The `[target] api`.
+    Api,
+    /// Index into [`Scenario::extra_origins`].
+    Extra(usize),
+}
+
+/// HTTP settings after defaults.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub version: HttpVersion,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub keep_alive: bool,
+    pub insecure: bool,
+    pub max_in_flight: usize,
+    pub queue: usize,
+    pub queue_timeout: Duration,
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    None,
+    Text(Template),
+    Json(JsonTemplate),
+}
+
+/// One compiled step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub method: http::Method,
+    pub origin: OriginRef,
+    /// Path and query (`/api/x?a=1`), template.
+    pub path: Template,
+    /// Extra query parameters (name, value template), URL-encoded when sent.
+    pub query: Vec<(String, Template)>,
+    pub headers: Vec<(http::HeaderName, Template)>,
+    pub body: Body,
+    pub timeout: Duration,
+    pub check: Check,
+    /// (variable slot, extractor).
+    pub extract: Vec<(usize, Extractor)>,
+    pub think: Option<DurRange>,
+    /// Whether the response body is needed (checks or extractors).
+    pub needs_body: bool,
+}
+
+/// One compiled `[[users]]` population.
+#[derive(Debug, Clone)]
+pub struct Population {
+    pub name: String,
+    pub weight: u32,
+    pub steps: Vec<Step>,
+    /// Number of variable slots (extracted values).
+    pub vars: usize,
+    /// Feeders this population's templates read.
+    pub feeders_used: Vec<usize>,
+}
+
+/// A phase's user load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UserLoad {
+    /// Open model: arrivals per second.
+    Open(RateCurve),
+    /// Closed model: VUs looping journeys.
+    Closed(VuCurve),
+}
+
+/// One phase as declared.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub name: String,
+    pub duration: Duration,
+    pub users: Option<UserLoad>,
+    /// The agent population during this phase (carried over from earlier
+    /// phases when the phase does not say); None before the first phase
+    /// that declares agents.
+    pub agents: Option<AgentLoad>,
+    /// Commands per second of every commander (split by nothing: each
+    /// commander sends at this rate).
+    pub commanders: Option<RateCurve>,
+}
+
+/// Where the hub is.
+#[derive(Debug, Clone)]
+pub enum HubTarget {
+    /// The built-in hub (in the built-in target, started in-process with
+    /// these knobs, shared with the built-in API when both are built in).
+    Builtin(TargetConfig),
+    /// `http` for ws:// and http://, `https` for wss:// and https://.
+    Url(Origin),
+}
+
+/// The runtime scenario: everything compiled, every rule checked.
+#[derive(Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    pub seed: u64,
+    /// Hex SHA-256 of the resolved scenario text (after `--set`).
+    pub content_hash: String,
+    pub api: Option<ApiTarget>,
+    pub hub: Option<HubTarget>,
+    /// The kick endpoint for `drop = { how = "server" }`: origin and path.
+    pub hub_admin: Option<(Origin, String)>,
+    pub hub_settings: HubSettings,
+    pub agents: Vec<AgentPopulation>,
+    pub commanders: Vec<Commander>,
+    pub extra_origins: Vec<Origin>,
+    pub http: HttpSettings,
+    pub feeders: Vec<Feeder>,
+    pub populations: Vec<Population>,
+    pub phases: Vec<Phase>,
+    pub slos: Vec<Slo>,
+    pub abort_on_fail: bool,
+    /// Tolerances of a baseline comparison (`[compare]`).
+    pub compare: super::Tolerances,
+    /// `[capacity]` as written (flags of `stampede capacity` override it).
+    pub capacity: super::model::CapacitySpec,
+}
+
+/// Collects diagnostics for one file.
+pub(crate) struct Diags<'a> {
+    pub file: &'a Path,
+    pub src: &'a str,
+    pub list: Vec<Diagnostic>,
+}
+
+impl Diags<'_> {
+    fn at(&mut self, span: Range<usize>, message: impl Into<String>, help: Option<String>) {
+        self.list.push(Diagnostic::at_span(
+            self.file, self.src, span, message, help,
+        ));
+    }
+}
+
+/// Compile the parsed file. `dir` resolves feeder paths. Sections compile
+/// in file order, each adding its diagnostics; None when any was found.
+pub(crate) fn compile(
+    file: ScenarioFile,
+    dir: &Path,
+    content_hash: String,
+    diags: &mut Diags<'_>,
+) -> Option<Scenario> {
+    let name = file.name.get_ref().trim().to_string();
+    if name.is_empty() {
+        diags.at(file.name.span(), "the scenario name is empty", None);
+    }
+    let target_span = file.target.span();
+    let targets = target::targets(file.target.get_ref(), diags);
+    let http = target::http_settings(&file.http, diags);
+    let feeders = steps::feeders(&file.feeders, dir, diags)?;
+    let populations = steps::populations(
+        &file.users,
+        &feeders,
+        &targets.api,
+        &targets.extra_origins,
+        &http,
+        diags,
+    );
+    let crowd::Crowd {
+        hub_settings,
+        agents,
+        commanders,
+    } = crowd::crowd(
+        &file,
+        &feeders,
+        &populations,
+        &targets,
+        target_span.clone(),
+        diags,
+    );
+    let phases = phases::phases(
+        &file.phases,
+        &populations,
+        &agents,
+        &commanders,
+        &targets,
+        diags,
+    );
+    target::check_api_declared(&targets, &populations, target_span, diags);
+    let (slos, abort_on_fail) = judging::slos(
+        &file.slo,
+        &populations,
+        &agents,
+        &commanders,
+        &phases,
+        diags,
+    );
+    let compare = judging::compare(&file.compare, diags);
+
+    if !diags.list.is_empty() {
+        return None;
+    }
+    let target::Targets {
+        api,
+        hub,
+        hub_admin,
+        extra_origins,
+    } = targets;
+    Some(Scenario {
+        name,
+        description: file.description,
+        seed: file.seed,
+        content_hash,
+        api,
+        hub,
+        hub_admin,
+        hub_settings,
+        agents,
+        commanders,
+        extra_origins,
+        http,
+        feeders,
+        populations,
+        phases,
+        slos,
+        abort_on_fail,
+        compare,
+        capacity: file.capacity,
+    })
+}
+
+/// Byte span of the first `key =` in the source (for errors on defaulted
+/// sections whose values carry no span).
+fn find_key(src: &str, key: &str) -> Range<usize> {
+    src.find(key).map(|i| i..i + key.len()).unwrap_or(0..0)
+}
