@@ -611,14 +611,4 @@ mod tests {
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["regressions"], 1);
     }
-
-    #[test]
-    fn tolerances_parse_from_the_command_line() {
-        let mut t = Tolerances::default();
-        t.parse_into("p95=5%, errors=0.1pp,throughput=20%").unwrap();
-        assert_eq!((t.p95, t.errors, t.throughput), (0.05, 0.001, 0.2));
-        assert!(t.parse_into("p96=5%").unwrap_err().contains("unknown stat"));
-        assert!(t.parse_into("p95=5").unwrap_err().contains("percentage"));
-        assert!(t.parse_into("p95").unwrap_err().contains("stat=value"));
-    }
 }

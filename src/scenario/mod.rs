@@ -1,10 +1,20 @@
-//! Scenario files: the TOML model, its units, located diagnostics,
-//! `--set` overrides, templates, feeders, extractors and checks.
+//! Scenario files: the TOML model, located diagnostics, `--set` overrides,
+//! templates, feeders, extractors and checks. Values with units (durations,
+//! rates, fractions) are read by [`crate::units`], a layer below.
 //!
 //! [`load`] is the one entry point: read the file, apply overrides, parse
 //! (unknown keys and bad units are errors with file, line and column),
 //! compile (templates, extractors, checks, SLOs, feeders) and return a
 //! [`Scenario`] ready to plan and run.
+//!
+//! # Layout
+//! - `model`: the file as written (serde); `hub` adds its hub half (model,
+//!   runtime form and compiler).
+//! - `overrides`: `--set key=value` applied to the TOML text.
+//! - `compile`: model → runtime [`Scenario`], one module per section.
+//! - `template`, `check`, `feeder`: what a step or message is made of.
+//! - `diagnostic`: errors located in the file.
+//! - `tolerances`: `[compare]`; `backoff`: agents' reconnect delays.
 
 pub mod backoff;
 pub mod check;
@@ -24,7 +34,7 @@ pub use compile::{
     ApiTarget, Body, HubTarget, Origin, OriginRef, Phase, Population, Scenario, Step, UserLoad,
 };
 pub use diagnostic::Diagnostic;
-pub use tolerances::Tolerances;
+pub use tolerances::{ToleranceError, Tolerances};
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,10 @@
 //! The scenario file as written (serde model). Unknown keys are refused
-//! (`deny_unknown_fields`), values with units are parsed by [`super::units`]
+//! (`deny_unknown_fields`), values with units are parsed by [`crate::units`]
 //! while deserializing so their errors carry the value's span. Cross-field
 //! rules (names, hosts, feeders, SLO metrics) are checked in
 //! [`super::compile`], which turns this model into the runtime scenario.
+//! The hub half of the model (`[hub]`, `[[agents]]`, `[[commanders]]`)
+//! lives in [`super::hub`].
 
 use super::check::{CheckSpec, ExtractSpec};
 use super::feeder::FeedMode;

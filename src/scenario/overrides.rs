@@ -7,10 +7,16 @@ use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
 /// An override that cannot be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum OverrideError {
+    /// The `--set` argument as typed, without a `=`.
     #[error("--set `{0}`: expected key=value")]
     Syntax(String),
+    /// The key cannot be set to the value typed: `detail` says why.
     #[error("--set `{key}`: {detail}")]
-    Path { key: String, detail: String },
+    Path {
+        key: String,
+        value: String,
+        detail: String,
+    },
 }
 
 /// Apply overrides in order. `key` is a dotted path: `seed`, `target.api`,
@@ -29,13 +35,14 @@ pub enum OverrideError {
 /// table. A quoted segment (`users."0"`) is always a key or element name,
 /// never an index. With no overrides the text is returned unchanged.
 pub fn apply(src: &str, sets: &[(String, String)]) -> Result<String, OverrideError> {
-    let Some((first_key, _)) = sets.first() else {
+    let Some((first_key, first_value)) = sets.first() else {
         return Ok(src.to_string());
     };
     let mut doc: DocumentMut =
         src.parse()
             .map_err(|e: toml_edit::TomlError| OverrideError::Path {
                 key: first_key.clone(),
+                value: first_value.clone(),
                 detail: format!(
                     "cannot apply overrides: the scenario is not valid TOML ({})",
                     e.message().trim()
@@ -44,6 +51,7 @@ pub fn apply(src: &str, sets: &[(String, String)]) -> Result<String, OverrideErr
     for (key, value) in sets {
         let fail = |detail: String| OverrideError::Path {
             key: key.clone(),
+            value: value.clone(),
             detail,
         };
         let segs = parse_path(key).map_err(fail)?;
