@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::{Dur, DurRange, Fraction, PositiveDur, RateCurve, VuCurve};
+use super::{Dur, DurRange, Fraction, PositiveDur, RateCurve, UnitError, ValueKind, VuCurve};
 
 /// A TOML number, as seen by a visitor.
 #[derive(Clone, Copy)]
@@ -32,8 +32,8 @@ impl fmt::Display for Num {
 /// error naming `expecting`.
 struct UnitVisitor<T> {
     expecting: &'static str,
-    from_str: fn(&str) -> Result<T, String>,
-    from_num: fn(Num) -> Result<T, String>,
+    from_str: fn(&str) -> Result<T, UnitError>,
+    from_num: fn(Num) -> Result<T, UnitError>,
     marker: PhantomData<T>,
 }
 
@@ -41,8 +41,8 @@ impl<T> UnitVisitor<T> {
     fn run<'de, D: Deserializer<'de>>(
         d: D,
         expecting: &'static str,
-        from_str: fn(&str) -> Result<T, String>,
-        from_num: fn(Num) -> Result<T, String>,
+        from_str: fn(&str) -> Result<T, UnitError>,
+        from_num: fn(Num) -> Result<T, UnitError>,
     ) -> Result<T, D::Error> {
         d.deserialize_any(UnitVisitor {
             expecting,
@@ -77,10 +77,13 @@ impl<'de, T> Visitor<'de> for UnitVisitor<T> {
     }
 }
 
-fn duration_number<T>(n: Num) -> Result<T, String> {
-    Err(format!(
-        "invalid duration `{n}`: a duration needs a unit and is written as a string, \
-         e.g. `\"{n}s\"` or `\"250ms\"`"
+fn duration_number<T>(n: Num) -> Result<T, UnitError> {
+    Err(UnitError::new(
+        ValueKind::Duration,
+        n,
+        format!(
+            "a duration needs a unit and is written as a string, e.g. `\"{n}s\"` or `\"250ms\"`"
+        ),
     ))
 }
 
@@ -124,9 +127,13 @@ impl<'de> Deserialize<'de> for RateCurve {
             "a rate string such as \"500/s\" or \"20/s -> 200/s\"",
             str::parse,
             |n| {
-                Err(format!(
-                    "invalid rate `{n}`: a rate needs a unit and is written as a string, \
-                     e.g. `\"{n}/s\"` or `\"20/s -> 200/s\"`"
+                Err(UnitError::new(
+                    ValueKind::Rate,
+                    n,
+                    format!(
+                        "a rate needs a unit and is written as a string, \
+                         e.g. `\"{n}/s\"` or `\"20/s -> 200/s\"`"
+                    ),
                 ))
             },
         )
@@ -140,16 +147,21 @@ impl<'de> Deserialize<'de> for VuCurve {
             "a VU count such as 300 or a ramp such as \"10 -> 100\"",
             str::parse,
             |n| match n {
-                Num::Int(i) if i < 0 => Err(format!(
-                    "invalid VU count `{n}`: a VU count cannot be negative"
+                Num::Int(i) if i < 0 => Err(UnitError::new(
+                    ValueKind::VuCount,
+                    n,
+                    "a VU count cannot be negative",
                 )),
                 Num::Int(i) => {
-                    let v = u32::try_from(i)
-                        .map_err(|_| format!("invalid VU count `{n}`: the value is too large"))?;
+                    let v = u32::try_from(i).map_err(|_| {
+                        UnitError::new(ValueKind::VuCount, n, "the value is too large")
+                    })?;
                     VuCurve { from: v, to: v }.checked(&n.to_string())
                 }
-                Num::Float(_) => Err(format!(
-                    "invalid VU count `{n}`: a VU count is a whole number, e.g. `300`"
+                Num::Float(_) => Err(UnitError::new(
+                    ValueKind::VuCount,
+                    n,
+                    "a VU count is a whole number, e.g. `300`",
                 )),
             },
         )

@@ -35,23 +35,84 @@ const FRACTION_EXPECTED: &str =
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
+/// What kind of value a [`UnitError`] is about, as its message names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    Duration,
+    DurationRange,
+    Rate,
+    VuCount,
+    Percentage,
+    Fraction,
+}
+
+impl fmt::Display for ValueKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValueKind::Duration => "duration",
+            ValueKind::DurationRange => "duration range",
+            ValueKind::Rate => "rate",
+            ValueKind::VuCount => "VU count",
+            ValueKind::Percentage => "percentage",
+            ValueKind::Fraction => "fraction",
+        })
+    }
+}
+
+/// A value with a unit that cannot be read: its kind, the value as typed
+/// and what is wrong with it (with the expected form where that helps).
+/// Shown as ``invalid duration `5`: missing unit; expected …``.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid {kind} `{value}`: {detail}")]
+pub struct UnitError {
+    pub kind: ValueKind,
+    pub value: String,
+    pub detail: String,
+}
+
+impl UnitError {
+    fn new(kind: ValueKind, value: impl fmt::Display, detail: impl Into<String>) -> Self {
+        UnitError {
+            kind,
+            value: value.to_string(),
+            detail: detail.into(),
+        }
+    }
+}
+
 /// Parse a duration with a unit: `ns`? no — units are `ms`, `s`, `m`, `h`
 /// (also `us`/`µs`), decimals allowed (`1.5s`), compounds allowed (`1m30s`).
-/// Zero (`0s`) parses; callers decide whether zero is allowed.
+/// Zero (`0s`) parses; callers decide whether zero is allowed. The error is
+/// the message (as the command line and the target's knobs want it); the
+/// `FromStr` of [`Dur`] gives the [`UnitError`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    duration_inner(text).map_err(|why| format!("invalid duration `{text}`: {why}; {DUR_EXPECTED}"))
+    duration(text).map_err(|e| e.to_string())
+}
+
+fn duration(text: &str) -> Result<Duration, UnitError> {
+    duration_inner(text)
+        .map_err(|why| UnitError::new(ValueKind::Duration, text, format!("{why}; {DUR_EXPECTED}")))
 }
 
 /// Parse a rate `N/unit` (`500/s`, `30/m`, `2/h`, `0.5/s`) into events per
 /// second. Negative is an error; zero parses (callers decide).
 pub fn parse_rate(text: &str) -> Result<f64, String> {
-    rate_inner(text).map_err(|why| format!("invalid rate `{text}`: {why}; {RATE_EXPECTED}"))
+    rate_inner(text)
+        .map_err(|why| UnitError::new(ValueKind::Rate, text, format!("{why}; {RATE_EXPECTED}")))
+        .map_err(|e| e.to_string())
 }
 
 /// Parse a percentage `20%` or `0.1%` into a fraction (0.2, 0.001).
 pub fn parse_percent(text: &str) -> Result<f64, String> {
     percent_inner(text)
-        .map_err(|why| format!("invalid percentage `{text}`: {why}; {PERCENT_EXPECTED}"))
+        .map_err(|why| {
+            UnitError::new(
+                ValueKind::Percentage,
+                text,
+                format!("{why}; {PERCENT_EXPECTED}"),
+            )
+        })
+        .map_err(|e| e.to_string())
 }
 
 /// Format a duration for humans: `850µs`, `250ms`, `1.5s`, `2m`, `1h30m`.
@@ -392,27 +453,37 @@ pub struct VuCurve {
 pub struct Fraction(pub f64);
 
 impl FromStr for Dur {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        parse_duration(s).map(Dur)
+    type Err = UnitError;
+    fn from_str(s: &str) -> Result<Self, UnitError> {
+        duration(s).map(Dur)
     }
 }
 
 impl FromStr for PositiveDur {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let d = parse_duration(s)?;
+    type Err = UnitError;
+    fn from_str(s: &str) -> Result<Self, UnitError> {
+        let d = duration(s)?;
         if d.is_zero() {
-            return Err(format!("invalid duration `{s}`: must be greater than zero"));
+            return Err(UnitError::new(
+                ValueKind::Duration,
+                s,
+                "must be greater than zero",
+            ));
         }
         Ok(PositiveDur(d))
     }
 }
 
 impl FromStr for DurRange {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let err = |why: String| format!("invalid duration range `{s}`: {why}; {RANGE_EXPECTED}");
+    type Err = UnitError;
+    fn from_str(s: &str) -> Result<Self, UnitError> {
+        let err = |why: String| {
+            UnitError::new(
+                ValueKind::DurationRange,
+                s,
+                format!("{why}; {RANGE_EXPECTED}"),
+            )
+        };
         let Some((min, max)) = s.split_once("..") else {
             let d = duration_inner(s).map_err(err)?;
             return Ok(DurRange { min: d, max: d });
@@ -423,9 +494,10 @@ impl FromStr for DurRange {
         let max = duration_inner(max_text)
             .map_err(|why| err(format!("the maximum `{max_text}`: {why}")))?;
         if min > max {
-            return Err(format!(
-                "invalid duration range `{s}`: the minimum `{min_text}` is greater than \
-                 the maximum `{max_text}`"
+            return Err(UnitError::new(
+                ValueKind::DurationRange,
+                s,
+                format!("the minimum `{min_text}` is greater than the maximum `{max_text}`"),
             ));
         }
         Ok(DurRange { min, max })
@@ -433,9 +505,11 @@ impl FromStr for DurRange {
 }
 
 impl FromStr for RateCurve {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let err = |why: String| format!("invalid rate `{s}`: {why}; {RATE_CURVE_EXPECTED}");
+    type Err = UnitError;
+    fn from_str(s: &str) -> Result<Self, UnitError> {
+        let err = |why: String| {
+            UnitError::new(ValueKind::Rate, s, format!("{why}; {RATE_CURVE_EXPECTED}"))
+        };
         let curve = match split_ramp(s).map_err(err)? {
             None => {
                 let r = rate_inner(s).map_err(err)?;
@@ -447,9 +521,10 @@ impl FromStr for RateCurve {
             },
         };
         if curve.from == 0.0 && curve.to == 0.0 {
-            return Err(format!(
-                "invalid rate `{s}`: rate must be greater than zero (a ramp may start or end \
-                 at zero, not both)"
+            return Err(UnitError::new(
+                ValueKind::Rate,
+                s,
+                "rate must be greater than zero (a ramp may start or end at zero, not both)",
             ));
         }
         Ok(curve)
@@ -473,11 +548,12 @@ fn vu_inner(s: &str) -> Result<u32, String> {
 }
 
 impl VuCurve {
-    fn checked(self, text: &str) -> Result<Self, String> {
+    fn checked(self, text: &str) -> Result<Self, UnitError> {
         if self.from == 0 && self.to == 0 {
-            return Err(format!(
-                "invalid VU count `{text}`: VU count must be greater than zero (a ramp may \
-                 start or end at zero, not both)"
+            return Err(UnitError::new(
+                ValueKind::VuCount,
+                text,
+                "VU count must be greater than zero (a ramp may start or end at zero, not both)",
             ));
         }
         Ok(self)
@@ -485,9 +561,10 @@ impl VuCurve {
 }
 
 impl FromStr for VuCurve {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let err = |why: String| format!("invalid VU count `{s}`: {why}; {VU_EXPECTED}");
+    type Err = UnitError;
+    fn from_str(s: &str) -> Result<Self, UnitError> {
+        let err =
+            |why: String| UnitError::new(ValueKind::VuCount, s, format!("{why}; {VU_EXPECTED}"));
         let curve = match split_ramp(s).map_err(err)? {
             None => {
                 let n = vu_inner(s.trim()).map_err(err)?;
@@ -503,13 +580,20 @@ impl FromStr for VuCurve {
 }
 
 impl FromStr for Fraction {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let f = percent_inner(s)
-            .map_err(|why| format!("invalid fraction `{s}`: {why}; {FRACTION_EXPECTED}"))?;
+    type Err = UnitError;
+    fn from_str(s: &str) -> Result<Self, UnitError> {
+        let f = percent_inner(s).map_err(|why| {
+            UnitError::new(
+                ValueKind::Fraction,
+                s,
+                format!("{why}; {FRACTION_EXPECTED}"),
+            )
+        })?;
         if f > 1.0 {
-            return Err(format!(
-                "invalid fraction `{s}`: must be between 0% and 100%"
+            return Err(UnitError::new(
+                ValueKind::Fraction,
+                s,
+                "must be between 0% and 100%",
             ));
         }
         Ok(Fraction(f))
@@ -517,13 +601,14 @@ impl FromStr for Fraction {
 }
 
 impl Fraction {
-    fn from_number(n: f64, shown: &str) -> Result<Self, String> {
+    fn from_number(n: f64, shown: &str) -> Result<Self, UnitError> {
         if (0.0..=1.0).contains(&n) {
             Ok(Fraction(n))
         } else {
-            Err(format!(
-                "invalid fraction `{shown}`: must be between 0 and 1 (or a percentage such as \
-                 `\"20%\"`)"
+            Err(UnitError::new(
+                ValueKind::Fraction,
+                shown,
+                "must be between 0 and 1 (or a percentage such as `\"20%\"`)",
             ))
         }
     }
@@ -721,21 +806,24 @@ mod tests {
             "0/s -> 60/m".parse::<RateCurve>().unwrap(),
             RateCurve { from: 0.0, to: 1.0 }
         );
-        let err = "0/s".parse::<RateCurve>().unwrap_err();
+        let err = "0/s".parse::<RateCurve>().unwrap_err().to_string();
         assert!(err.contains("rate must be greater than zero"), "{err}");
-        let err = "0/s -> 0/m".parse::<RateCurve>().unwrap_err();
+        let err = "0/s -> 0/m".parse::<RateCurve>().unwrap_err().to_string();
         assert!(err.contains("rate must be greater than zero"), "{err}");
-        let err = "20 -> 200/s".parse::<RateCurve>().unwrap_err();
+        let err = "20 -> 200/s".parse::<RateCurve>().unwrap_err().to_string();
         assert!(err.contains("the start `20`: missing unit"), "{err}");
         assert!(err.contains("`20/s -> 200/s`"), "{err}");
-        let err = "20/s -> -5/s".parse::<RateCurve>().unwrap_err();
+        let err = "20/s -> -5/s".parse::<RateCurve>().unwrap_err().to_string();
         assert!(
             err.contains("the end `-5/s`: a rate cannot be negative"),
             "{err}"
         );
-        let err = "1/s -> 2/s -> 3/s".parse::<RateCurve>().unwrap_err();
+        let err = "1/s -> 2/s -> 3/s"
+            .parse::<RateCurve>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("exactly one `->`"), "{err}");
-        let err = "-> 5/s".parse::<RateCurve>().unwrap_err();
+        let err = "-> 5/s".parse::<RateCurve>().unwrap_err().to_string();
         assert!(err.contains("the start ``: the value is empty"), "{err}");
     }
 
@@ -762,7 +850,7 @@ mod tests {
             ("ten", "`ten` is not a number"),
             ("99999999999", "too large"),
         ] {
-            let err = input.parse::<VuCurve>().unwrap_err();
+            let err = input.parse::<VuCurve>().unwrap_err().to_string();
             assert!(
                 err.contains(&format!("invalid VU count `{input}`")),
                 "{err}"
@@ -794,26 +882,26 @@ mod tests {
                 max: ms(2500)
             }
         );
-        let err = "2s..500ms".parse::<DurRange>().unwrap_err();
+        let err = "2s..500ms".parse::<DurRange>().unwrap_err().to_string();
         assert!(
             err.contains("the minimum `2s` is greater than the maximum `500ms`"),
             "{err}"
         );
-        let err = "500..2s".parse::<DurRange>().unwrap_err();
+        let err = "500..2s".parse::<DurRange>().unwrap_err().to_string();
         assert!(err.contains("the minimum `500`: missing unit"), "{err}");
         assert!(err.contains("`500ms..2s`"), "{err}");
-        let err = "1s..".parse::<DurRange>().unwrap_err();
+        let err = "1s..".parse::<DurRange>().unwrap_err().to_string();
         assert!(err.contains("the maximum ``: the value is empty"), "{err}");
-        let err = "5".parse::<DurRange>().unwrap_err();
+        let err = "5".parse::<DurRange>().unwrap_err().to_string();
         assert!(
             err.contains("invalid duration range `5`: missing unit"),
             "{err}"
         );
 
         assert_eq!("1s".parse::<PositiveDur>().unwrap(), PositiveDur(ms(1000)));
-        let err = "0s".parse::<PositiveDur>().unwrap_err();
+        let err = "0s".parse::<PositiveDur>().unwrap_err().to_string();
         assert!(err.contains("`0s`: must be greater than zero"), "{err}");
-        let err = "0".parse::<PositiveDur>().unwrap_err();
+        let err = "0".parse::<PositiveDur>().unwrap_err().to_string();
         assert!(err.contains("missing unit"), "{err}");
     }
 
@@ -821,9 +909,9 @@ mod tests {
     fn fractions() {
         assert_eq!("20%".parse::<Fraction>().unwrap(), Fraction(0.2));
         assert_eq!("100%".parse::<Fraction>().unwrap(), Fraction(1.0));
-        let err = "150%".parse::<Fraction>().unwrap_err();
+        let err = "150%".parse::<Fraction>().unwrap_err().to_string();
         assert!(err.contains("between 0% and 100%"), "{err}");
-        let err = "0.2".parse::<Fraction>().unwrap_err();
+        let err = "0.2".parse::<Fraction>().unwrap_err().to_string();
         assert!(err.contains("missing `%`"), "{err}");
     }
 
@@ -913,5 +1001,24 @@ mod tests {
         assert_eq!(format_duration(Duration::from_nanos(59_999_999_999)), "1m");
         assert_eq!(format_duration(Duration::new(90, 500_000_000)), "1m30.5s");
         assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
+    }
+
+    #[test]
+    fn errors_carry_the_kind_and_the_value_typed() {
+        let err = "0s".parse::<PositiveDur>().unwrap_err();
+        assert_eq!(
+            err,
+            UnitError {
+                kind: ValueKind::Duration,
+                value: "0s".into(),
+                detail: "must be greater than zero".into(),
+            }
+        );
+        let err = "fast".parse::<RateCurve>().unwrap_err();
+        assert_eq!((err.kind, err.value.as_str()), (ValueKind::Rate, "fast"));
+        assert_eq!(
+            err.to_string(),
+            format!("invalid rate `fast`: {}", err.detail)
+        );
     }
 }
