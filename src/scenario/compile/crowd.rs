@@ -51,18 +51,20 @@ pub(super) fn crowd(
         },
         errors: Vec::new(),
     };
+    // Users, agents and commanders share one namespace (an SLO's
+    // `population` tag names any of them).
+    let mut names: Vec<String> = populations.iter().map(|p| p.name.clone()).collect();
+    let mut claim = |hc: &mut HubCompiler<'_>, name: &str, span: Range<usize>| {
+        if names.iter().any(|n| n == name) {
+            hc.errors
+                .push((span, format!("two populations are named `{name}`"), None));
+        }
+        names.push(name.to_owned());
+    };
     let mut agents: Vec<AgentPopulation> = Vec::new();
     for spec in &file.agents {
         if let Some(a) = hc.agent(spec) {
-            if agents.iter().any(|b| b.name == a.name)
-                || populations.iter().any(|p| p.name == a.name)
-            {
-                hc.errors.push((
-                    spec.name.span(),
-                    format!("two populations are named `{}`", a.name),
-                    None,
-                ));
-            }
+            claim(&mut hc, &a.name, spec.name.span());
             agents.push(a);
         }
     }
@@ -74,16 +76,7 @@ pub(super) fn crowd(
             targets.hub.is_some(),
             hub_settings.timeout.max(Duration::from_secs(10)),
         ) {
-            if commanders.iter().any(|b| b.name == c.name)
-                || agents.iter().any(|b| b.name == c.name)
-                || populations.iter().any(|p| p.name == c.name)
-            {
-                hc.errors.push((
-                    spec.name.span(),
-                    format!("two populations are named `{}`", c.name),
-                    None,
-                ));
-            }
+            claim(&mut hc, &c.name, spec.name.span());
             commanders.push(c);
         }
     }

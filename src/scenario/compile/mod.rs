@@ -198,14 +198,13 @@ pub(crate) fn compile(
     let targets = target::targets(file.target.get_ref(), diags);
     let http = target::http_settings(&file.http, diags);
     let feeders = steps::feeders(&file.feeders, dir, diags)?;
-    let populations = steps::populations(
-        &file.users,
-        &feeders,
-        &targets.api,
-        &targets.extra_origins,
-        &http,
-        diags,
-    );
+    let step_context = steps::StepContext {
+        feeders: &feeders,
+        api: &targets.api,
+        extra_origins: &targets.extra_origins,
+        http: &http,
+    };
+    let populations = steps::populations(&file.users, &step_context, diags);
     let crowd::Crowd {
         hub_settings,
         agents,

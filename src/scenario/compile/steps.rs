@@ -14,7 +14,6 @@ use crate::scenario::check::{Check, Extractor};
 use crate::scenario::feeder::Feeder;
 use crate::scenario::model::{FeederSpec, StepSpec, UsersSpec};
 use crate::scenario::template::{JsonTemplate, Symbols, Template};
-use crate::units::DurRange;
 
 /// Load every feeder; None when one fails (templates that use `feed.*`
 /// would report confusing errors).
@@ -34,13 +33,20 @@ pub(super) fn feeders(
     (feeders.len() == specs.len()).then_some(feeders)
 }
 
+/// What every step compiles against: the feeders its templates may read,
+/// the origins its URL may name and the HTTP defaults.
+pub(super) struct StepContext<'a> {
+    pub feeders: &'a [Feeder],
+    pub api: &'a Option<ApiTarget>,
+    /// `[target] hosts`.
+    pub extra_origins: &'a [Origin],
+    pub http: &'a HttpSettings,
+}
+
 /// Compile every `[[users]]` population: unique names, weights, steps.
 pub(super) fn populations(
     users_specs: &[UsersSpec],
-    feeders: &[Feeder],
-    api: &Option<ApiTarget>,
-    extra_origins: &[Origin],
-    http: &HttpSettings,
+    ctx: &StepContext<'_>,
     diags: &mut Diags<'_>,
 ) -> Vec<Population> {
     let mut populations = Vec::new();
@@ -74,18 +80,7 @@ pub(super) fn populations(
         let mut steps = Vec::new();
         let mut step_names: Vec<String> = Vec::new();
         for (index, spec) in users.steps.iter().enumerate() {
-            if let Some(step) = compile_step(
-                spec,
-                index,
-                &users.name,
-                &mut vars,
-                feeders,
-                api,
-                extra_origins,
-                http,
-                users.think,
-                diags,
-            ) {
+            if let Some(step) = compile_step(ctx, users, index, spec, &mut vars, diags) {
                 if step_names.contains(&step.name) {
                     diags.at(
                         users.name.span(),
@@ -155,19 +150,23 @@ fn step_url(step: &StepSpec) -> Result<Option<(http::Method, &Spanned<String>)>,
     Ok(first)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Compile step `index` of `users`. `vars` holds the names extracted by the
+/// steps before it; this step's extractions are added.
 fn compile_step(
-    spec: &StepSpec,
+    ctx: &StepContext<'_>,
+    users: &UsersSpec,
     index: usize,
-    pop: &Spanned<String>,
+    spec: &StepSpec,
     vars: &mut Vec<String>,
-    feeders: &[Feeder],
-    api: &Option<ApiTarget>,
-    extra: &[Origin],
-    http: &HttpSettings,
-    pop_think: Option<DurRange>,
     diags: &mut Diags<'_>,
 ) -> Option<Step> {
+    let StepContext {
+        feeders,
+        api,
+        extra_origins: extra,
+        http,
+    } = *ctx;
+    let pop = &users.name;
     let pop_name = pop.get_ref();
     let (method, url) = match step_url(spec) {
         Ok(Some(found)) => found,
@@ -355,7 +354,7 @@ fn compile_step(
         timeout: spec.timeout.map(|t| t.0).unwrap_or(http.timeout),
         check,
         extract,
-        think: spec.think.or(pop_think),
+        think: spec.think.or(users.think),
         needs_body,
     })
 }
