@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! This file holds the runtime types ([`Scenario`] and its parts) and the
-//! driver, [`compile`]; each section of the file compiles in its own module:
+//! driver, `compile`; each section of the file compiles in its own module:
 //! - `target`: `[target]` and `[http]`, where load may go.
 //! - `steps`: `[[feeders]]` and `[[users]]` with their steps.
 //! - `crowd`: `[hub]`, `[[agents]]` and `[[commanders]]`.
