@@ -399,7 +399,7 @@ fn print_step(options: &Options, step: &Step) {
         format!("{:.1}", step.load),
         step.achieved,
         step.offered,
-        crate::report::format::optional_latency(step.p95),
+        crate::units::format::optional_latency(step.p95),
         step.errors,
         if step.pass {
             "pass".to_string()

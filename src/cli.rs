@@ -289,7 +289,7 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
     // `--max-regression p95=5%` is `--set compare.p95=5%`: checked where
     // `[compare]` is, with the same messages.
     if let Some(spec) = &max_regression {
-        let mut check = crate::compare::Tolerances::default();
+        let mut check = crate::scenario::Tolerances::default();
         check
             .parse_into(spec)
             .map_err(|e| CommandError::BadInput(format!("--max-regression: {e}")))?;
@@ -385,7 +385,7 @@ fn compare(args: CompareArgs) -> Result<ExitStatus, CommandError> {
         format,
         output,
     } = args;
-    let mut tolerances = crate::compare::Tolerances::default();
+    let mut tolerances = crate::scenario::Tolerances::default();
     if let Some(spec) = &max_regression {
         tolerances
             .parse_into(spec)

@@ -164,11 +164,13 @@ pub async fn run(shared: Arc<Shared>, grace: Duration) -> EngineReport {
                     next_vu_id += 1;
                     vus_ref.spawn(open_vu(shared_d.clone(), vu, rx.clone()));
                 }
-                match tx.try_send(arrival) {
-                    Ok(()) => {
-                        live.queued.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => super::user::record_dropped(&shared_d, &arrival),
+                // Counted before it is sent: a VU on another thread may take
+                // it (and count it out) before `try_send` even returns, and
+                // the gauge must never wrap below zero.
+                live.queued.fetch_add(1, Ordering::Relaxed);
+                if tx.try_send(arrival).is_err() {
+                    live.queued.fetch_sub(1, Ordering::Relaxed);
+                    super::user::record_dropped(&shared_d, &arrival);
                 }
             },
         )

@@ -62,7 +62,6 @@ pub use search::{curve_svg, html, load_text, markdown, SearchReport, Step};
 
 use crate::metrics::{IntervalStats, TagFilter};
 use crate::report::console::SATURATED_LAG_P99_US;
-use crate::report::format;
 use crate::report::json::Summary;
 use crate::report::timeline::Timeline;
 use crate::slo::{self, Op, Stat, Verdict};
@@ -331,7 +330,10 @@ impl<'v> Judge<'v> {
             .collect();
         let judged = |measured: Option<f64>, basis: Basis| {
             let (text, pass) = match measured {
-                Some(m) => (format::value(slo.unit(), m), slo.op.holds(m, slo.threshold)),
+                Some(m) => (
+                    crate::slo::format_value(slo.unit(), m),
+                    slo.op.holds(m, slo.threshold),
+                ),
                 None => ("-".to_string(), true),
             };
             SloCheck {

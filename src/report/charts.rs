@@ -16,8 +16,8 @@
 //! hour-long run still shows.
 
 // Re-exported: axis labels read like the rest of the report.
-pub use crate::report::format::{clock, number};
 use crate::report::json::PhaseEntry;
+pub use crate::units::format::{clock, number};
 use plotters::prelude::*;
 // The prelude's `Color` trait, shadowed by this module's `Color` struct.
 use plotters::style::text_anchor::{HPos, Pos, VPos};

@@ -15,8 +15,8 @@
 //! The two runs, warnings, one aligned line per compared value, and the
 //! number of regressions.
 
-use crate::report::format;
 use crate::scenario::Tolerances;
+use crate::units::format;
 use std::fmt::Write as _;
 
 /// The verdict of one row.

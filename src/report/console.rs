@@ -5,13 +5,13 @@
 //! The final tables ([`final_report`], in `console/final_tables.rs`) are
 //! rendered from the run's [`Summary`](crate::report::json::Summary), like
 //! every result file, so the terminal and the files give the same numbers;
-//! values read as [`format`] writes them everywhere.
+//! values read as [`crate::units::format`] writes them everywhere.
 
 use crate::engine::{Ids, LiveSnapshot};
 use crate::metrics::{Point, TagFilter, Totals};
 use crate::plan::{arrival_count, requests_per_arrival, Plan};
-use crate::report::format;
 use crate::scenario::{Scenario, UserLoad};
+use crate::units::format;
 use crate::units::format_duration;
 use std::fmt::Write;
 use std::time::Duration;

@@ -69,7 +69,7 @@ pub fn render(summary: &Summary) -> String {
     let tests = summary.verdicts.len() + usize::from(run_case.is_some());
     let failures = summary.verdicts.iter().filter(|v| !v.pass).count();
     let errors = usize::from(meta.interrupted);
-    let time = super::format::seconds(meta.duration_s);
+    let time = crate::units::format::seconds(meta.duration_s);
 
     let mut out = String::new();
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");

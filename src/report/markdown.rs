@@ -22,9 +22,9 @@
 //! written `\|` (GFM splits cells before it reads code spans), and line
 //! breaks become spaces everywhere.
 
-use super::format;
 use super::json::{HistogramEntry, Summary};
 use crate::slo::{histogram_unit, Unit};
+use crate::units::format;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -125,7 +125,7 @@ fn overall(summary: &Summary) -> BTreeMap<u32, &HistogramEntry> {
 
 fn percentiles(unit: Unit, h: Option<&HistogramEntry>) -> [String; 4] {
     match h.filter(|h| h.count > 0) {
-        Some(h) => [h.p50, h.p95, h.p99, h.max].map(|v| format::value(unit, v as f64)),
+        Some(h) => [h.p50, h.p95, h.p99, h.max].map(|v| crate::slo::format_value(unit, v as f64)),
         None => ["–", "–", "–", "–"].map(str::to_owned),
     }
 }

@@ -4,7 +4,8 @@
 //! Every report of a run is rendered from one [`json::Summary`], so they
 //! all say the same thing: the files through an [`Exporter`] each, the
 //! console's final tables through [`console::final_report`]. Values are
-//! formatted by [`format`] everywhere.
+//! formatted by [`crate::units::format`] everywhere (a layer below, so the
+//! SLO verdicts' measured values read the same).
 //!
 //! # Layout
 //! - [`json`]: `summary.json`, the machine-readable result every other
@@ -20,13 +21,11 @@
 //! - [`compare`]: the result of comparing two runs, as Markdown and plain
 //!   text.
 //! - [`console`]: what the terminal shows.
-//! - [`format`]: how durations, latencies, rates and percentages read.
 
 pub mod capacity;
 pub mod charts;
 pub mod compare;
 pub mod console;
-pub mod format;
 pub mod html;
 pub mod json;
 pub mod junit;

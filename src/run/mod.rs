@@ -2,14 +2,14 @@
 //! verdicts → result directory → exit status.
 //!
 //! # Layout
-//! - [`targets`]: start the built-in target, resolve origins, preflight.
-//! - [`fleet`]: the agent fleet's descriptors and source addresses.
-//! - [`monitor`]: the per-second thread: aggregator ticks, gauges,
+//! - `targets`: start the built-in target, resolve origins, preflight.
+//! - `fleet`: the agent fleet's descriptors and source addresses.
+//! - `monitor`: the per-second thread: aggregator ticks, gauges,
 //!   progress, `abort_on_fail`.
-//! - [`signals`]: Ctrl-C / SIGTERM → drain, then cancel.
-//! - [`conclude`]: verdicts, baseline comparison, exit status, result files
+//! - `signals`: Ctrl-C / SIGTERM → drain, then cancel.
+//! - `conclude`: verdicts, baseline comparison, exit status, result files
 //!   and the console's final report.
-//! - [`results`]: the result directory, run metadata, phase spans.
+//! - `results`: the result directory, run metadata, phase spans.
 //!
 //! [`run_scenario`] is the whole sequence in one screen.
 

@@ -26,9 +26,6 @@ pub mod model;
 pub mod overrides;
 pub mod template;
 pub mod tolerances;
-/// Moved to [`crate::units`] (a layer below); kept as a path while the
-/// restructure's branches land.
-pub use crate::units;
 
 pub use compile::{
     ApiTarget, Body, HubTarget, Origin, OriginRef, Phase, Population, Scenario, Step, UserLoad,

@@ -6,21 +6,12 @@ use super::{Slo, Unit};
 /// A value in `unit`, for people: `850µs`, `183.2ms`, `1.5s`, `0.04%`,
 /// `1021.3/s`, `1200`.
 pub fn format_value(unit: Unit, value: f64) -> String {
+    use crate::units::format;
     match unit {
-        Unit::Micros if value < 1e3 => format!("{}µs", trim_decimals(value, 1)),
-        Unit::Micros if value < 1e6 => format!("{}ms", trim_decimals(value / 1e3, 1)),
-        Unit::Micros => format!("{}s", trim_decimals(value / 1e6, 2)),
-        Unit::Fraction => {
-            let percent = value * 100.0;
-            let decimals = if percent == 0.0 || percent >= 0.01 {
-                2
-            } else {
-                4
-            };
-            format!("{}%", trim_decimals(percent, decimals))
-        }
-        Unit::PerSecond => format!("{}/s", trim_decimals(value, 1)),
-        Unit::Count => format!("{}", value.round() as u64),
+        Unit::Micros => format::micros(value),
+        Unit::Fraction => format::fraction(value),
+        Unit::PerSecond => format::per_second(value),
+        Unit::Count => format::count(value),
     }
 }
 
@@ -28,16 +19,6 @@ pub fn format_value(unit: Unit, value: f64) -> String {
 /// `< 0.1%`, `>= 500/s`.
 pub fn format_target(slo: &Slo) -> String {
     format!("{} {}", slo.op, format_value(slo.unit(), slo.threshold))
-}
-
-/// `value` with at most `decimals` decimals, trailing zeros removed.
-fn trim_decimals(value: f64, decimals: usize) -> String {
-    let text = format!("{value:.decimals$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        text
-    }
 }
 
 #[cfg(test)]

@@ -12,12 +12,16 @@
 //! `threshold` holds the looser forms an SLO target is written in
 //! (`850us`, `0.1%` or `0.001`, `500/s` or a bare number per second), which
 //! share this module's unit tables but not its strictness.
+//!
+//! [`format`](mod@format) is the other direction: how durations, latencies, rates and
+//! percentages read in every output a person reads.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 mod de;
+pub mod format;
 mod threshold;
 
 pub use threshold::{threshold_count, threshold_fraction, threshold_micros, threshold_per_second};

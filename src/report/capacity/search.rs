@@ -12,9 +12,9 @@
 //! - `capacity.json` is the search's [`SearchReport`] as JSON.
 
 use crate::report::charts;
-use crate::report::format;
 use crate::report::html::page::{self, escape};
 use crate::scenario::model::Axis;
+use crate::units::format;
 use std::fmt::Write as _;
 
 /// One step of the search.

@@ -13,8 +13,8 @@
 
 use super::table;
 use crate::metrics::{merge_into, new_histogram};
-use crate::report::format;
 use crate::report::json::{decode_histogram, HistogramEntry, Summary};
+use crate::units::format;
 use crate::units::format_duration;
 use std::fmt::Write;
 use std::time::Duration;

@@ -6,8 +6,8 @@
 use super::{escape, is_count_metric, Report};
 use crate::report::charts::{self, Line, Scale, TimeChart, PALETTE};
 use crate::report::console::SATURATED_LAG_P99_US;
-use crate::report::format::{grouped, latency};
 use crate::report::json::{decode_histogram, HistogramEntry};
+use crate::units::format::{grouped, latency};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 

@@ -38,9 +38,9 @@ pub use page::escape;
 
 use crate::report::capacity::{self, Estimate};
 use crate::report::console::SATURATED_LAG_P99_US;
-use crate::report::format::{self, clock, latency};
 use crate::report::json::{CounterEntry, HistogramEntry, Summary};
 use crate::report::timeline::Timeline;
+use crate::units::format::{self, clock, latency};
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

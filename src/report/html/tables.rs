@@ -6,8 +6,8 @@ use crate::metrics::{merge_into, new_histogram, SeriesDesc};
 use crate::report::capacity::{self, Estimate, Limit};
 use crate::report::charts;
 use crate::report::console::SATURATED_LAG_P99_US;
-use crate::report::format::{self, clock, grouped, latency};
 use crate::report::json::decode_histogram;
+use crate::units::format::{self, clock, grouped, latency};
 use std::fmt::Write as _;
 
 impl Report<'_> {

@@ -18,9 +18,7 @@
 //!   report's tables, where long columns of large counts are read.
 //! - Time since the start of a run: [`clock`] (`1:05`, `1:02:03`); a
 //!   length for tools: [`seconds`] (`140.012`).
-//! - [`value`] formats a value in an SLO [`Unit`].
-
-use crate::slo::Unit;
+//! - A value in an SLO unit: [`crate::slo::format_value`], built on these.
 
 /// `value` with at most `decimals` decimals, trailing zeros removed.
 fn trim_decimals(value: f64, decimals: usize) -> String {
@@ -86,17 +84,6 @@ pub fn per_second_fixed(value: f64) -> String {
 /// A plain count (rounded).
 pub fn count(value: f64) -> String {
     format!("{}", value.round() as u64)
-}
-
-/// A value in an SLO unit: see [`micros`], [`fraction`], [`per_second`],
-/// [`count`].
-pub fn value(unit: Unit, value: f64) -> String {
-    match unit {
-        Unit::Micros => micros(value),
-        Unit::Fraction => fraction(value),
-        Unit::PerSecond => per_second(value),
-        Unit::Count => count(value),
-    }
 }
 
 /// `12,345`.
@@ -176,6 +163,6 @@ mod tests {
         assert_eq!(fraction(0.0), "0%");
         assert_eq!(percent(0.05, 0), "5%");
         assert_eq!(grouped(12_345), "12,345");
-        assert_eq!(value(Unit::Count, 2.6), "3");
+        assert_eq!(count(2.6), "3");
     }
 }
