@@ -21,6 +21,8 @@
 #   PEER=0 bash benches/hub-agents.sh          # without the node comparison
 #   BASELINE=/path/to/old/stampede bash benches/hub-agents.sh
 #                      # the same measurements with an older build, same hub
+#   BASELINE=… ROUNDS=3 HOLD=10 STORM=10 PEER=0 bash benches/hub-agents.sh
+#                      # alternate the two builds three times (storms are noisy)
 #
 # Everything goes to 127.0.0.1, is bounded in count and time, and stops by
 # itself. Goals on a 2-core machine: ≤ 16 KiB per idle agent, ≥ 5,000
@@ -34,6 +36,7 @@ HOLD=${HOLD:-20}
 STORM=${STORM:-15}
 PEER=${PEER:-1}
 BASELINE=${BASELINE:-}
+ROUNDS=${ROUNDS:-1}
 HEARTBEAT=${HEARTBEAT:-5s}
 [ "$HOLD" -ge 10 ] || { echo "HOLD must be at least 10 (seconds)" >&2; exit 2; }
 
@@ -100,6 +103,7 @@ EOF
 measure() {
   local n=$1
   scenario "$n"
+  rm -rf "$work/out$n" # one result directory: this run's (a baseline build reuses the name)
   "$BIN" run "$work/s$n.toml" --quiet --out "$work/out$n" >"$work/run$n.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
@@ -147,18 +151,22 @@ EOF
 }
 
 echo "== stampede: $BASE agents (reference level), then $N agents; hub $HUB; storm ${STORM}s, hold ${HOLD}s, heartbeat every $HEARTBEAT"
-measure "$BASE"; rss_base=$RSS
-measure "$N"; rss_n=$RSS
-ours_cpu=$CPU_S; ours_beats=$BEATS
-summarize stampede
-if [ -n "$BASELINE" ]; then
-  echo "== the same with the baseline build $BASELINE (same hub)"
-  ours_bin=$BIN; BIN=$BASELINE
+ours_bin=$BIN
+for round in $(seq "$ROUNDS"); do
+  BIN=$ours_bin
   measure "$BASE"; rss_base=$RSS
   measure "$N"; rss_n=$RSS
-  summarize baseline
-  BIN=$ours_bin
-fi
+  ours_cpu=$CPU_S; ours_beats=$BEATS; ours_rss_base=$rss_base; ours_rss_n=$rss_n
+  summarize "stampede, round $round"
+  if [ -n "$BASELINE" ]; then
+    # The older build on the same hub, alternating with ours round by round.
+    BIN=$BASELINE
+    measure "$BASE"; rss_base=$RSS
+    measure "$N"; rss_n=$RSS
+    summarize "baseline $BASELINE, round $round"
+  fi
+done
+BIN=$ours_bin; rss_base=$ours_rss_base; rss_n=$ours_rss_n
 
 if [ "$PEER" = "1" ]; then
   if [ ! -d tests/node/node_modules/socket.io-client ]; then
