@@ -18,4 +18,4 @@ pub mod origin;
 pub mod socketio;
 pub mod ws;
 
-pub use origin::{HttpVersion, Origin};
+pub use origin::{HttpVersion, Origin, OriginError};

@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use super::{find_key, ApiTarget, Diags, HttpSettings, HubTarget, OriginRef, Population};
-use crate::protocol::Origin;
+use crate::protocol::{Origin, OriginError};
 use crate::scenario::model::{HttpSection, TargetSection};
 
 /// The places `[target]` lets load go.
@@ -20,7 +20,7 @@ pub(super) struct Targets {
 }
 
 /// Parse a hub URL: `ws(s)://` or `http(s)://host[:port]`.
-pub fn parse_hub_url(text: &str) -> Result<Origin, String> {
+pub fn parse_hub_url(text: &str) -> Result<Origin, OriginError> {
     let mapped = if let Some(rest) = text.strip_prefix("wss://") {
         format!("https://{rest}")
     } else if let Some(rest) = text.strip_prefix("ws://") {
@@ -28,7 +28,14 @@ pub fn parse_hub_url(text: &str) -> Result<Origin, String> {
     } else {
         text.to_string()
     };
-    Origin::parse(&mapped).map_err(|e| e.replace("http or https", "ws, wss, http or https"))
+    Origin::parse(&mapped).map_err(|e| match e.about(text) {
+        OriginError::Scheme { url, scheme, .. } => OriginError::Scheme {
+            url,
+            scheme,
+            allowed: "ws, wss, http or https",
+        },
+        other => other,
+    })
 }
 
 /// Every URL of `[target]`, parsed; a bad one is a diagnostic and `None`.
@@ -43,7 +50,7 @@ pub(super) fn targets(target: &TargetSection, diags: &mut Diags<'_>) -> Targets 
             Err(e) => {
                 diags.at(
                     api.span(),
-                    e,
+                    e.to_string(),
                     Some("e.g. api = \"http://127.0.0.1:8080\" or api = \"builtin\"".into()),
                 );
                 None
@@ -57,7 +64,7 @@ pub(super) fn targets(target: &TargetSection, diags: &mut Diags<'_>) -> Targets 
     for host in &target.hosts {
         match Origin::parse(host.get_ref()) {
             Ok(o) => extra_origins.push(o),
-            Err(e) => diags.at(host.span(), e, None),
+            Err(e) => diags.at(host.span(), e.to_string(), None),
         }
     }
     let hub = match &target.hub {
@@ -70,7 +77,7 @@ pub(super) fn targets(target: &TargetSection, diags: &mut Diags<'_>) -> Targets 
             Err(e) => {
                 diags.at(
                     h.span(),
-                    e,
+                    e.to_string(),
                     Some("e.g. hub = \"ws://127.0.0.1:3000\" or hub = \"builtin\"".into()),
                 );
                 None
@@ -87,7 +94,7 @@ pub(super) fn targets(target: &TargetSection, diags: &mut Diags<'_>) -> Targets 
             match split.map(|at| (Origin::parse(&text[..at]), &text[at..])) {
                 Some((Ok(o), path)) => Some((o, path.to_string())),
                 Some((Err(e), _)) => {
-                    diags.at(a.span(), e, None);
+                    diags.at(a.span(), e.to_string(), None);
                     None
                 }
                 None => {
