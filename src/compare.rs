@@ -476,6 +476,9 @@ mod tests {
             interrupted: false,
             exit_code: 0,
             notes: vec![],
+            segment: None,
+            start_at: None,
+            merged: None,
         };
         let spans = [PhaseSpan {
             name: "steady".into(),

@@ -34,8 +34,10 @@
 //!    result types of `compare` and `capacity` live here, not in those
 //!    commands, so reports never reach up into a command.
 //! 10. The commands, each using only those before it: [`compare`] (baseline
-//!     diffs), [`run`] (scenario + plan + engine + metrics + reports → exit
-//!     code), [`capacity`] (a search made of runs).
+//!     diffs), [`merge`] (segments' results → one exact result), [`run`]
+//!     (scenario + plan + engine + metrics + reports → exit code; with
+//!     `--processes` it merges its children's segments), [`capacity`] (a
+//!     search made of runs).
 //! 11. [`cli`]: flags → commands; `main.rs` only calls it.
 //!
 //! Where this order differs from a first guess, the code decided: `units`
@@ -50,6 +52,7 @@ pub mod cli;
 pub mod compare;
 pub mod engine;
 pub mod error;
+pub mod merge;
 pub mod metrics;
 pub mod plan;
 pub mod protocol;

@@ -18,6 +18,78 @@ use crate::scenario::{Scenario, UserLoad};
 use crate::units::{RateCurve, VuCurve};
 use std::time::Duration;
 
+/// Which share of the whole run this process plays: segment `index`
+/// (0-based, as Kubernetes' `JOB_COMPLETION_INDEX`) of `count`. Written
+/// `i/n` on the command line (`--segment 0/3` … `--segment 2/3`).
+///
+/// The rule every workload follows: event `k` of the unsegmented plan
+/// (arrival, agent id, command) belongs to segment `k mod count`, at the
+/// same intended time; counts (closed-model VUs) are split with the
+/// remainder going to the first segments. So the `count` segments together
+/// play exactly the unsegmented plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Segment {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Segment {
+    /// The whole run in one process.
+    pub const WHOLE: Segment = Segment { index: 0, count: 1 };
+
+    /// Parse `i/n` (0-based: `0/3`, `1/3`, `2/3`). `3/3` is refused with a
+    /// hint, since 1-based numbering is the likely mistake.
+    pub fn parse(text: &str) -> Result<Segment, String> {
+        let bad = || format!("--segment {text:?}: write INDEX/COUNT, 0-based (e.g. 0/3, 1/3, 2/3)");
+        let (i, n) = text.trim().split_once('/').ok_or_else(bad)?;
+        let index: u32 = i.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 {
+            return Err(format!("--segment {text:?}: the count must be at least 1"));
+        }
+        if index == count {
+            return Err(format!(
+                "--segment {text:?}: segments are numbered from 0 (0/{count} … {}/{count}); \
+                 did you mean {}/{count}?",
+                count - 1,
+                count - 1
+            ));
+        }
+        if index > count {
+            return Err(format!(
+                "--segment {text:?}: the index must be below the count (0/{count} … {}/{count})",
+                count - 1
+            ));
+        }
+        Ok(Segment { index, count })
+    }
+
+    /// True for the whole run (`0/1`).
+    pub fn is_whole(&self) -> bool {
+        self.count <= 1
+    }
+
+    /// Does event `k` of the unsegmented plan belong to this segment?
+    pub fn owns(&self, k: u64) -> bool {
+        self.count <= 1 || k % u64::from(self.count) == u64::from(self.index)
+    }
+
+    /// This segment's share of `total` things split as evenly as possible,
+    /// the remainder going to the first segments.
+    pub fn share(&self, total: u32) -> u32 {
+        if self.count <= 1 {
+            return total;
+        }
+        total / self.count + u32::from(self.index < total % self.count)
+    }
+}
+
+impl std::fmt::Display for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// One phase on the timeline.
 #[derive(Debug, Clone)]
 pub struct PlannedPhase {
@@ -306,6 +378,51 @@ mod tests {
         let to: u32 = parts.iter().map(|p| vus(p).1).sum();
         assert_eq!((from, to), (10, 7));
         assert_eq!(vus(&parts[0]), (4, 3));
+    }
+
+    #[test]
+    fn segment_parse_is_zero_based_and_refuses_one_based() {
+        assert_eq!(Segment::parse("0/3"), Ok(Segment { index: 0, count: 3 }));
+        assert_eq!(
+            Segment::parse(" 2 / 3 "),
+            Ok(Segment { index: 2, count: 3 })
+        );
+        let e = Segment::parse("3/3").unwrap_err();
+        assert!(
+            e.contains("numbered from 0") && e.contains("did you mean 2/3"),
+            "{e}"
+        );
+        assert!(Segment::parse("4/3")
+            .unwrap_err()
+            .contains("below the count"));
+        assert!(Segment::parse("0/0").unwrap_err().contains("at least 1"));
+        for bad in ["", "1", "a/3", "1/b", "-1/3", "1/3/4"] {
+            assert!(
+                Segment::parse(bad).unwrap_err().contains("INDEX/COUNT"),
+                "{bad}"
+            );
+        }
+        assert_eq!(Segment::parse("1/4").unwrap().to_string(), "1/4");
+    }
+
+    #[test]
+    fn segments_own_every_event_once_and_share_counts_exactly() {
+        for count in 1..=5u32 {
+            let segs: Vec<Segment> = (0..count).map(|index| Segment { index, count }).collect();
+            for k in 0..100u64 {
+                assert_eq!(
+                    segs.iter().filter(|s| s.owns(k)).count(),
+                    1,
+                    "k {k} of {count}"
+                );
+            }
+            for total in [0u32, 1, 2, 7, 10, 101] {
+                let shares: Vec<u32> = segs.iter().map(|s| s.share(total)).collect();
+                assert_eq!(shares.iter().sum::<u32>(), total);
+                assert!(shares.windows(2).all(|w| w[0] >= w[1] && w[0] - w[1] <= 1));
+            }
+        }
+        assert!(Segment::WHOLE.is_whole() && Segment::WHOLE.owns(7));
     }
 
     #[test]

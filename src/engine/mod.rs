@@ -15,6 +15,8 @@
 //!   record.
 //! - [`hub`]: agents and commanders on a WebSocket / Socket.IO hub.
 //! - [`ids`]: the metric series of a run, registered before it starts.
+//! - [`records`]: raw events a merge of segments needs (disruptions and
+//!   their recovery, commands and their receipts).
 //!
 //! The live gauges are atomics inside the engine; the rest of the program
 //! reads them as a [`LiveSnapshot`] ([`Engine::snapshot`]).
@@ -26,6 +28,7 @@
 pub mod driver;
 pub mod hub;
 pub mod ids;
+pub mod records;
 pub mod schedule;
 pub mod user;
 

@@ -545,6 +545,9 @@ mod tests {
             interrupted: false,
             exit_code: 0,
             notes: vec![],
+            segment: None,
+            start_at: None,
+            merged: None,
         }
     }
 

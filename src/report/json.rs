@@ -16,6 +16,8 @@
 //! | `histograms` | array | see below |
 //! | `counters` | array | see below |
 //! | `series` | array | one point per interval (1 s): `{ "elapsed_s", "hists": [{ "count", "p50", "p95", "p99", "max" }], "counters": [increment], "gauges": [value] }`, arrays indexed like `layout.hists` / `layout.counters` / `layout.gauges` |
+//! | `disruptions` | array | (when any) waves of lost agents: `{ "ordinal", "phase", "cause", "at_unix_us", "lost", "recovered_fraction", "back_unix_us": [µs] }`, see `engine::records::Disruption` |
+//! | `commands` | object | (segmented hub runs) `{ "sent": [{ "id", "commander", "phase", "sent_unix_us", "expected" }], "received": [{ "id", "count", "last_unix_us" }] }`, see `engine::records::CommandLog` |
 //! | `verdicts` | array | one per SLO: `{ "slo": { "key", "target", "metric", "population", "step", "phase", "stat", "op", "threshold" }, "measured", "measured_text", "pass" }`; `measured` is `null` when there was no data; units of `threshold` / `measured`: µs, a fraction (error rate), per second, or a count |
 //!
 //! `meta`:
@@ -34,6 +36,9 @@
 //! | `interrupted` | bool | the run was cut short (Ctrl-C) |
 //! | `exit_code` | integer | the process exit code |
 //! | `notes` | array of strings | warnings, e.g. generator saturated, closed-model latency |
+//! | `segment` | object | (segmented runs) `{ "index", "count" }`, 0-based |
+//! | `start_at` | string | (when given) the common start, RFC 3339 |
+//! | `merged` | object | (merged results) `{ "count", "sources": [{ "segment", "host", "started_at", "dir", "interrupted", "exit_code" }], "missing": [index], "hosts_differ" }` |
 //!
 //! `histograms[]` — one entry per histogram series per phase, plus one with
 //! `"phase": null` merging all phases; series × phase combinations without a
@@ -60,7 +65,9 @@
 //! | `total` | integer | over the whole run |
 //! | `phases` | object | phase name → count in that phase (every phase of the layout) |
 
+use crate::engine::records::{CommandLog, Disruption};
 use crate::metrics::{CounterId, HistId, Layout, Point, Totals};
+use crate::plan::Segment;
 use crate::slo::{PhaseSpan, Verdict};
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -92,6 +99,14 @@ pub struct Summary {
     /// The time series, one point per interval.
     pub series: Vec<Point>,
     pub verdicts: Vec<Verdict>,
+    /// Waves of lost agents and when each agent came back (merging
+    /// segments recomputes `hub.recovery` from them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disruptions: Vec<Disruption>,
+    /// A segmented run's commands and receipts (merging segments recomputes
+    /// `hub.command.fanout` across them); None otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<CommandLog>,
 }
 
 /// About the run (filled in by the caller).
@@ -120,6 +135,41 @@ pub struct RunMeta {
     pub exit_code: i32,
     /// Warnings for the reader (generator saturated, closed-model latency…).
     pub notes: Vec<String>,
+    /// The share this process played (`--segment i/n`); None for a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
+    /// The common start it was given (`--start-at`), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// A merged result: what it was merged from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergedFrom>,
+}
+
+/// Where a merged result came from (`stampede merge`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MergedFrom {
+    /// The segment count every input declared.
+    pub count: u32,
+    /// One entry per segment merged, in segment order.
+    pub sources: Vec<MergedSource>,
+    /// Segments missing from the inputs: the result is partial.
+    pub missing: Vec<u32>,
+    /// The segments ran on more than one host, so cross-segment times
+    /// (command fan-out, recovery) include the hosts' clock skew.
+    pub hosts_differ: bool,
+}
+
+/// One segment of a merged result.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MergedSource {
+    pub segment: Segment,
+    pub host: String,
+    pub started_at: String,
+    /// The result directory it was read from, as given.
+    pub dir: String,
+    pub interrupted: bool,
+    pub exit_code: i32,
 }
 
 /// A phase on the run's timeline.
@@ -244,6 +294,8 @@ pub fn build(
         counters,
         series: totals.series().to_vec(),
         verdicts: verdicts.to_vec(),
+        disruptions: Vec::new(),
+        commands: None,
     }
 }
 
@@ -410,6 +462,9 @@ mod tests {
             interrupted: false,
             exit_code: 1,
             notes: vec!["generator saturated in phase spike".into()],
+            segment: None,
+            start_at: None,
+            merged: None,
         }
     }
 

@@ -150,6 +150,9 @@ pub fn summary_with(options: SummaryOptions) -> Summary {
         interrupted,
         exit_code,
         notes,
+        segment: None,
+        start_at: None,
+        merged: None,
     };
     json::build(meta, &spans, &totals, &verdicts)
 }

@@ -59,6 +59,9 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
         // Known once judged, below.
         exit_code: 0,
         notes: Vec::new(),
+        segment: None,
+        start_at: None,
+        merged: None,
     };
     let mut verdicts = crate::slo::evaluate(&scenario.slos, &totals, &spans, report.elapsed);
     // The baseline comparison joins the verdicts (and so every report).

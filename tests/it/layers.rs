@@ -24,6 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &["engine"],
     &["report"],
     &["compare"],
+    &["merge"],
     &["run"],
     &["capacity"],
     &["cli"],

@@ -427,6 +427,9 @@ mod tests {
             interrupted: false,
             exit_code: 1,
             notes: vec!["note with <script>alert('n')</script>".into()],
+            segment: None,
+            start_at: None,
+            merged: None,
         }
     }
 
