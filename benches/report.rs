@@ -228,6 +228,9 @@ fn one_hour() -> json::Summary {
         interrupted: false,
         exit_code: 1,
         notes: vec![],
+        segment: None,
+        start_at: None,
+        merged: None,
     };
     json::build(meta, &spans, &totals, &verdicts)
 }
