@@ -126,6 +126,9 @@ impl PlannedPhase {
 pub struct Plan {
     pub phases: Vec<PlannedPhase>,
     pub total: Duration,
+    /// The share of the whole plan this process plays ([`Segment::WHOLE`]
+    /// unless `--segment` says otherwise).
+    pub segment: Segment,
 }
 
 impl Plan {
@@ -150,6 +153,7 @@ impl Plan {
         Plan {
             phases,
             total: start,
+            segment: Segment::WHOLE,
         }
     }
 
@@ -366,6 +370,7 @@ mod tests {
                 },
             ],
             total: Duration::from_secs(20),
+            segment: Segment::WHOLE,
         };
         let parts: Vec<Plan> = (0..3).map(|i| plan.segment(i, 3)).collect();
         let arrivals: u64 = parts.iter().map(|p| p.expected_arrivals()).sum();

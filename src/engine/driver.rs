@@ -220,6 +220,7 @@ pub async fn run(shared: Arc<Shared>, grace: Duration) -> EngineReport {
         elapsed: start.elapsed(),
         stopped_early: !completed,
         cancelled,
+        records: Default::default(),
     }
 }
 

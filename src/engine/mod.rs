@@ -185,6 +185,8 @@ pub struct EngineReport {
     pub stopped_early: bool,
     /// Journeys in flight when the drain limit ran out (counted as `cancelled`).
     pub cancelled: usize,
+    /// Disruptions and commands, for the summary (and a merge).
+    pub records: records::Records,
 }
 
 /// A configured run, ready to play. Cloning it is cheap (a handle on the
@@ -227,12 +229,12 @@ impl Engine {
             let shared = self.shared.clone();
             tokio::spawn(hub::run(shared, fleet))
         });
-        let report = driver::run(self.shared.clone(), grace).await;
+        let mut report = driver::run(self.shared.clone(), grace).await;
         if let Some(task) = fleet {
-            if let Err(e) = task.await {
-                if e.is_panic() {
-                    std::panic::resume_unwind(e.into_panic());
-                }
+            match task.await {
+                Ok(records) => report.records = records,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => {}
             }
         }
         report

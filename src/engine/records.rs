@@ -71,3 +71,11 @@ pub struct CommandLog {
     pub sent: Vec<CommandSent>,
     pub received: Vec<CommandReceived>,
 }
+
+/// Everything of this module one run produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Records {
+    pub disruptions: Vec<Disruption>,
+    /// Kept only in a segmented run.
+    pub commands: Option<CommandLog>,
+}

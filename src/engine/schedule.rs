@@ -219,6 +219,7 @@ mod tests {
         let plan = Plan {
             phases: vec![phase("steady", 0, secs, rate, rate)],
             total: Duration::from_secs(secs),
+            segment: crate::plan::Segment::WHOLE,
         };
         (start, Schedule::of_plan(&plan, start, users))
     }
@@ -252,6 +253,7 @@ mod tests {
         let plan = Plan {
             phases: vec![phase("up", 0, 4, 0.0, 10.0), phase("down", 4, 4, 10.0, 0.0)],
             total: Duration::from_secs(8),
+            segment: crate::plan::Segment::WHOLE,
         };
         let live = Live::default();
         let made = drain(&mut Schedule::of_plan(&plan, start, users), &live).await;

@@ -97,7 +97,9 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     }
     meta.exit_code = exit.code();
     meta.notes = notes.clone();
-    let summary = crate::report::json::build(meta, &spans, &totals, &verdicts);
+    let mut summary = crate::report::json::build(meta, &spans, &totals, &verdicts);
+    summary.disruptions = report.records.disruptions;
+    summary.commands = report.records.commands;
     write_results(&dir, &summary, comparison.as_ref())?;
     if options.progress != Progress::Silent
         && (options.progress != Progress::Quiet || exit != ExitStatus::Passed)

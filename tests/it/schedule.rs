@@ -44,6 +44,7 @@ fn plan() -> Plan {
     ];
     Plan {
         total: Duration::from_secs(17),
+        segment: stampede::plan::Segment::WHOLE,
         phases,
     }
 }
@@ -163,6 +164,7 @@ async fn fractional_rates_are_counted_with_ceil_and_evenly_spaced() {
             open("0 -> 3/s", 6, 0.0, 3.0),
         ],
         total: Duration::from_secs(9),
+        segment: stampede::plan::Segment::WHOLE,
     };
     let live = Live::default();
     let start = Instant::now();

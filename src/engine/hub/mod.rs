@@ -53,6 +53,7 @@ pub use fleet::{max_agents, slot, Fleet};
 pub use recovery::DropEvent;
 pub use series::{AgentIds, CommanderIds, DisconnectKind, HubErrorKind, HubIds};
 
+use super::records::Records;
 use super::Shared;
 use crate::metrics::{CounterId, HistId};
 use std::sync::atomic::Ordering;
@@ -86,7 +87,8 @@ fn count(shared: &Shared, id: CounterId) {
 
 /// Play the hub part of the plan: agents and commanders until the plan is
 /// over, then close every connection (bounded) and settle the books.
-pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>) {
+/// Returns the raw records a merge of segments needs.
+pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>) -> Records {
     let mut commanders = JoinSet::new();
     for index in 0..shared.scenario.commanders.len() {
         commanders.spawn(commander::run(shared.clone(), fleet.clone(), index));
@@ -124,6 +126,7 @@ pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>) {
                 .with(|s| s.add(fleet.ids.unrecovered, last_phase, 1));
         }
     }
+    Records::default()
 }
 
 /// A task that panicked re-raises its panic here: a bug must not pass for
