@@ -62,8 +62,17 @@ Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 not carried o
   stampede target --listen 127.0.0.1:0 --latency exp:5ms --error-rate 0.01
   stampede target --concurrency 8 --latency 10ms    # a knee at 800 req/s
 
+  stampede target --processes 4 --hub-ping-interval 10s   # 60,000+ agents: 4 processes, one port
+
 Knobs can be changed while it runs: POST /admin/config {\"latency\":\"5ms\"},
-POST /admin/stall {\"duration\":\"500ms\"}; GET /admin/stats.")]
+POST /admin/stall {\"duration\":\"500ms\"}; GET /admin/stats.
+
+With --processes N the kernel spreads connections over N worker processes (SO_REUSEPORT).
+What does not span them: each worker has its own hub registry (a command reaches only the
+agents on the worker that took it, `to = {sample = k}` samples that worker's agents), its own
+kicks and restarts (/admin/hub/*), knobs and counters (/admin/config, /admin/stats) and
+--concurrency permits (the knee is N times higher). Use it for connection counts and heartbeats;
+run commands, kicks and knee searches against one process.")]
     Target(TargetArgs),
     /// Compare two results: per metric and step, the change in p50 / p95 /
     /// p99, throughput and error rate, judged against tolerances and the
@@ -238,6 +247,14 @@ pub struct TargetArgs {
     /// Allow listening on a non-loopback address.
     #[arg(long)]
     pub allow_non_loopback: bool,
+    /// Serve from this many processes sharing the port (SO_REUSEPORT), to
+    /// hold more connections than one process's descriptor limit. Each
+    /// process is a whole target with its own state: see below.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub processes: usize,
+    /// Internal: serve as one worker of `--processes` on the reserved port.
+    #[arg(long, hide = true)]
+    pub worker: bool,
 }
 
 #[derive(Debug, Args)]
@@ -332,6 +349,8 @@ pub fn target_config(
         hub_ping_interval,
         hub_ping_timeout,
         allow_non_loopback,
+        processes: _,
+        worker: _,
     } = args;
     if hub_ping_interval.is_zero() || hub_ping_timeout.is_zero() {
         return Err(CommandError::BadInput(
@@ -365,6 +384,87 @@ pub fn target_config(
             ..Default::default()
         },
     ))
+}
+
+/// `stampede target`: one process, a worker of `--processes`, or the
+/// parent of N workers ([`crate::target::workers`]).
+async fn target(args: TargetArgs) -> Result<ExitStatus, CommandError> {
+    use crate::target::workers;
+    let (processes, worker) = (args.processes, args.worker);
+    if processes == 0 {
+        return Err(CommandError::BadInput(
+            "--processes must be at least 1".into(),
+        ));
+    }
+    let worker_args = (processes > 1).then(|| worker_args(&args));
+    let (listen, config) = target_config(args)?;
+    // Thousands of agents each hold a descriptor here too.
+    let _ = crate::protocol::net::raise_nofile_limit();
+    let cannot =
+        |e: std::io::Error| CommandError::BadInput(format!("cannot listen on {listen}: {e}"));
+    if let Some(mut args) = worker_args {
+        let (reserved, addr) = workers::reserve(listen).map_err(cannot)?;
+        args.extend(["--listen".to_string(), addr.to_string(), "--worker".into()]);
+        let exe = std::env::current_exe().map_err(anyhow::Error::from)?;
+        let running = workers::Workers::start(&exe, &args, processes, Duration::from_secs(30))
+            .await
+            .map_err(|e| CommandError::Failed(anyhow::anyhow!("{e}")))?;
+        drop(reserved);
+        crate::report::console::emit(&format!(
+            "stampede target listening on http://{addr} ({processes} processes; Ctrl-C to stop)\n"
+        ));
+        running
+            .serve_until(workers::interrupted(), Duration::from_secs(10))
+            .await
+            .map_err(|e| CommandError::Failed(anyhow::anyhow!("{e}")))?;
+        return Ok(ExitStatus::Passed);
+    }
+    let listener = if worker {
+        workers::bind_shared(listen)
+    } else {
+        crate::target::bind_listener(listen)
+    }
+    .map_err(cannot)?;
+    let addr = listener.local_addr().map_err(anyhow::Error::from)?;
+    if worker {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", workers::READY).and_then(|()| out.flush());
+    } else {
+        crate::report::console::emit(&format!(
+            "stampede target listening on http://{addr} (Ctrl-C to stop)\n"
+        ));
+    }
+    crate::target::serve(listener, config, workers::interrupted())
+        .await
+        .map_err(anyhow::Error::from)?;
+    Ok(ExitStatus::Passed)
+}
+
+/// The flags that make a worker of `--processes` serve the same knobs.
+fn worker_args(args: &TargetArgs) -> Vec<String> {
+    let mut out = vec![
+        "target".to_string(),
+        "--latency".into(),
+        args.latency.clone(),
+        "--error-rate".into(),
+        args.error_rate.to_string(),
+        "--queue".into(),
+        args.queue.to_string(),
+        "--job-duration".into(),
+        crate::target::format_duration(args.job_duration),
+        "--hub-ping-interval".into(),
+        crate::target::format_duration(args.hub_ping_interval),
+        "--hub-ping-timeout".into(),
+        crate::target::format_duration(args.hub_ping_timeout),
+    ];
+    if let Some(c) = args.concurrency {
+        out.extend(["--concurrency".into(), c.to_string()]);
+    }
+    if args.allow_non_loopback {
+        out.push("--allow-non-loopback".into());
+    }
+    out
 }
 
 /// A result directory or a summary.json, read; errors name the file.
@@ -495,22 +595,6 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             crate::report::console::emit(&out);
             Ok(ExitStatus::Passed)
         }
-        Command::Target(args) => {
-            let (listen, config) = target_config(args)?;
-            // Thousands of agents each hold a descriptor here too.
-            let _ = crate::protocol::net::raise_nofile_limit();
-            let listener = crate::target::bind_listener(listen)
-                .map_err(|e| CommandError::BadInput(format!("cannot listen on {listen}: {e}")))?;
-            let addr = listener.local_addr().map_err(anyhow::Error::from)?;
-            crate::report::console::emit(&format!(
-                "stampede target listening on http://{addr} (Ctrl-C to stop)\n"
-            ));
-            crate::target::serve(listener, config, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(anyhow::Error::from)?;
-            Ok(ExitStatus::Passed)
-        }
+        Command::Target(args) => target(args).await,
     }
 }

@@ -29,6 +29,9 @@
 //!    capacity is `concurrency / mean latency`: a real knee;
 //! 4. **error_rate** — that fraction is answered `500 {"error":"injected"}`.
 //!
+//! `stampede target --processes N` serves from N worker processes on one
+//! port ([`workers`]).
+//!
 //! See [`TargetConfig`] for the knobs and [`Latency`] / [`parse_duration`]
 //! for their text forms.
 
@@ -50,6 +53,7 @@ pub mod api;
 pub mod hub;
 pub mod knobs;
 pub mod state;
+pub mod workers;
 
 pub use hub::{BadCommand, Hub, HubStats};
 pub use knobs::{format_duration, parse_duration, ConfigPatch, KnobError, Latency, TargetConfig};

@@ -13,3 +13,4 @@ mod protocol;
 mod reports;
 mod schedule;
 mod target;
+mod target_processes;
