@@ -9,9 +9,23 @@
 //! integral reaches k, so a phase of `r/s` over `d` carries `ceil(r·d)`
 //! arrivals and a ramp `a -> b` carries `ceil((a+b)/2·d)`.
 //!
-//! Segments (`--segment i/n`, a later issue) divide user rates and VU
-//! counts by `n`, so n processes together play the whole plan (agents and
-//! commanders are not divided yet).
+//! # Segments
+//!
+//! `--segment i/n` (0-based, as Kubernetes' `JOB_COMPLETION_INDEX`) makes a
+//! process play one share of the plan ([`Plan::segment`]); the `n` shares
+//! together are exactly the whole plan:
+//! - open-model arrivals (and commanders' sends) are **striped**: the
+//!   unsegmented schedule's event `k` (numbered across all phases) belongs
+//!   to segment `k mod n` and is due at the same intended time. Rates stay
+//!   as written; each segment skips the events that are not its own
+//!   ([`crate::engine::schedule::Schedule`]), so no two segments fire at
+//!   the same instant unless the whole schedule did;
+//! - closed-model VUs are split: at every instant the segment's VU target
+//!   is its [`Segment::share`] of the whole curve's target there (so the
+//!   shares sum to the whole at every point of a ramp, where splitting the
+//!   ends of the ramp and rounding each would not). The segment's local VU
+//!   `j` is the whole run's VU `j·n + i` ([`Segment::global`]);
+//! - agents are partitioned by global id the same way ([`Segment::owns`]).
 
 use crate::scenario::hub::AgentLoad;
 use crate::scenario::{Scenario, UserLoad};
@@ -81,6 +95,26 @@ impl Segment {
             return total;
         }
         total / self.count + u32::from(self.index < total % self.count)
+    }
+
+    /// How many of the events `0..end` this segment owns (the 64-bit
+    /// [`Segment::share`]: the same split, since event `k` goes to `k mod n`).
+    pub fn owned_below(&self, end: u64) -> u64 {
+        let n = u64::from(self.count.max(1));
+        end / n + u64::from(u64::from(self.index) < end % n)
+    }
+
+    /// The whole run's number of this segment's `local`-th thing (VU,
+    /// agent): `local·n + i`, the `local`-th number it owns.
+    pub fn global(&self, local: u64) -> u64 {
+        local * u64::from(self.count.max(1)) + u64::from(self.index)
+    }
+
+    /// How many of the whole plan's events to skip from event `k` to reach
+    /// the next one this segment owns (0 when it owns `k`).
+    pub fn skip_from(&self, k: u64) -> u64 {
+        let n = u64::from(self.count.max(1));
+        (u64::from(self.index) + n - k % n) % n
     }
 }
 
@@ -157,31 +191,14 @@ impl Plan {
         }
     }
 
-    /// This plan's share as segment `index` (0-based) of `count`: rates and
-    /// VU counts divided by `count`.
-    pub fn segment(&self, index: usize, count: usize) -> Plan {
-        assert!(count > 0 && index < count);
-        let n = count as f64;
-        let mut plan = self.clone();
-        for phase in &mut plan.phases {
-            phase.users = phase.users.map(|load| match load {
-                UserLoad::Open(r) => UserLoad::Open(RateCurve {
-                    from: r.from / n,
-                    to: r.to / n,
-                }),
-                UserLoad::Closed(v) => {
-                    // Spread the remainder over the first segments.
-                    let share = |total: u32| {
-                        total / count as u32 + u32::from((index as u32) < total % count as u32)
-                    };
-                    UserLoad::Closed(VuCurve {
-                        from: share(v.from),
-                        to: share(v.to),
-                    })
-                }
-            });
+    /// This plan's share as `segment` (see the module docs): the phases
+    /// stay as written, the segment decides which of their events and how
+    /// many of their VUs this process plays.
+    pub fn segment(&self, segment: Segment) -> Plan {
+        Plan {
+            segment,
+            ..self.clone()
         }
-        plan
     }
 
     /// Highest open-model arrival rate (journeys per second).
@@ -195,7 +212,7 @@ impl Plan {
             .reduce(f64::max)
     }
 
-    /// Highest closed-model VU count.
+    /// Highest closed-model VU count (this segment's share of it).
     pub fn peak_vus(&self) -> Option<u32> {
         self.phases
             .iter()
@@ -204,6 +221,23 @@ impl Plan {
                 _ => None,
             })
             .max()
+            .map(|peak| self.segment.share(peak))
+    }
+
+    /// The closed-model VU target at `offset` into the run: this segment's
+    /// share of the whole curve's target there (0 outside closed phases).
+    pub fn vu_target(&self, offset: Duration) -> u32 {
+        let Some(phase) = self.phases.get(self.phase_at(offset)) else {
+            return 0;
+        };
+        match phase.users {
+            Some(UserLoad::Closed(curve)) => self.segment.share(vus_at(
+                curve,
+                phase.duration,
+                offset.saturating_sub(phase.start),
+            )),
+            _ => 0,
+        }
     }
 
     /// The most agents any phase asks for.
@@ -220,15 +254,27 @@ impl Plan {
         self.phases.iter().map(|p| p.name.as_str())
     }
 
-    /// Arrivals the open-model phases will start.
+    /// Arrivals the open-model phases will start (in this segment).
     pub fn expected_arrivals(&self) -> u64 {
+        self.owned_events(PlannedPhase::arrival_rate).iter().sum()
+    }
+
+    /// Per phase, how many events of the schedule `rate` lays over the
+    /// phases (users' arrivals, one commander's sends) this segment owns:
+    /// the events are numbered across all phases, as
+    /// [`crate::engine::schedule::Schedule::of_plan`] numbers them.
+    pub fn owned_events(&self, rate: impl Fn(&PlannedPhase) -> Option<RateCurve>) -> Vec<u64> {
+        let mut before = 0u64;
         self.phases
             .iter()
-            .map(|p| match p.users {
-                Some(UserLoad::Open(r)) => arrival_count(r, p.duration),
-                _ => 0,
+            .map(|p| {
+                let count = rate(p).map_or(0, |r| arrival_count(r, p.duration));
+                let owned =
+                    self.segment.owned_below(before + count) - self.segment.owned_below(before);
+                before += count;
+                owned
             })
-            .sum()
+            .collect()
     }
 
     /// Index of the phase at `offset` (the last one after the end).
@@ -372,17 +418,61 @@ mod tests {
             total: Duration::from_secs(20),
             segment: Segment::WHOLE,
         };
-        let parts: Vec<Plan> = (0..3).map(|i| plan.segment(i, 3)).collect();
-        let arrivals: u64 = parts.iter().map(|p| p.expected_arrivals()).sum();
-        assert_eq!(arrivals, plan.expected_arrivals());
-        let vus = |p: &Plan| match p.phases[1].users {
-            Some(UserLoad::Closed(v)) => (v.from, v.to),
-            _ => unreachable!(),
-        };
-        let from: u32 = parts.iter().map(|p| vus(p).0).sum();
-        let to: u32 = parts.iter().map(|p| vus(p).1).sum();
-        assert_eq!((from, to), (10, 7));
-        assert_eq!(vus(&parts[0]), (4, 3));
+        for count in 1..=5u32 {
+            let parts: Vec<Plan> = (0..count)
+                .map(|index| plan.segment(Segment { index, count }))
+                .collect();
+            let arrivals: u64 = parts.iter().map(|p| p.expected_arrivals()).sum();
+            assert_eq!(arrivals, plan.expected_arrivals());
+            // Per phase too, and each share within one of the others.
+            for phase in 0..2 {
+                let shares: Vec<u64> = parts
+                    .iter()
+                    .map(|p| p.owned_events(PlannedPhase::arrival_rate)[phase])
+                    .collect();
+                let whole = plan.owned_events(PlannedPhase::arrival_rate)[phase];
+                assert_eq!(shares.iter().sum::<u64>(), whole);
+                assert!(shares.iter().max().unwrap() - shares.iter().min().unwrap() <= 1);
+            }
+            // The closed ramp 10 -> 7: the VU targets add up to the whole
+            // at every instant (every 10 ms), not only at the ends.
+            for ms in (0..21_000).step_by(10) {
+                let at = Duration::from_millis(ms);
+                let sum: u32 = parts.iter().map(|p| p.vu_target(at)).sum();
+                assert_eq!(sum, plan.vu_target(at), "{count} segments at {ms} ms");
+            }
+            let peaks: u32 = parts.iter().map(|p| p.peak_vus().unwrap()).sum();
+            assert_eq!(peaks, 10);
+        }
+        // Whole: 750 + 0 open arrivals; the closed curve as written.
+        assert_eq!(plan.expected_arrivals(), 1950);
+        assert_eq!(plan.vu_target(Duration::from_secs(10)), 10);
+        assert_eq!(plan.vu_target(Duration::from_secs(15)), 9); // 8.5 rounds up
+        assert_eq!(plan.vu_target(Duration::from_secs(5)), 0);
+        let third = plan.segment(Segment { index: 0, count: 3 });
+        assert_eq!(third.vu_target(Duration::from_secs(10)), 4);
+        assert_eq!(third.peak_vus(), Some(4));
+    }
+
+    #[test]
+    fn a_segment_counts_skips_and_numbers_what_it_owns() {
+        let seg = Segment { index: 1, count: 3 };
+        // Owns 1, 4, 7, …
+        assert_eq!(
+            (0..10).map(|e| seg.owned_below(e)).collect::<Vec<_>>(),
+            [0, 0, 1, 1, 1, 2, 2, 2, 3, 3]
+        );
+        assert_eq!(
+            (0..6).map(|k| seg.skip_from(k)).collect::<Vec<_>>(),
+            [1, 0, 2, 1, 0, 2]
+        );
+        assert_eq!((0..3).map(|j| seg.global(j)).collect::<Vec<_>>(), [1, 4, 7]);
+        assert_eq!(Segment::WHOLE.global(5), 5);
+        assert_eq!(Segment::WHOLE.skip_from(5), 0);
+        assert_eq!(Segment::WHOLE.owned_below(5), 5);
+        for total in 0..20u32 {
+            assert_eq!(u64::from(seg.share(total)), seg.owned_below(total.into()));
+        }
     }
 
     #[test]

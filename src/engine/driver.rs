@@ -13,15 +13,24 @@
 //! - **closed** (`vus`): a controller keeps the number of looping VUs on the
 //!   phase's curve; each VU makes its own next arrival when its previous
 //!   journey (and think time) ends.
+//!
+//! Random choices follow the arrival, not the process playing it, so a run
+//! split into segments (`--segment`) makes the same choices as a whole one:
+//! an open-model arrival's population is a function of (seed, its global
+//! number) ([`Weights::pick_for`]) and its journey's rng is seeded from the
+//! same pair; a closed-model VU has its global id (the segment's VU `j` is
+//! the whole run's VU `j·n + i`), which picks its population and seeds its
+//! journeys. Open-model VUs are numbered the same way (`j·n + i`), so
+//! `{{ vu.id }}` is unique across segments.
 
 use super::schedule::{Made, Schedule};
 use super::user::Vu;
 use super::{EngineReport, Shared};
 use crate::error::ErrorKind;
-use crate::plan::{vus_at, Plan, PlannedPhase};
+use crate::plan::{Plan, PlannedPhase};
 use crate::scenario::UserLoad;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,12 +90,23 @@ impl Weights {
     pub fn pick(&self, rng: &mut SmallRng) -> usize {
         self.at(rng.gen_range(0..self.total().max(1)))
     }
+
+    /// The population of arrival `seq` (its number in the whole run) of a
+    /// run seeded with `seed`: the same whichever segment plays it.
+    pub fn pick_for(&self, seed: u64, seq: u64) -> usize {
+        let draw = mix_seed(mix_seed(seed, u64::MAX), seq);
+        // Multiply-shift maps the 64-bit draw onto 0..total without a
+        // division (bias below total / 2^64).
+        let n = (u128::from(draw) * u128::from(self.total().max(1))) >> 64;
+        self.at(n as u64)
+    }
 }
 
 /// Make every open-model arrival of `plan` at its due time (relative to
 /// `start`), handing each to `sink` together with how late it was made.
-/// Returns early when `live` stops. The timing is [`Schedule`]'s; this adds
-/// the population, picked by weight with an rng seeded from `seed`.
+/// Returns early when `live` stops. The timing is [`Schedule`]'s (striped
+/// for the plan's segment); this adds the population, picked by weight as a
+/// function of `seed` and the arrival's global number.
 pub async fn dispatch_open(
     plan: &Plan,
     start: Instant,
@@ -95,16 +115,19 @@ pub async fn dispatch_open(
     live: &super::Live,
     mut sink: impl FnMut(Arrival, Duration),
 ) {
-    let mut rng = SmallRng::seed_from_u64(mix_seed(seed, u64::MAX));
     let mut schedule = Schedule::of_plan(plan, start, PlannedPhase::arrival_rate);
     while let Some(Made { due, lag }) = schedule.next(live).await {
-        let arrival = Arrival {
-            intended: due.intended,
-            phase: due.phase,
-            population: weights.pick(&mut rng),
-            seq: due.seq,
-        };
-        sink(arrival, lag);
+        sink(arrival_of(due, seed, weights), lag);
+    }
+}
+
+/// The arrival an open-model schedule event makes.
+pub fn arrival_of(due: super::schedule::Due, seed: u64, weights: &Weights) -> Arrival {
+    Arrival {
+        intended: due.intended,
+        phase: due.phase,
+        population: weights.pick_for(seed, due.seq),
+        seq: due.seq,
     }
 }
 
@@ -160,7 +183,7 @@ pub async fn run(shared: Arc<Shared>, grace: Duration) -> EngineReport {
                     .with(|s| s.record(shared_d.ids.lag, arrival.phase, lag.as_micros() as u64));
                 if live.idle.load(Ordering::Acquire) == 0 && open_vus < max_vus {
                     open_vus += 1;
-                    let vu = Vu::new(next_vu_id, &shared_d);
+                    let vu = Vu::new(shared_d.plan.segment.global(next_vu_id), &shared_d);
                     next_vu_id += 1;
                     vus_ref.spawn(open_vu(shared_d.clone(), vu, rx.clone()));
                 }
@@ -271,23 +294,24 @@ async fn control_closed(shared: Arc<Shared>) {
         if offset >= plan.total {
             break;
         }
-        let phase_index = plan.phase_at(offset);
-        let phase = &plan.phases[phase_index];
-        let want = match phase.users {
-            Some(UserLoad::Closed(curve)) => vus_at(curve, phase.duration, offset - phase.start),
-            _ => 0,
-        };
+        // This segment's share of the curve's target (the whole's when
+        // unsegmented).
+        let want = plan.vu_target(offset);
         target.store(want, Ordering::Release);
         for index in 0..want as usize {
             if index >= running.len() {
                 running.push(Arc::new(AtomicBool::new(false)));
             }
             if !running[index].swap(true, Ordering::AcqRel) {
-                let population = wheel.at(index as u64);
+                // Population and journeys follow the whole run's VU id.
+                let id = plan.segment.global(index as u64);
                 tasks.spawn(closed_vu(
                     shared.clone(),
-                    index,
-                    population,
+                    ClosedVu {
+                        index,
+                        id,
+                        population: wheel.at(id),
+                    },
                     target.clone(),
                     running[index].clone(),
                 ));
@@ -299,18 +323,31 @@ async fn control_closed(shared: Arc<Shared>) {
     while tasks.join_next().await.is_some() {}
 }
 
+/// Who a closed-model VU is.
+struct ClosedVu {
+    /// Its place in this segment: it loops while this is under the target.
+    index: usize,
+    /// Its id in the whole run (`{{ vu.id }}`; seeds its journeys).
+    id: u64,
+    population: usize,
+}
+
 /// A closed-model VU: loops journeys while its index is under the target.
 async fn closed_vu(
     shared: Arc<Shared>,
-    index: usize,
-    population: usize,
+    who: ClosedVu,
     target: Arc<std::sync::atomic::AtomicU32>,
     running: Arc<AtomicBool>,
 ) {
+    let ClosedVu {
+        index,
+        id,
+        population,
+    } = who;
     let live = shared.live.clone();
     live.vus.fetch_add(1, Ordering::Relaxed);
-    let mut vu = Vu::new(index as u64, &shared);
-    let mut seq = (index as u64) << 40;
+    let mut vu = Vu::new(id, &shared);
+    let mut seq = id << 40;
     while (index as u32) < target.load(Ordering::Acquire) && !live.is_over() {
         let arrival = Arrival {
             intended: Instant::now(),
@@ -334,6 +371,7 @@ pub fn is_connect_failure(kind: ErrorKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     #[test]
     fn weights_follow_the_declared_shares() {
@@ -344,6 +382,21 @@ mod tests {
         let picks: Vec<usize> = (0..10_000).map(|_| w.pick(&mut rng)).collect();
         let second = picks.iter().filter(|&&p| p == 1).count();
         assert!((800..1200).contains(&second), "{second}");
+    }
+
+    #[test]
+    fn a_population_follows_the_seed_and_the_arrival_number() {
+        let w = Weights::new([9, 1]);
+        let picks: Vec<usize> = (0..10_000).map(|k| w.pick_for(7, k)).collect();
+        let second = picks.iter().filter(|&&p| p == 1).count();
+        assert!((800..1200).contains(&second), "{second}");
+        // A function of (seed, k): asked again, or out of order, the same.
+        assert!((0..10_000u64)
+            .rev()
+            .all(|k| w.pick_for(7, k) == picks[k as usize]));
+        let other: Vec<usize> = (0..10_000).map(|k| w.pick_for(8, k)).collect();
+        assert_ne!(picks, other);
+        assert!((0..100).all(|k| Weights::new([5]).pick_for(3, k) == 0));
     }
 
     #[test]

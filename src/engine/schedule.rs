@@ -17,12 +17,22 @@
 //! - the agent manager ([`super::hub::manager`]): connections at each
 //!   phase's `connect_rate`, a storm ([`Pace::AtOnce`]) for `max`.
 //!
+//! # Segments
+//!
+//! A schedule can be **striped** ([`Schedule::striped`]; [`Schedule::of_plan`]
+//! takes the plan's segment): it keeps numbering every event of the whole
+//! schedule ([`Due::seq`] is the global number) but hands over only those
+//! its [`Segment`] owns (`seq mod n == i`), each at the same intended time
+//! as in the whole schedule. So the `n` segments together make exactly the
+//! whole schedule's events, and a rate is never divided (dividing it would
+//! make every segment fire at the same instants).
+//!
 //! Waiting is cancel-safe: nothing is taken until the wait is over, so a
 //! player can `select!` on [`Schedule::next`] against its other work
 //! without losing or repeating an event. Nothing here allocates per event.
 
 use super::Live;
-use crate::plan::{arrival_offset, Plan, PlannedPhase};
+use crate::plan::{arrival_offset, Plan, PlannedPhase, Segment};
 use crate::units::RateCurve;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -66,7 +76,8 @@ impl Stretch {
 pub struct Due {
     /// The phase of its stretch.
     pub phase: usize,
-    /// Its number in the whole schedule, from 0.
+    /// Its number in the whole (unsegmented) schedule, from 0: striped
+    /// schedules number the events they skip too.
     pub seq: u64,
     /// When it was due.
     pub intended: Instant,
@@ -88,24 +99,40 @@ pub struct Schedule {
     at: usize,
     /// The next event's number within its stretch.
     k: u64,
+    /// The next event's number in the whole schedule.
     seq: u64,
+    /// The events handed over: those this segment owns.
+    segment: Segment,
     /// The next event, once computed.
     next: Option<Due>,
 }
 
 impl Schedule {
+    /// Every event of `stretches` (unstriped).
     pub fn new(stretches: Vec<Stretch>) -> Schedule {
         Schedule {
             stretches,
             at: 0,
             k: 0,
             seq: 0,
+            segment: Segment::WHOLE,
             next: None,
         }
     }
 
+    /// Only the events `segment` owns, numbered and timed as in the whole
+    /// schedule (see the module docs).
+    pub fn striped(self, segment: Segment) -> Schedule {
+        Schedule {
+            segment,
+            next: None,
+            ..self
+        }
+    }
+
     /// One stretch per phase of `plan` that has a rate (`rate` picks the
-    /// workload: users, commanders), each over its phase, from `start`.
+    /// workload: users, commanders), each over its phase, from `start`;
+    /// striped for the plan's segment.
     pub fn of_plan(
         plan: &Plan,
         start: Instant,
@@ -125,14 +152,33 @@ impl Schedule {
                 })
             })
             .collect();
-        Schedule::new(stretches)
+        Schedule::new(stretches).striped(plan.segment)
     }
 
     /// The next event, without taking it (None: the schedule is over).
     pub fn peek(&mut self) -> Option<Due> {
         while self.next.is_none() {
             let stretch = self.stretches.get(self.at)?;
-            if self.k < stretch.limit {
+            let exists = |k: u64| k < stretch.limit && stretch.due(k).is_some();
+            let skip = self.segment.skip_from(self.seq);
+            if skip > 0 {
+                // Due times only grow with k, so when the event `skip`
+                // further on exists, so do the ones in between: jump.
+                // Otherwise step one by one to the stretch's end, numbering
+                // what is skipped.
+                let step = if exists(self.k + skip) {
+                    skip
+                } else if exists(self.k) {
+                    1
+                } else {
+                    0
+                };
+                if step > 0 {
+                    self.k += step;
+                    self.seq += step;
+                    continue;
+                }
+            } else if self.k < stretch.limit {
                 if let Some(intended) = stretch.due(self.k) {
                     self.next = Some(Due {
                         phase: stretch.phase,

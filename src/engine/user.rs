@@ -12,6 +12,7 @@ use super::Shared;
 use crate::error::ErrorKind;
 use crate::protocol::http::{Conn, OutRequest};
 use crate::scenario::check::ResponseView;
+use crate::scenario::feeder::{FeedMode, Feeder};
 use crate::scenario::template::RenderCtx;
 use crate::scenario::{Body, Population, Step};
 use crate::units::DurRange;
@@ -104,6 +105,31 @@ impl Drop for JourneyGuard<'_> {
     }
 }
 
+/// The feeder row a journey gets. `sequential` follows the whole run, so a
+/// run split into segments hands out the rows a whole run would: an
+/// open-model arrival takes row `seq mod len` (its global number), a
+/// closed-model VU the segment's next row of its stripe (`c·n + i`, so
+/// segments do not share rows). `random` draws from the arrival's rng and
+/// `unique` follows the VU's global id: neither depends on the segment.
+fn feeder_row(
+    shared: &Shared,
+    feeder: &Feeder,
+    vu_id: u64,
+    arrival: &Arrival,
+    closed: bool,
+    rng: &mut SmallRng,
+) -> usize {
+    let len = feeder.len() as u64;
+    match feeder.mode() {
+        FeedMode::Sequential if len > 0 && !closed => (arrival.seq % len) as usize,
+        FeedMode::Sequential if len > 0 => {
+            let cursor = feeder.pick(0, rng) as u64;
+            (shared.plan.segment.global(cursor) % len) as usize
+        }
+        _ => feeder.pick(vu_id, rng),
+    }
+}
+
 fn sample(range: DurRange, rng: &mut SmallRng) -> Duration {
     if range.max <= range.min {
         range.min
@@ -141,9 +167,9 @@ impl Vu {
         }
     }
 
-    /// Walk one journey. `think_after_last`: the closed model paces its
-    /// loop with the think time after the last step too.
-    pub async fn journey(&mut self, shared: &Shared, arrival: Arrival, think_after_last: bool) {
+    /// Walk one journey. `closed`: a closed-model VU's loop, paced with the
+    /// think time after the last step too.
+    pub async fn journey(&mut self, shared: &Shared, arrival: Arrival, closed: bool) {
         let live = &shared.live;
         live.in_flight.fetch_add(1, Ordering::Relaxed);
         let _guard = JourneyGuard(live);
@@ -152,7 +178,8 @@ impl Vu {
         self.vars.clear();
         self.vars.resize(population.vars, None);
         for &f in &population.feeders_used {
-            self.rows[f] = shared.scenario.feeders[f].pick(self.id, &mut rng);
+            let feeder = &shared.scenario.feeders[f];
+            self.rows[f] = feeder_row(shared, feeder, self.id, &arrival, closed, &mut rng);
         }
         let mut intended = arrival.intended;
         let last = population.steps.len().saturating_sub(1);
@@ -164,7 +191,7 @@ impl Vu {
                 break;
             }
             if let Some(think) = step.think {
-                if index < last || think_after_last {
+                if index < last || closed {
                     let pause = sample(think, &mut rng);
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
