@@ -365,6 +365,8 @@ async fn probe(
         grace: Duration::from_secs(2),
         command_line: options.command_line.clone(),
         baseline: None,
+        segment: crate::plan::Segment::WHOLE,
+        start_at: None,
     };
     let outcome = crate::run::run_scenario(Arc::new(scenario), &run).await?;
     let (offered, achieved, [p50, p95, p99], errors, failed) =

@@ -47,14 +47,16 @@ pub enum Command {
   stampede run scenarios/black-friday.toml --set http.max_in_flight=500 --set 'slo.\"http.latency.p95\"=< 300ms'
   stampede run scenarios/connection-storm.toml --set phases.storm.agents.connected=10000
   stampede run scenarios/reconnect-wave.toml --hub ws://127.0.0.1:3000
+  stampede run scenarios/black-friday.toml --segment $JOB_COMPLETION_INDEX/3 --start-at 2026-11-30T18:30:00Z
 
 Results go to reports/<name>-<UTC time>/: summary.json, metrics.hlog, report.html,
 junit.xml, summary.md (also appended to $GITHUB_STEP_SUMMARY when that is set).
 Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 not carried out (unreachable target, interrupted)")]
     Run(RunArgs),
     /// Parse and check a scenario; print the resolved plan.
-    #[command(after_help = "Example:
-  stampede validate scenarios/black-friday.toml --set phases.0.duration=10s")]
+    #[command(after_help = "Examples:
+  stampede validate scenarios/black-friday.toml --set phases.0.duration=10s
+  stampede validate scenarios/black-friday.toml --segment 1/3   # that segment's share")]
     Validate(ValidateArgs),
     /// Serve the built-in reference target (API) on loopback.
     #[command(after_help = "Examples:
@@ -210,12 +212,36 @@ pub struct RunArgs {
     /// (overrides the scenario's `[compare]`).
     #[arg(long, value_name = "SPEC", requires = "baseline")]
     pub max_regression: Option<String>,
+    #[command(flatten)]
+    pub segment: SegmentArg,
+    /// Prepare, then start at this instant: RFC 3339 (`2026-11-30T18:30:00Z`)
+    /// or Unix seconds (`1796063400`). Every segment of a split run starts
+    /// together; one ready more than 250 ms late exits 3 without results.
+    #[arg(long, value_name = "TIME", value_parser = crate::run::parse_start_at)]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `--segment i/n` (run and validate).
+#[derive(Debug, Args)]
+pub struct SegmentArg {
+    /// Play segment INDEX of COUNT, 0-based (`0/3`, `1/3`, `2/3`, as
+    /// Kubernetes' JOB_COMPLETION_INDEX): arrival k of the whole schedule
+    /// goes to segment k mod COUNT at its own time, VUs and agents are
+    /// split; the COUNT segments together play exactly the whole scenario.
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = plan_segment)]
+    pub segment: Option<crate::plan::Segment>,
+}
+
+fn plan_segment(text: &str) -> Result<crate::plan::Segment, String> {
+    crate::plan::Segment::parse(text)
 }
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
+    #[command(flatten)]
+    pub segment: SegmentArg,
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +327,8 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         grace,
         baseline,
         max_regression,
+        segment: SegmentArg { segment },
+        start_at,
     } = args;
     let (scenario, mut overrides) = overrides(scenario)?;
     // `--max-regression p95=5%` is `--set compare.p95=5%`: checked where
@@ -332,6 +360,8 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         grace,
         command_line: crate::run::redact(&command_line),
         baseline,
+        segment: segment.unwrap_or(crate::plan::Segment::WHOLE),
+        start_at,
     })
 }
 
@@ -521,11 +551,21 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             Ok(crate::run::run(options).await?.exit)
         }
         Command::Validate(args) => {
-            let ValidateArgs { scenario } = args;
+            let ValidateArgs {
+                scenario,
+                segment: SegmentArg { segment },
+            } = args;
             let (path, overrides) = overrides(scenario)?;
             let scenario = crate::run::load(&path, &overrides)?;
             let plan = crate::plan::Plan::new(&scenario);
-            crate::report::console::emit(&crate::report::console::describe(&scenario, &plan));
+            let mut text = crate::report::console::describe(&scenario, &plan);
+            if let Some(segment) = segment {
+                text.push_str(&crate::report::console::describe_segment(
+                    &scenario,
+                    &plan.segment(segment),
+                ));
+            }
+            crate::report::console::emit(&text);
             Ok(ExitStatus::Passed)
         }
         Command::Compare(args) => compare(args),

@@ -281,6 +281,73 @@ pub fn describe(scenario: &Scenario, plan: &Plan) -> String {
     out
 }
 
+/// `stampede validate --segment i/n`: what that segment plays, per phase:
+/// its arrivals (exact: the whole schedule's arrivals `k` with
+/// `k mod n = i`), its VUs, its agents (global ids below the phase's
+/// `connected` that it owns) and its commands (its stripe of every
+/// commander's sends).
+pub fn describe_segment(scenario: &Scenario, plan: &Plan) -> String {
+    use crate::plan::PlannedPhase;
+    let segment = plan.segment;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "segment {segment} (0-based): arrival k of the whole schedule is played by segment k mod {}, at its own time",
+        segment.count
+    );
+    let arrivals = plan.owned_events(PlannedPhase::arrival_rate);
+    let commands = plan.owned_events(|p| p.commanders);
+    let commanders = scenario.commanders.len() as u64;
+    let mut rows = vec![vec![
+        "phase".to_string(),
+        "arrivals".into(),
+        "VUs".into(),
+        "agents".into(),
+        "commands".into(),
+    ]];
+    for (i, p) in plan.phases.iter().enumerate() {
+        let vus = match p.users {
+            Some(UserLoad::Closed(v)) if v.from == v.to => segment.share(v.from).to_string(),
+            Some(UserLoad::Closed(v)) => {
+                format!("{} -> {}", segment.share(v.from), segment.share(v.to))
+            }
+            _ => "-".into(),
+        };
+        let agents = p
+            .agents
+            .as_ref()
+            .map_or("-".into(), |a| segment.share(a.connected).to_string());
+        rows.push(vec![
+            p.name.clone(),
+            match p.users {
+                Some(UserLoad::Open(_)) => arrivals[i].to_string(),
+                _ => "-".into(),
+            },
+            vus,
+            agents,
+            if p.commanders.is_some() && commanders > 0 {
+                (commands[i] * commanders).to_string()
+            } else {
+                "-".into()
+            },
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let total: u64 = arrivals.iter().sum();
+    let _ = writeln!(
+        out,
+        "this segment: {total} of the plan's {} arrivals; these {} shares ({} … {}) together are the whole plan",
+        plan.segment(crate::plan::Segment::WHOLE).expected_arrivals(),
+        segment.count,
+        crate::plan::Segment { index: 0, ..segment },
+        crate::plan::Segment {
+            index: segment.count - 1,
+            ..segment
+        },
+    );
+    out
+}
+
 /// One plain progress line (no control characters): the last interval's
 /// request rate, worst step p95 and errors, and the live gauges.
 pub fn progress_line(

@@ -59,8 +59,8 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
         // Known once judged, below.
         exit_code: 0,
         notes: Vec::new(),
-        segment: None,
-        start_at: None,
+        segment: (!plan.segment.is_whole()).then_some(plan.segment),
+        start_at: options.start_at.map(super::format_start_at),
         merged: None,
     };
     let mut verdicts = crate::slo::evaluate(&scenario.slos, &totals, &spans, report.elapsed);
@@ -80,6 +80,12 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
         ExitStatus::Passed
     };
     let mut notes = console::notes(scenario, plan, &totals);
+    if !plan.segment.is_whole() {
+        notes.push(format!(
+            "segment {} of a split run: its numbers are its share; `stampede merge` gives the whole",
+            plan.segment
+        ));
+    }
     if aborted {
         notes.push("stopped early: an SLO failed and abort_on_fail is set".into());
     }

@@ -10,25 +10,32 @@
 //! - `conclude`: verdicts, baseline comparison, exit status, result files
 //!   and the console's final report.
 //! - `results`: the result directory, run metadata, phase spans.
+//! - `start`: `--start-at`, the common start of a split run's segments.
 //!
 //! [`run_scenario`] is the whole sequence in one screen.
+//!
+//! A segmented run (`--segment i/n`) plays `Plan::new(..).segment(..)`
+//! (see [`crate::plan`]) and records its segment and its `--start-at` in
+//! the result; `stampede merge` makes one result of the `n`.
 
 mod conclude;
 mod fleet;
 mod monitor;
 mod results;
 mod signals;
+mod start;
 mod targets;
 
 pub use monitor::process_cpu;
 pub use results::{hostname, phase_spans, redact, result_dir};
+pub use start::{format_start_at, parse_start_at};
 pub use targets::{prepare_targets, Targets};
 
 use crate::engine::{Engine, Ids, Live, Shared};
 use crate::error::CommandError;
 use crate::error::ExitStatus;
 use crate::metrics::{Aggregator, Metrics, Totals};
-use crate::plan::Plan;
+use crate::plan::{Plan, Segment};
 use crate::protocol::http::Client;
 use crate::report::json::Summary;
 use crate::scenario::{self, Overrides, Scenario};
@@ -68,6 +75,11 @@ pub struct RunOptions {
     /// `--baseline`: a summary.json (or its result directory) to compare
     /// the run against at its end; regressions become failed verdicts.
     pub baseline: Option<PathBuf>,
+    /// `--segment i/n`: the share of the plan this process plays
+    /// ([`Segment::WHOLE`] for the whole run).
+    pub segment: Segment,
+    /// `--start-at`: prepare, then start at this instant (None: at once).
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a finished run produced.
@@ -97,22 +109,32 @@ pub async fn run_scenario(
     scenario: Arc<Scenario>,
     options: &RunOptions,
 ) -> Result<RunOutcome, CommandError> {
-    let signals = signals::Signals::listen();
-    let plan = Plan::new(&scenario);
+    let mut signals = signals::Signals::listen();
+    let plan = Plan::new(&scenario).segment(options.segment);
     // Bad input and unreachable targets stop the run before anything is written.
     let baseline = read_baseline(options.baseline.as_deref())?;
     let targets = prepare_targets(&scenario).await?;
     let (layout, ids) = Ids::register(&scenario, &plan);
     let fleet = fleet::prepare_fleet(&scenario, &plan, &targets, &ids, scenario.http.insecure)?;
-    let started_at = chrono::Utc::now();
-    let dir = result_dir(&options.out_dir, &scenario.name, started_at).with_context(|| {
+    // Time zero: now, or the common `--start-at` (waited for; too late or
+    // interrupted is exit 3 with nothing written).
+    let (start, started_at) = match options.start_at {
+        None => (tokio::time::Instant::now(), chrono::Utc::now()),
+        Some(at) => (start::wait_for(at, plan.segment, &mut signals).await?, at),
+    };
+    let dir = result_dir(
+        &options.out_dir,
+        &dir_name(&scenario, plan.segment),
+        started_at,
+    )
+    .with_context(|| {
         format!(
             "creating a result directory in {}",
             options.out_dir.display()
         )
     })?;
     let metrics = Metrics::new(layout);
-    let aggregator = open_aggregator(&dir, &metrics)?;
+    let aggregator = open_aggregator(&dir, &metrics, started_at)?;
     let live = Arc::new(Live::default());
     let engine = Engine::new(Shared {
         scenario: scenario.clone(),
@@ -122,7 +144,7 @@ pub async fn run_scenario(
         metrics,
         ids: ids.clone(),
         live: live.clone(),
-        start: tokio::time::Instant::now(),
+        start,
         hub: fleet,
     });
     if !matches!(options.progress, Progress::Quiet | Progress::Silent) {
@@ -137,6 +159,7 @@ pub async fn run_scenario(
             progress: options.progress,
             plan: plan.clone(),
             scenario: scenario.clone(),
+            start: std_instant_of(started_at),
         },
     );
     let signal_task = signals.watch(live, options.grace);
@@ -173,16 +196,43 @@ fn read_baseline(path: Option<&Path>) -> Result<Option<Summary>, CommandError> {
         .map_err(|e| CommandError::BadInput(format!("--baseline: {e:#}")))
 }
 
-/// The interval aggregator, writing `metrics.hlog` into the result directory.
-fn open_aggregator(dir: &Path, metrics: &Metrics) -> Result<Aggregator, CommandError> {
+/// The result directory's name: the scenario's, with `-seg1of3` for a
+/// segment (segments of one run may share an output directory and a start).
+fn dir_name(scenario: &Scenario, segment: Segment) -> String {
+    if segment.is_whole() {
+        scenario.name.clone()
+    } else {
+        format!("{}-seg{}of{}", scenario.name, segment.index, segment.count)
+    }
+}
+
+/// The interval aggregator, writing `metrics.hlog` into the result
+/// directory; its intervals count from `started_at`.
+fn open_aggregator(
+    dir: &Path,
+    metrics: &Metrics,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Aggregator, CommandError> {
     let hlog_path = dir.join("metrics.hlog");
     let hlog = std::fs::File::create(&hlog_path)
         .with_context(|| format!("creating {}", hlog_path.display()))?;
     Ok(Aggregator::new(
         metrics.clone(),
         Some(Box::new(std::io::BufWriter::new(hlog))),
-        SystemTime::now(),
+        SystemTime::from(started_at),
     ))
+}
+
+/// The monotonic instant that was (or will be) the wall-clock time `at`.
+fn std_instant_of(at: chrono::DateTime<chrono::Utc>) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    match (at - chrono::Utc::now()).to_std() {
+        Ok(ahead) => now + ahead,
+        Err(_) => {
+            let behind = (chrono::Utc::now() - at).to_std().unwrap_or_default();
+            now.checked_sub(behind).unwrap_or(now)
+        }
+    }
 }
 
 /// The HTTP client every VU connects with (TLS set up only when needed).

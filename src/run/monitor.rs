@@ -47,6 +47,9 @@ pub struct TickContext {
     pub progress: Progress,
     pub plan: Plan,
     pub scenario: Arc<Scenario>,
+    /// The run's time zero on this clock (the common `--start-at` of a
+    /// split run), so every segment's intervals are the same seconds.
+    pub start: std::time::Instant,
 }
 
 impl AggregatorThread {
@@ -69,7 +72,7 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
     let handle = std::thread::Builder::new()
         .name("stampede-aggregator".into())
         .spawn(move || {
-            let start = std::time::Instant::now();
+            let start = ctx.start;
             let mut last_cpu = process_cpu();
             let mut last_wall = start;
             let mut n = 1u32;

@@ -35,8 +35,9 @@ impl Signals {
         Signals {}
     }
 
-    /// Waits for the next Ctrl-C or SIGTERM.
-    async fn next(&mut self) {
+    /// Waits for the next Ctrl-C or SIGTERM (also while waiting for
+    /// `--start-at`).
+    pub(super) async fn next(&mut self) {
         #[cfg(unix)]
         {
             async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {

@@ -145,8 +145,8 @@ async fn preflight(endpoint: &Endpoint, timeout: Duration) -> Result<(), Command
     }
 }
 
-/// The line that opens a run: what, for how long, against what, where the
-/// results go.
+/// The line that opens a run: what (which segment of it), for how long,
+/// against what, where the results go.
 pub fn announce(scenario: &Scenario, plan: &Plan, targets: &Targets, dir: &Path) -> String {
     let mut against = Vec::new();
     if scenario.api.is_some() {
@@ -157,8 +157,13 @@ pub fn announce(scenario: &Scenario, plan: &Plan, targets: &Targets, dir: &Path)
     if let Some(e) = &targets.hub {
         against.push(format!("hub {}", e.origin));
     }
+    let share = if plan.segment.is_whole() {
+        String::new()
+    } else {
+        format!(" (segment {})", plan.segment)
+    };
     format!(
-        "stampede: running `{}` for {} against {} → {}",
+        "stampede: running `{}`{share} for {} against {} → {}",
         scenario.name,
         crate::units::format_duration(plan.total),
         against.join(" and "),

@@ -491,6 +491,8 @@ agents = { connected = 5000000, connect_rate = "max" }
         grace: Duration::from_secs(1),
         command_line: vec![],
         baseline: None,
+        segment: stampede::plan::Segment::WHOLE,
+        start_at: None,
     };
     let err = match stampede::run::run_scenario(std::sync::Arc::new(scenario), &options).await {
         Ok(_) => panic!("a 5,000,000-agent fleet ran in one process"),

@@ -47,6 +47,8 @@ impl Fixture {
             grace: Duration::from_secs(2),
             command_line: vec!["test".into()],
             baseline: None,
+            segment: stampede::plan::Segment::WHOLE,
+            start_at: None,
         };
         match stampede::run::run_scenario(Arc::new(loaded), &options).await {
             Ok(outcome) => outcome,
