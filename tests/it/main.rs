@@ -12,5 +12,6 @@ mod node_compat;
 mod protocol;
 mod reports;
 mod schedule;
+mod segments;
 mod target;
 mod target_processes;
