@@ -18,6 +18,12 @@
 //! - [`records`]: raw events a merge of segments needs (disruptions and
 //!   their recovery, commands and their receipts).
 //!
+//! A segment of a split run (`--segment i/n`) is the same engine playing
+//! the segment's plan: its schedules are striped ([`schedule`]), its VUs
+//! carry the whole run's ids and its random choices follow each arrival's
+//! global number ([`driver`]), so the segments together make the whole
+//! run's events and choices.
+//!
 //! The live gauges are atomics inside the engine; the rest of the program
 //! reads them as a [`LiveSnapshot`] ([`Engine::snapshot`]).
 //!

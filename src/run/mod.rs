@@ -120,7 +120,12 @@ pub async fn run_scenario(
     // interrupted is exit 3 with nothing written).
     let (start, started_at) = match options.start_at {
         None => (tokio::time::Instant::now(), chrono::Utc::now()),
-        Some(at) => (start::wait_for(at, plan.segment, &mut signals).await?, at),
+        Some(at) => {
+            if !matches!(options.progress, Progress::Quiet | Progress::Silent) {
+                eprintln!("{}", start::waiting(at, plan.segment));
+            }
+            (start::wait_for(at, plan.segment, &mut signals).await?, at)
+        }
     };
     let dir = result_dir(
         &options.out_dir,

@@ -100,6 +100,17 @@ pub async fn wait_for(
     }
 }
 
+/// The line a run prints when it is ready and starts waiting.
+pub fn waiting(at: DateTime<Utc>, segment: Segment) -> String {
+    let ahead = (at - Utc::now()).to_std().unwrap_or_default();
+    format!(
+        "stampede: {} is ready; it starts at {} (in {:.1} s; Ctrl-C to cancel)",
+        who(segment),
+        format_start_at(at),
+        ahead.as_secs_f64()
+    )
+}
+
 /// "segment 1/3", or "the run" when it is whole.
 fn who(segment: Segment) -> String {
     if segment.is_whole() {

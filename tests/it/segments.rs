@@ -355,6 +355,70 @@ fn the_binary_refuses_a_past_start_with_exit_3() {
     assert!(!fixture.out_dir().exists(), "no result directory");
 }
 
+/// Ctrl-C while a segment waits for its start ends it: exit 3, nothing
+/// written.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_while_waiting_for_the_start_ends_the_run() {
+    use std::io::BufRead;
+    let fixture = Fixture::new(&scenario("segments-open", OPEN_ONLY));
+    let at = chrono::Utc::now() + chrono::Duration::seconds(120);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("stampede"))
+        .env_remove("STAMPEDE_LOG")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .arg("run")
+        .arg(fixture.scenario_path())
+        .args(["--segment", "2/3", "--start-at"])
+        .arg(stampede::run::format_start_at(at))
+        .arg("--out")
+        .arg(fixture.out_dir())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its stderr, line by line, from a thread: the waiting line is the
+    // condition to send Ctrl-C on.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let _ = tx.send(line.unwrap_or_default());
+        }
+    });
+    let waiting = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a line within 60 s");
+    assert!(
+        waiting.starts_with("stampede: segment 2/3 is ready; it starts at ")
+            && waiting.ends_with("Ctrl-C to cancel)"),
+        "{waiting}"
+    );
+    // SAFETY: kill(2) on the pid of a child we have not reaped yet.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still waiting 60 s after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(3));
+    let rest: Vec<String> = rx.iter().collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("interrupted while waiting for --start-at")),
+        "{rest:?}"
+    );
+    assert!(!fixture.out_dir().exists(), "no result directory");
+}
+
 /// A start 1 s ahead: the run waits for it, and the instant is the run's
 /// time zero everywhere it is recorded.
 #[test]
