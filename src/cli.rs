@@ -47,7 +47,7 @@ pub enum Command {
   stampede run scenarios/black-friday.toml --set http.max_in_flight=500 --set 'slo.\"http.latency.p95\"=< 300ms'
   stampede run scenarios/connection-storm.toml --set phases.storm.agents.connected=10000
   stampede run scenarios/reconnect-wave.toml --hub ws://127.0.0.1:3000
-  stampede run scenarios/black-friday.toml --segment $JOB_COMPLETION_INDEX/3 --start-at 2026-11-30T18:30:00Z
+  stampede run scenarios/black-friday.toml --segment 1/3 --start-at 2026-11-30T18:30:00Z
 
 Results go to reports/<name>-<UTC time>/: summary.json, metrics.hlog, report.html,
 junit.xml, summary.md (also appended to $GITHUB_STEP_SUMMARY when that is set).

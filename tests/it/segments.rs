@@ -419,34 +419,47 @@ fn ctrl_c_while_waiting_for_the_start_ends_the_run() {
     assert!(!fixture.out_dir().exists(), "no result directory");
 }
 
-/// A start 1 s ahead: the run waits for it, and the instant is the run's
-/// time zero everywhere it is recorded.
+/// A start 2 s ahead (time for the process to start and prepare on a
+/// loaded machine): the segment waits for it, and the instant is its time
+/// zero everywhere it is recorded.
 #[test]
 fn a_future_start_is_the_runs_time_zero() {
     let one_second = "[[phases]]\nname = \"p\"\nduration = \"1s\"\nusers = { rate = \"20/s\" }\n";
     let fixture = Fixture::new(&scenario("start-at", one_second));
-    let at = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let at = chrono::Utc::now() + chrono::Duration::seconds(2);
     // Whole milliseconds, as a user would write it.
     let at = chrono::DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap();
     let written = stampede::run::format_start_at(at);
-    let began = std::time::Instant::now();
-    stampede()
+    let output = stampede()
         .arg("run")
         .arg(fixture.scenario_path())
-        .args(["--quiet", "--start-at", &written, "--out"])
+        .args(["--segment", "0/2", "--start-at", &written, "--out"])
         .arg(fixture.out_dir())
         .assert()
-        .code(0);
-    assert!(began.elapsed() >= Duration::from_millis(1900), "it waited");
+        .code(0)
+        .get_output()
+        .clone();
+    assert!(
+        chrono::Utc::now() >= at + chrono::Duration::seconds(1),
+        "it waited"
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "stampede: segment 0/2 is ready; it starts at {written} (in "
+        )) && stderr.contains("stampede: running `start-at` (segment 0/2) for 1s against api "),
+        "{stderr}"
+    );
     let dirs = crate::common::file_names(&fixture.out_dir());
     assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(dirs[0].starts_with("start-at-seg0of2-"), "{dirs:?}");
     let dir = fixture.out_dir().join(&dirs[0]);
     let meta = stampede::report::json::read(&dir.join("summary.json"))
         .unwrap()
         .meta;
     assert_eq!(meta.started_at, written);
     assert_eq!(meta.start_at.as_deref(), Some(written.as_str()));
-    assert_eq!(meta.segment, None);
+    assert_eq!(meta.segment, Some(Segment { index: 0, count: 2 }));
     // The interval log counts from the same instant.
     let hlog = std::fs::read_to_string(dir.join("metrics.hlog")).unwrap();
     let seconds = format!(
