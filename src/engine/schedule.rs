@@ -377,6 +377,52 @@ mod tests {
     }
 
     #[test]
+    fn a_striped_schedule_numbers_across_stretches_and_keeps_due_times() {
+        let start = Instant::now();
+        let stretches = vec![
+            Stretch {
+                phase: 0,
+                start,
+                length: Duration::from_secs(1),
+                pace: Pace::Curve(RateCurve { from: 5.0, to: 5.0 }),
+                limit: u64::MAX,
+            },
+            Stretch {
+                phase: 1,
+                start: start + Duration::from_secs(1),
+                length: Duration::MAX,
+                pace: Pace::AtOnce,
+                limit: 5,
+            },
+        ];
+        let end = start + Duration::from_secs(10);
+        let whole: Vec<Due> = {
+            let mut s = Schedule::new(stretches.clone());
+            std::iter::from_fn(|| s.take_due(end)).collect()
+        };
+        assert_eq!(whole.len(), 10);
+        for count in 1..=4u32 {
+            let mut union = Vec::new();
+            for index in 0..count {
+                let segment = Segment { index, count };
+                let mut s = Schedule::new(stretches.clone()).striped(segment);
+                let mine: Vec<Due> = std::iter::from_fn(|| s.take_due(end)).collect();
+                assert!(mine.iter().all(|d| segment.owns(d.seq)));
+                union.extend(mine);
+            }
+            union.sort_by_key(|d| d.seq);
+            assert_eq!(union, whole, "{count} segments");
+        }
+        // Segment 2/3 takes 2 (at 400 ms), then 5 and 8 of the storm.
+        let mut s = Schedule::new(stretches).striped(Segment { index: 2, count: 3 });
+        let taken: Vec<(usize, u64, Duration)> = std::iter::from_fn(|| s.take_due(end))
+            .map(|d| (d.phase, d.seq, d.intended - start))
+            .collect();
+        let ms = Duration::from_millis;
+        assert_eq!(taken, [(0, 2, ms(400)), (1, 5, ms(1000)), (1, 8, ms(1000))]);
+    }
+
+    #[test]
     fn a_storm_is_all_due_at_once_up_to_its_limit_and_resumes_there() {
         let start = Instant::now();
         let mut storm = Schedule::new(vec![Stretch {
