@@ -31,7 +31,7 @@ name = "buy"
 weight = 1
 steps = [
   { name = "list", get = "/api/servers" },
-  { name = "detail", get = "/api/servers/1" },
+  { name = "detail", get = "/api/servers?page=2" },
 ]
 "#;
 
@@ -269,10 +269,65 @@ async fn three_segments_send_exactly_the_requests_of_the_whole_run() {
     for p in &parts {
         assert_eq!(requests(&p.totals, None, Some("list")), 65);
     }
+    for o in parts.iter().chain([&whole]) {
+        assert_eq!(count_errors(o), 0);
+    }
     let whole_meta = stampede::report::json::read(&whole.result_dir.join("summary.json"))
         .unwrap()
         .meta;
     assert_eq!(whole_meta.segment, None);
+}
+
+/// Closed model, 4 VUs by weight 3:1 (VUs 0, 1, 2 browse, VU 3 buys) in 2
+/// segments: segment 0 runs the whole run's VUs 0 and 2, segment 1 VUs 1
+/// and 3, each VU with its population. Paused clock and a 7 ms target:
+/// every VU loops the same journeys in either run (a browse every 7 ms
+/// from 0 to 1995 ms: 286; a two-step buy every 14 ms: 143), so the
+/// per-population counts add up exactly.
+#[tokio::test(start_paused = true)]
+async fn closed_model_segments_run_the_whole_runs_vus_by_their_global_ids() {
+    let phases = "[target.builtin]\nlatency = \"7ms\"\n[[phases]]\nname = \"loop\"\nduration = \"2s\"\nusers = { vus = 4 }\n";
+    let (fixture, scenario) = load("segments-closed", phases);
+    let by = |outcome: &RunOutcome, population: &str, step: &str| {
+        let filter = TagFilter {
+            population: Some(population.into()),
+            step: Some(step.into()),
+            phase: None,
+        };
+        outcome.totals.sum_counters("http.requests", None, &filter)
+    };
+    let counts = |o: &RunOutcome| {
+        [
+            by(o, "browse", "list"),
+            by(o, "buy", "list"),
+            by(o, "buy", "detail"),
+        ]
+    };
+    let whole = run(&fixture, &scenario, Segment::WHOLE, None)
+        .await
+        .expect("whole run");
+    assert_eq!(counts(&whole), [3 * 286, 143, 143]);
+    let first = run(&fixture, &scenario, Segment { index: 0, count: 2 }, None)
+        .await
+        .expect("segment 0/2");
+    let second = run(&fixture, &scenario, Segment { index: 1, count: 2 }, None)
+        .await
+        .expect("segment 1/2");
+    assert_eq!(counts(&first), [2 * 286, 0, 0], "VUs 0 and 2 browse");
+    assert_eq!(counts(&second), [286, 143, 143], "VU 1 browses, VU 3 buys");
+    assert_eq!(
+        counts(&whole).to_vec(),
+        [0, 1, 2]
+            .map(|i| counts(&first)[i] + counts(&second)[i])
+            .to_vec()
+    );
+    for o in [&whole, &first, &second] {
+        assert_eq!(count_errors(o), 0);
+    }
+}
+
+fn count_errors(outcome: &RunOutcome) -> u64 {
+    crate::common::count(&outcome.totals, "http.errors", None)
 }
 
 #[tokio::test(start_paused = true)]
