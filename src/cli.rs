@@ -24,6 +24,7 @@ Examples:
   stampede run scenarios/black-friday.toml --quiet --baseline reports/main/summary.json
   stampede compare reports/base reports/current --format markdown
   stampede capacity scenarios/black-friday.toml --precision 5% --budget 15m
+  stampede merge results/seg-* --out results/merged
 
 Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 the run could not be carried out";
 
@@ -113,6 +114,35 @@ A missing metrics.hlog is a warning: summary.json holds every histogram.
 Exit codes: 0 reports written · 2 bad input (missing directory, missing, incomplete or corrupt
 summary.json, corrupt metrics.hlog; nothing is written) · 3 a report could not be written")]
     Report(ReportArgs),
+    /// Merge the results of a run's segments (`run --segment i/n`) into one
+    /// exact result: histograms added, counters summed, per-second series
+    /// aligned, recovery and command fan-out measured on the whole fleet,
+    /// SLOs judged again, every report rebuilt.
+    #[command(after_help = "Examples:
+  stampede merge results/seg-*                       # e.g. a Kubernetes Indexed Job's pods
+  stampede merge seg-0 seg-1 seg-2 --out reports/black-friday-merged --quiet
+
+Each DIR is a result directory (or its summary.json) written by `stampede run --segment i/n`.
+Refused (exit 2, naming the directories): a missing or corrupt summary.json, a result that
+is not a segment, results of different scenarios (content hash) or seeds, mixed segment
+counts, the same segment twice. A missing segment is merged, loudly marked PARTIAL, exit 3.
+Results go to --out, else reports/<name>-merged-<UTC time of the earliest start>/.
+Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 partial (a segment missing)
+or interrupted (a segment was)")]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The segments' result directories (or their summary.json).
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged result directory (created; must not hold a result).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No tables when every SLO held (for CI).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -634,6 +664,15 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             }
             crate::report::console::emit(&out);
             Ok(ExitStatus::Passed)
+        }
+        Command::Merge(args) => {
+            let MergeArgs { dirs, out, quiet } = args;
+            let options = crate::merge::MergeOptions {
+                out,
+                quiet,
+                command_line: crate::run::redact(&command_line),
+            };
+            Ok(crate::merge::merge(&dirs, &options)?.exit)
         }
         Command::Target(args) => target(args).await,
     }

@@ -22,12 +22,21 @@
 //!   writes).
 //! - The tag is [`hlog_tag`]: `metric|population|step`. An interval histogram
 //!   merges all phases (the phase follows from the timestamp).
+//!
+//! # Reading and writing outside a run
+//! [`HlogWriter`] is what the aggregator streams to, and what `stampede
+//! merge` writes a merged log with; [`HlogReader`] decodes a log interval by
+//! interval (`stampede report` checks a log with it, `stampede merge` sums
+//! the segments' logs with it). One interval is decoded at a time: a decoded
+//! histogram holds its whole bucket array, so a log is never held decoded.
 
 use super::SeriesDesc;
+use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{
-    IntervalLogWriterBuilder, IntervalLogWriterError, Tag,
+    IntervalLogIterator, IntervalLogWriterBuilder, IntervalLogWriterError, LogEntry,
+    LogIteratorError, Tag,
 };
-use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
@@ -62,7 +71,7 @@ pub fn hlog_tag(desc: &SeriesDesc) -> String {
 /// a struct next to them. Its header comes from the builder and nothing else
 /// is carried between lines, so a writer is built per tick over the owned
 /// sink; only the first one gets the header lines.
-pub(super) struct HlogWriter {
+pub struct HlogWriter {
     sink: Box<dyn Write + Send>,
     serializer: V2DeflateSerializer,
     started_at: SystemTime,
@@ -155,6 +164,120 @@ impl HlogWriter {
         }
         // Once a second: a crash keeps every interval written so far.
         self.sink.flush()
+    }
+}
+
+/// One interval of a log, decoded.
+#[derive(Debug)]
+pub struct HlogInterval {
+    /// The line's tag ([`hlog_tag`]); empty when the line has none.
+    pub tag: String,
+    /// Since the log's base time (a stampede log: the run's start).
+    pub start: Duration,
+    pub length: Duration,
+    pub histogram: Histogram<u64>,
+}
+
+/// What is wrong with a log, and on which line (1-based).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HlogReadError {
+    #[error("line {line} is not an interval log line (`Tag=…,start,length,max,histogram`, a `#` comment or the legend)")]
+    Line { line: usize },
+    #[error("line {line}: the histogram is not valid base64 ({detail})")]
+    Base64 { line: usize, detail: String },
+    #[error("line {line}: the histogram is not a valid HdrHistogram encoding ({detail})")]
+    Encoding { line: usize, detail: String },
+}
+
+/// Decodes a log's intervals in order, one at a time (see the module docs).
+/// After the first error it yields nothing more.
+pub struct HlogReader<'a> {
+    bytes: &'a [u8],
+    entries: IntervalLogIterator<'a>,
+    deserializer: Deserializer,
+    /// `#[StartTime: …]`, since the Unix epoch, once read.
+    start_time: Option<Duration>,
+    failed: bool,
+}
+
+impl<'a> HlogReader<'a> {
+    pub fn new(bytes: &'a [u8]) -> HlogReader<'a> {
+        HlogReader {
+            bytes,
+            entries: IntervalLogIterator::new(bytes),
+            deserializer: Deserializer::new(),
+            start_time: None,
+            failed: false,
+        }
+    }
+
+    /// The log's `StartTime` (since the Unix epoch), once the header is read.
+    pub fn start_time(&self) -> Option<Duration> {
+        self.start_time
+    }
+
+    fn line_at(&self, offset: usize) -> usize {
+        let end = offset.min(self.bytes.len());
+        1 + self.bytes[..end].iter().filter(|&&b| b == b'\n').count()
+    }
+
+    fn next_interval(&mut self) -> Option<Result<HlogInterval, HlogReadError>> {
+        loop {
+            let interval = match self.entries.next()? {
+                Ok(LogEntry::Interval(interval)) => interval,
+                Ok(LogEntry::StartTime(t)) => {
+                    self.start_time = Some(t);
+                    continue;
+                }
+                Ok(LogEntry::BaseTime(_)) => continue,
+                Err(LogIteratorError::ParseError { offset }) => {
+                    return Some(Err(HlogReadError::Line {
+                        line: self.line_at(offset),
+                    }))
+                }
+            };
+            let encoded = interval.encoded_histogram();
+            // The encoded histogram borrows from `bytes`: its address gives
+            // the line (counted only for an error message).
+            let offset = (encoded.as_ptr() as usize).saturating_sub(self.bytes.as_ptr() as usize);
+            let raw = match base64::engine::general_purpose::STANDARD.decode(encoded) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    return Some(Err(HlogReadError::Base64 {
+                        line: self.line_at(offset),
+                        detail: e.to_string(),
+                    }))
+                }
+            };
+            let histogram = match self.deserializer.deserialize(&mut raw.as_slice()) {
+                Ok(h) => h,
+                Err(e) => {
+                    return Some(Err(HlogReadError::Encoding {
+                        line: self.line_at(offset),
+                        detail: format!("{e:?}"),
+                    }))
+                }
+            };
+            return Some(Ok(HlogInterval {
+                tag: interval.tag().map_or("", |t| t.as_str()).to_owned(),
+                start: interval.start_timestamp(),
+                length: interval.duration(),
+                histogram,
+            }));
+        }
+    }
+}
+
+impl Iterator for HlogReader<'_> {
+    type Item = Result<HlogInterval, HlogReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let next = self.next_interval();
+        self.failed = matches!(next, Some(Err(_)));
+        next
     }
 }
 

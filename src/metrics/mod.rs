@@ -35,7 +35,7 @@ mod recorder;
 mod totals;
 
 pub use aggregator::Aggregator;
-pub use hlog::hlog_tag;
+pub use hlog::{hlog_tag, HlogInterval, HlogReadError, HlogReader, HlogWriter};
 pub use recorder::{Metrics, Shard};
 pub use totals::Totals;
 

@@ -160,6 +160,22 @@ pub struct MergedFrom {
     pub hosts_differ: bool,
 }
 
+/// How the note of a partial merge (a segment missing) begins; reports
+/// that show it as a banner of their own leave the note out.
+pub const PARTIAL_NOTE: &str = "PARTIAL RESULT";
+
+impl MergedFrom {
+    /// The missing segments as `i/n`, e.g. `1/3, 2/3`; None when complete.
+    pub fn missing_text(&self) -> Option<String> {
+        (!self.missing.is_empty()).then(|| {
+            (self.missing.iter())
+                .map(|i| format!("{i}/{}", self.count))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+}
+
 /// One segment of a merged result.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MergedSource {

@@ -34,7 +34,8 @@
 //! - The run itself is a test case named `run` only when there is something
 //!   to say about it: an **interrupted** run has one with
 //!   `<error type="interrupted">` (the SLO cases of the partial run are
-//!   still listed), and a run **without SLOs** has one passing `run` case
+//!   still listed), a **partial merge** (`stampede merge` with a segment
+//!   missing) one with `<error type="partial">`, and a run **without SLOs** has one passing `run` case
 //!   rather than an empty suite, because Jenkins and several GitHub actions
 //!   treat a report without test cases as a broken report.
 //! - Every attribute and text is XML-escaped; characters XML 1.0 cannot
@@ -68,7 +69,10 @@ pub fn render(summary: &Summary) -> String {
     let run_case = run_case(summary);
     let tests = summary.verdicts.len() + usize::from(run_case.is_some());
     let failures = summary.verdicts.iter().filter(|v| !v.pass).count();
-    let errors = usize::from(meta.interrupted);
+    let errors = usize::from(matches!(
+        run_case,
+        Some(RunCase::Interrupted | RunCase::Partial(_))
+    ));
     let time = crate::units::format::seconds(meta.duration_s);
 
     let mut out = String::new();
@@ -152,6 +156,18 @@ pub fn render(summary: &Summary) -> String {
                     meta.exit_code
                 );
             }
+            RunCase::Partial(missing) => {
+                let message = format!(
+                    "partial: segment {missing} missing from the merged result"
+                );
+                let _ = write!(
+                    out,
+                    "\n      <error message=\"{}\" type=\"partial\">{}; the SLO verdicts cover the segments merged (exit code {})</error>",
+                    attr(&message),
+                    text(&message),
+                    meta.exit_code
+                );
+            }
             RunCase::NoSlos => {
                 out.push_str(
                     "\n      <system-out>the run completed; the scenario has no SLOs, so nothing was judged</system-out>",
@@ -174,12 +190,17 @@ pub fn render(summary: &Summary) -> String {
 /// Why the run gets a test case of its own.
 enum RunCase {
     Interrupted,
+    /// A merge with these segments missing (`1/3, 2/3`).
+    Partial(String),
     NoSlos,
 }
 
 fn run_case(summary: &Summary) -> Option<RunCase> {
+    let missing = (summary.meta.merged.as_ref()).and_then(|m| m.missing_text());
     if summary.meta.interrupted {
         Some(RunCase::Interrupted)
+    } else if let Some(missing) = missing {
+        Some(RunCase::Partial(missing))
     } else if summary.verdicts.is_empty() {
         Some(RunCase::NoSlos)
     } else {

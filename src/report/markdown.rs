@@ -65,7 +65,16 @@ fn verdict(out: &mut String, summary: &Summary) {
     let total = summary.verdicts.len();
     let failed = summary.verdicts.iter().filter(|v| !v.pass).count();
     let slos = |n: usize| if n == 1 { "SLO" } else { "SLOs" };
+    let partial = (meta.merged.as_ref()).and_then(|m| m.missing_text());
     let (icon, what) = match (meta.interrupted, total, failed) {
+        _ if partial.is_some() => (
+            "⚠️",
+            format!(
+                "PARTIAL: segment {} missing; {failed} of {total} {} failed on the rest",
+                partial.as_deref().unwrap_or_default(),
+                slos(total)
+            ),
+        ),
         (true, 0, _) => ("⚠️", "interrupted".to_string()),
         (true, _, 0) => (
             "⚠️",

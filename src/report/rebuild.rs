@@ -39,11 +39,7 @@
 use super::json::{self, Summary};
 use super::{html, markdown, write_atomic};
 use crate::error::CommandError;
-use crate::metrics::hlog_tag;
-use base64::Engine as _;
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry, LogIteratorError};
-use hdrhistogram::serialization::Deserializer;
-use hdrhistogram::Histogram;
+use crate::metrics::{hlog_tag, HlogReader};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Write as _};
@@ -373,54 +369,10 @@ pub fn read_hlog(path: &Path) -> Result<Option<BTreeMap<String, u64>>, ReportErr
             "empty (a run writes the log's header before anything else)",
         ));
     }
-    let line_at = |offset: usize| {
-        1 + bytes[..offset.min(bytes.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-    };
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut deserializer = Deserializer::new();
-    for entry in IntervalLogIterator::new(&bytes) {
-        let interval = match entry {
-            Ok(LogEntry::Interval(interval)) => interval,
-            Ok(LogEntry::StartTime(_) | LogEntry::BaseTime(_)) => continue,
-            Err(LogIteratorError::ParseError { offset }) => {
-                return Err(bad(
-                    path,
-                    format!(
-                        "corrupt: line {} is not an interval log line (`Tag=…,start,length,max,histogram`, a `#` comment or the legend)",
-                        line_at(offset)
-                    ),
-                ))
-            }
-        };
-        let encoded = interval.encoded_histogram();
-        // The encoded histogram borrows from `bytes`: its address gives the
-        // line (counted only for an error message).
-        let offset = (encoded.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|e| {
-                bad(
-                    path,
-                    format!(
-                        "corrupt: line {}: the histogram is not valid base64 ({e})",
-                        line_at(offset)
-                    ),
-                )
-            })?;
-        let h: Histogram<u64> = deserializer.deserialize(&mut raw.as_slice()).map_err(|e| {
-            bad(
-                path,
-                format!(
-                    "corrupt: line {}: the histogram is not a valid HdrHistogram encoding ({e:?})",
-                    line_at(offset)
-                ),
-            )
-        })?;
-        let tag = interval.tag().map_or("", |t| t.as_str());
-        *counts.entry(tag.to_owned()).or_default() += h.len();
+    for interval in HlogReader::new(&bytes) {
+        let interval = interval.map_err(|e| bad(path, format!("corrupt: {e}")))?;
+        *counts.entry(interval.tag).or_default() += interval.histogram.len();
     }
     Ok(Some(counts))
 }

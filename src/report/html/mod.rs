@@ -38,7 +38,7 @@ pub use page::escape;
 
 use crate::report::capacity::{self, Estimate};
 use crate::report::console::SATURATED_LAG_P99_US;
-use crate::report::json::{CounterEntry, HistogramEntry, Summary};
+use crate::report::json::{CounterEntry, HistogramEntry, Summary, PARTIAL_NOTE};
 use crate::report::timeline::Timeline;
 use crate::units::format::{self, clock, latency};
 use anyhow::Context as _;
@@ -197,12 +197,17 @@ impl<'a> Report<'a> {
         let meta = &self.summary.meta;
         let _ = write!(
             out,
-            "<header>\n<h1>{}</h1>\n<p class=\"muted\">{} · started {} · {} on {}{}</p>\n",
+            "<header>\n<h1>{}</h1>\n<p class=\"muted\">{} · started {} · {} on {}{}{}</p>\n",
             escape(&meta.name),
             escape(&meta.scenario_path),
             escape(&meta.started_at),
             clock(meta.duration_s),
             escape(&meta.host),
+            meta.merged.as_ref().map_or(String::new(), |m| format!(
+                " · merged from {} of {} segments",
+                m.sources.len(),
+                m.count
+            )),
             if meta.interrupted {
                 " · <strong>interrupted</strong>"
             } else {
@@ -288,9 +293,22 @@ impl<'a> Report<'a> {
                 clock(w.end_s)
             );
         }
+        let merged = self.summary.meta.merged.as_ref();
+        let partial = merged.and_then(|m| Some((m, m.missing_text()?)));
+        if let Some((m, missing)) = &partial {
+            let _ = writeln!(
+                out,
+                "<div class=\"banner partial\">{PARTIAL_NOTE} — segment {missing} of {} missing: these figures and verdicts cover {} of {} segments, a part of the load (exit code 3).</div>",
+                m.count,
+                m.sources.len(),
+                m.count
+            );
+        }
         for note in &self.summary.meta.notes {
-            // The saturation note has its own banner.
-            if self.saturated().is_some() && note.starts_with("GENERATOR SATURATED") {
+            // The saturation and partial notes have their own banners.
+            if (self.saturated().is_some() && note.starts_with("GENERATOR SATURATED"))
+                || (partial.is_some() && note.starts_with(PARTIAL_NOTE))
+            {
                 continue;
             }
             let _ = writeln!(out, "<div class=\"banner warn\">{}</div>", escape(note));

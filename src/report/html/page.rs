@@ -46,7 +46,7 @@ nav a{color:var(--muted);margin-right:14px;text-decoration:none}
 .overall.fail .word{color:var(--fail)}
 .overall .what{font-size:15px}
 .banner{margin:14px 0;padding:12px 16px;border-radius:6px;font-weight:600}
-.banner.saturated{background:var(--fail);color:#fff;font-size:17px}
+.banner.saturated,.banner.partial{background:var(--fail);color:#fff;font-size:17px}
 .banner.warn{background:#fff4e0;border:1px solid #f0c36d;color:var(--warn)}
 table{border-collapse:collapse;width:100%;margin:6px 0 10px;font-size:13.5px}
 th,td{padding:5px 9px;border-bottom:1px solid var(--line);text-align:right;vertical-align:top}

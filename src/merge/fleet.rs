@@ -1,0 +1,214 @@
+//! Whole-fleet measures that no sum of the segments' histograms gives,
+//! recomputed from the raw records each segment keeps
+//! (`engine::records`):
+//!
+//! - `hub.recovery`: the disruptions are grouped by ordinal (the same drop
+//!   has the same ordinal in every segment); `lost` is summed, every
+//!   agent's `back_unix_us` sorted, and the drop is recovered when
+//!   `need = ceil(recovered_fraction × lost)` agents are back: at
+//!   `back[need − 1]`. The recovery time is that minus the earliest
+//!   `at_unix_us`, recorded in the drop's phase; a drop not recovered counts
+//!   one `hub.unrecovered` (in the last phase, as a run counts it at its
+//!   end). A drop that took no agent records nothing.
+//! - `hub.command.fanout`: per command sent by any segment, its receipts
+//!   in *every* segment are summed and the last one is taken; fan-out = the
+//!   last receipt − the send, recorded in the commander's series and the
+//!   send's phase. A command with a known expectation and fewer receipts
+//!   counts one `hub.command.undelivered`. Only when every segment kept a
+//!   command log; else the segments' own figures are summed, with a note.
+//!
+//! The recomputed series replace the segments' values of the same series
+//! entirely ([`Recomputed`] says which), in the totals, the per-second
+//! series and the merged `metrics.hlog`.
+
+use super::inputs::Input;
+use crate::metrics::catalogue::{HUB_COMMAND_FANOUT, HUB_RECOVERY, UNRECOVERED};
+use crate::metrics::{CounterId, HistId, Layout};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// `hub.command.undelivered`.
+const UNDELIVERED: &str = "hub.command.undelivered";
+
+/// One recomputed histogram sample.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Sample {
+    pub id: HistId,
+    pub phase: usize,
+    pub value_us: u64,
+    /// When it was measured (places it in the per-second series).
+    pub at_unix_us: u64,
+}
+
+/// One recomputed counter increment, counted at the end of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Count {
+    pub id: CounterId,
+    pub phase: usize,
+    pub n: u64,
+}
+
+/// The series whose merged values come from the records, and those values.
+#[derive(Debug, Default)]
+pub(super) struct Recomputed {
+    /// Histogram series (indices) taken from `samples` only.
+    pub hists: HashSet<usize>,
+    /// Counter series (indices) taken from `counts` only.
+    pub counters: HashSet<usize>,
+    pub samples: Vec<Sample>,
+    pub counts: Vec<Count>,
+    /// For the reader: what could not be recomputed, and why.
+    pub notes: Vec<String>,
+}
+
+fn hist_ids(layout: &Layout, metric: &str) -> Vec<usize> {
+    (layout.hists.iter().enumerate())
+        .filter(|(_, d)| d.metric == metric)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn counter_ids(layout: &Layout, metric: &str) -> Vec<usize> {
+    (layout.counters.iter().enumerate())
+        .filter(|(_, d)| d.metric == metric)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Recompute what the records allow (see the module docs).
+pub(super) fn recompute(inputs: &[Input], layout: &Layout) -> Recomputed {
+    let mut out = Recomputed::default();
+    recovery(inputs, layout, &mut out);
+    fanout(inputs, layout, &mut out);
+    out
+}
+
+fn recovery(inputs: &[Input], layout: &Layout, out: &mut Recomputed) {
+    let recovery = hist_ids(layout, HUB_RECOVERY);
+    let unrecovered = counter_ids(layout, UNRECOVERED);
+    let (Some(&hist), Some(&counter)) = (recovery.first(), unrecovered.first()) else {
+        return;
+    };
+    if inputs.iter().all(|i| i.summary.disruptions.is_empty()) {
+        // No records: a run without drops, or segments from a stampede that
+        // kept none. The latter recorded hub.recovery per segment.
+        let measured = inputs.iter().any(|i| {
+            i.summary
+                .histograms
+                .iter()
+                .any(|h| h.id as usize == hist && h.count > 0)
+        });
+        if measured {
+            out.notes.push(
+                "hub.recovery is each segment's own (its share of the fleet), summed: the \
+                 segments kept no disruption records to measure the whole fleet with"
+                    .into(),
+            );
+        }
+        return;
+    }
+    out.hists.insert(hist);
+    out.counters.insert(counter);
+    let last_phase = layout.phases.len().saturating_sub(1);
+    let mut by_ordinal: BTreeMap<u32, Vec<&crate::engine::records::Disruption>> = BTreeMap::new();
+    for input in inputs {
+        for d in &input.summary.disruptions {
+            by_ordinal.entry(d.ordinal).or_default().push(d);
+        }
+    }
+    for parts in by_ordinal.values() {
+        let lost: u64 = parts.iter().map(|d| d.lost).sum();
+        if lost == 0 {
+            continue;
+        }
+        let fraction = parts[0].recovered_fraction;
+        let at = parts.iter().map(|d| d.at_unix_us).min().unwrap_or(0);
+        let mut back: Vec<u64> = parts
+            .iter()
+            .flat_map(|d| d.back_unix_us.iter().copied())
+            .collect();
+        back.sort_unstable();
+        let need = ((fraction * lost as f64).ceil() as u64).clamp(1, lost) as usize;
+        match back.get(need - 1) {
+            Some(&when) => out.samples.push(Sample {
+                id: HistId(hist as u32),
+                phase: layout.phase_index(&parts[0].phase).unwrap_or(last_phase),
+                value_us: when.saturating_sub(at),
+                at_unix_us: when,
+            }),
+            None => out.counts.push(Count {
+                id: CounterId(counter as u32),
+                phase: last_phase,
+                n: 1,
+            }),
+        }
+    }
+}
+
+fn fanout(inputs: &[Input], layout: &Layout, out: &mut Recomputed) {
+    let fanout = hist_ids(layout, HUB_COMMAND_FANOUT);
+    if fanout.is_empty() {
+        return;
+    }
+    let logs: Vec<_> = inputs.iter().filter_map(|i| i.summary.commands.as_ref()).collect();
+    if logs.len() < inputs.len() {
+        if !logs.is_empty() {
+            let without: Vec<String> = (inputs.iter())
+                .filter(|i| i.summary.commands.is_none())
+                .map(|i| i.segment.to_string())
+                .collect();
+            out.notes.push(format!(
+                "hub.command.fanout and hub.command.undelivered are each segment's own, summed: \
+                 segment {} kept no command log, so commands cannot be followed across segments",
+                without.join(", ")
+            ));
+        }
+        return;
+    }
+    let undelivered = counter_ids(layout, UNDELIVERED);
+    out.hists.extend(&fanout);
+    out.counters.extend(&undelivered);
+    let find = |ids: &[usize], population: &str, descs: &[crate::metrics::SeriesDesc]| {
+        ids.iter().copied().find(|&i| descs[i].population == population)
+    };
+    // Every receipt of each command, in any segment.
+    let mut received: HashMap<&str, (u64, u64)> = HashMap::new();
+    for log in &logs {
+        for r in &log.received {
+            let entry = received.entry(r.id.as_str()).or_default();
+            entry.0 += r.count;
+            entry.1 = entry.1.max(r.last_unix_us);
+        }
+    }
+    let mut unknown = std::collections::BTreeSet::new();
+    for sent in logs.iter().flat_map(|log| &log.sent) {
+        let phase = layout.phase_index(&sent.phase).unwrap_or(0);
+        let (count, last) = received.get(sent.id.as_str()).copied().unwrap_or((0, 0));
+        let Some(hist) = find(&fanout, &sent.commander, &layout.hists) else {
+            unknown.insert(sent.commander.clone());
+            continue;
+        };
+        if count > 0 {
+            out.samples.push(Sample {
+                id: HistId(hist as u32),
+                phase,
+                value_us: last.saturating_sub(sent.sent_unix_us),
+                at_unix_us: last,
+            });
+        }
+        if sent.expected.is_some_and(|e| count < e) {
+            if let Some(counter) = find(&undelivered, &sent.commander, &layout.counters) {
+                out.counts.push(Count {
+                    id: CounterId(counter as u32),
+                    phase,
+                    n: 1,
+                });
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        out.notes.push(format!(
+            "commands of commander {} are in the command logs but not in the layout; left out",
+            unknown.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+}

@@ -1,0 +1,457 @@
+//! `stampede merge`: the results of a run's segments (`stampede run
+//! --segment i/n`, or the children of `run --processes N`) merged into one
+//! exact result, judged once, with every report rebuilt.
+//!
+//! # What is merged, and how
+//! - **Checks** (`inputs`): every input is a complete segment result; all
+//!   are of one scenario (content hash), one seed, one segment count, one
+//!   layout and one set of SLOs, each segment at most once. Anything else is
+//!   refused as bad input (exit 2) naming the directories. A *missing*
+//!   segment is not refused: the result is marked partial
+//!   (`meta.merged.missing`), said loudly (stderr, a note in every report,
+//!   an HTML banner, a JUnit error) and the exit code is 3, whatever the
+//!   SLOs say. An interrupted segment makes the merge interrupted (exit 3),
+//!   as `run` does.
+//! - **Histograms** are added per series × phase (`Summary::to_totals`
+//!   then `Totals::merge_hist`): the merged histogram is the sum of the
+//!   segments' bit for bit. **Counters** are summed.
+//! - **Whole-fleet measures** (`fleet`): `hub.recovery`,
+//!   `hub.unrecovered`, `hub.command.fanout` and `hub.command.undelivered`
+//!   are recomputed from the segments' disruption and command records,
+//!   replacing the segments' own values.
+//! - **The per-second series and `metrics.hlog`** (`timeline`) are aligned
+//!   on wall-clock seconds; per-second histogram stats are rebuilt exactly
+//!   from the segments' interval logs.
+//! - **Time**: the merged run starts at the earliest segment's start and
+//!   lasts as long as the longest segment (all play the same plan, so that
+//!   is the plan's length as played; rates are judged over it); the phases
+//!   are the plan's, as the segments played them.
+//! - **SLOs** are judged again on the merged totals with the segments' SLOs
+//!   (their verdicts carry them; baseline comparisons, keyed `baseline: …`,
+//!   are left out: a merge has no baseline). The exit code is the merged
+//!   verdict: 0 pass · 1 an SLO failed · 3 partial or interrupted.
+//! - **Metadata**: `meta.merged` lists each segment's host, start,
+//!   directory, interruption and exit code; `meta.host` names the hosts.
+//!   When they differ, `meta.merged.hosts_differ` is set and a note says
+//!   that cross-segment times (command fan-out, recovery) include the
+//!   hosts' clock skew. Notes: the merge's own first, then each segment's,
+//!   prefixed `segment i/n: `.
+//!
+//! The result directory gets `summary.json`, `metrics.hlog`, `report.html`,
+//! `junit.xml` and `summary.md`, so `stampede report DIR` and `stampede
+//! compare` read it like any run's.
+
+mod fleet;
+mod inputs;
+mod timeline;
+
+use crate::engine::records::{CommandLog, CommandReceived, Disruption};
+use crate::error::{CommandError, ExitStatus};
+use crate::metrics::{new_histogram, CounterId, HistId, Totals};
+use crate::plan::Segment;
+use crate::report::json::{
+    self, MergedFrom, MergedSource, PhaseEntry, RunMeta, Summary, PARTIAL_NOTE,
+};
+use crate::report::{console, rebuild};
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use inputs::Input;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What `stampede merge` (or `run --processes`) asks for.
+#[derive(Debug, Clone, Default)]
+pub struct MergeOptions {
+    /// The merged result directory; None: `reports/<name>-merged-<UTC
+    /// time of the earliest start>` (suffixed if taken). A given directory
+    /// is created if needed and must not hold a result already.
+    pub out: Option<PathBuf>,
+    /// Print the final tables only when the merged run did not pass (as
+    /// `run --quiet`); warnings and the `results:` line are always printed.
+    pub quiet: bool,
+    /// The command line, already redacted (goes to `meta.command_line`).
+    pub command_line: Vec<String>,
+}
+
+/// What a merge produced.
+#[derive(Debug)]
+pub struct MergeOutcome {
+    /// The merged verdict: 0 pass · 1 an SLO failed · 3 partial or interrupted.
+    pub exit: ExitStatus,
+    /// The merged result directory.
+    pub dir: PathBuf,
+    /// The merged `summary.json`.
+    pub summary: Summary,
+    /// The merge's own notes (already printed on stderr): partial,
+    /// interrupted, clock skew, approximate figures.
+    pub warnings: Vec<String>,
+}
+
+/// Merge the segment results in `inputs` (result directories, or their
+/// `summary.json`) into one result; see the module docs.
+pub fn merge(inputs: &[PathBuf], options: &MergeOptions) -> Result<MergeOutcome, CommandError> {
+    let mut segments = inputs
+        .iter()
+        .map(|p| inputs::read(p))
+        .collect::<Result<Vec<Input>, _>>()?;
+    inputs::check_together(&mut segments)?;
+    let out = options.out.as_deref().map(check_out).transpose()?;
+    let Merged {
+        summary,
+        hlog,
+        warnings,
+    } = merged_summary(&segments, options)?;
+    let dir = match out {
+        Some(dir) => dir,
+        None => default_dir(&summary)?,
+    };
+    write(&dir, &summary, &hlog)?;
+    for warning in &warnings {
+        eprintln!("stampede: warning: {warning}");
+    }
+    let exit = match summary.meta.exit_code {
+        0 => ExitStatus::Passed,
+        1 => ExitStatus::SloFailed,
+        _ => ExitStatus::NotCarriedOut,
+    };
+    if !options.quiet || exit != ExitStatus::Passed {
+        console::emit(&console::final_report(&summary));
+    }
+    console::emit(&format!("results: {}\n", dir.display()));
+    Ok(MergeOutcome {
+        exit,
+        dir,
+        summary,
+        warnings,
+    })
+}
+
+/// The merge, before it is written.
+struct Merged {
+    summary: Summary,
+    /// The merged `metrics.hlog`.
+    hlog: Vec<u8>,
+    /// The merge's own notes.
+    warnings: Vec<String>,
+}
+
+fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, CommandError> {
+    let first = &segments[0];
+    let count = first.segment.count;
+    let layout = first.summary.layout.clone();
+    let earliest = segments.iter().map(|s| s.started_at).min().expect("one input");
+    let recomputed = fleet::recompute(segments, &layout);
+    let mut totals = Totals::new(layout.clone());
+    let phases = layout.phases.len().max(1);
+    for segment in segments {
+        let part = segment.summary.to_totals().map_err(|e| {
+            CommandError::BadInput(format!("{}: {e:#}", segment.dir.display()))
+        })?;
+        for id in (0..layout.hists.len()).filter(|i| !recomputed.hists.contains(i)) {
+            let id = HistId(id as u32);
+            for p in 0..phases {
+                totals.merge_hist(id, p, &part.hist(id, Some(p)));
+            }
+        }
+        for id in (0..layout.counters.len()).filter(|i| !recomputed.counters.contains(i)) {
+            let id = CounterId(id as u32);
+            for p in 0..phases {
+                totals.add_counter(id, p, part.counter(id, Some(p)));
+            }
+        }
+    }
+    for sample in &recomputed.samples {
+        let mut h = new_histogram();
+        h.saturating_record(sample.value_us);
+        totals.merge_hist(sample.id, sample.phase, &h);
+    }
+    for count in &recomputed.counts {
+        totals.add_counter(count.id, count.phase, count.n);
+    }
+    let timeline = timeline::merge(segments, &layout, earliest, &recomputed)?;
+    for point in timeline.points {
+        totals.push_point(point);
+    }
+    let hlog = timeline.hlog;
+
+    let duration_s = segments
+        .iter()
+        .map(|s| s.summary.meta.duration_s)
+        .fold(0.0, f64::max);
+    let phase_entries = phases_of(segments);
+    let present: Vec<u32> = segments.iter().map(|s| s.segment.index).collect();
+    let missing: Vec<u32> = (0..count).filter(|i| !present.contains(i)).collect();
+    let interrupted: Vec<&Input> = segments
+        .iter()
+        .filter(|s| s.summary.meta.interrupted)
+        .collect();
+    let mut hosts: Vec<&str> = Vec::new();
+    for s in segments {
+        if !hosts.contains(&s.summary.meta.host.as_str()) {
+            hosts.push(&s.summary.meta.host);
+        }
+    }
+
+    let mut warnings = Vec::new();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing
+            .iter()
+            .map(|&index| Segment { index, count }.to_string())
+            .collect();
+        warnings.push(format!(
+            "{PARTIAL_NOTE}: segment {} of this {count}-segment run {} missing; it covers {} of {count} \
+             segments, so counts, rates and the SLO verdicts are those of a part of the load \
+             (exit code 3)",
+            names.join(", "),
+            if missing.len() == 1 { "is" } else { "are" },
+            segments.len()
+        ));
+    }
+    for s in &interrupted {
+        warnings.push(format!(
+            "interrupted: segment {} was stopped before the end of its plan; the merged result \
+             covers what ran (exit code 3)",
+            s.segment
+        ));
+    }
+    if hosts.len() > 1 {
+        warnings.push(format!(
+            "the segments ran on {} hosts ({}): cross-segment times (command fan-out, recovery) \
+             include the hosts' clock skew, and the per-second series are aligned on their clocks",
+            hosts.len(),
+            hosts.join(", ")
+        ));
+    }
+    let versions: Vec<&str> = segments
+        .iter()
+        .map(|s| s.summary.meta.stampede_version.as_str())
+        .collect();
+    if versions.iter().any(|v| *v != versions[0]) {
+        warnings.push(format!(
+            "the segments ran different stampede versions ({})",
+            versions.join(", ")
+        ));
+    }
+    warnings.extend(recomputed.notes.iter().cloned());
+    warnings.extend(timeline.notes);
+
+    let spans = phase_spans(&phase_entries);
+    let slos = inputs::slos(&first.summary);
+    let verdicts = crate::slo::evaluate(
+        &slos,
+        &totals,
+        &spans,
+        Duration::try_from_secs_f64(duration_s).unwrap_or_default(),
+    );
+    let exit = if !missing.is_empty() || !interrupted.is_empty() {
+        ExitStatus::NotCarriedOut
+    } else if verdicts.iter().any(|v| !v.pass) {
+        ExitStatus::SloFailed
+    } else {
+        ExitStatus::Passed
+    };
+    let mut notes = warnings.clone();
+    for s in segments {
+        notes.extend(
+            (s.summary.meta.notes.iter()).map(|n| format!("segment {}: {n}", s.segment)),
+        );
+    }
+    let start_ats: Vec<&Option<String>> = segments.iter().map(|s| &s.summary.meta.start_at).collect();
+    let meta = RunMeta {
+        name: first.summary.meta.name.clone(),
+        scenario_path: first.summary.meta.scenario_path.clone(),
+        scenario_hash: first.summary.meta.scenario_hash.clone(),
+        stampede_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: earliest.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ended_at: (segments.iter())
+            .filter_map(|s| DateTime::parse_from_rfc3339(&s.summary.meta.ended_at).ok())
+            .max()
+            .map_or_else(
+                || first.summary.meta.ended_at.clone(),
+                |t| {
+                    t.with_timezone(&Utc)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                },
+            ),
+        duration_s,
+        host: hosts.join(", "),
+        command_line: options.command_line.clone(),
+        seed: first.summary.meta.seed,
+        interrupted: !interrupted.is_empty(),
+        exit_code: exit.code(),
+        notes,
+        segment: None,
+        start_at: start_ats
+            .iter()
+            .all(|s| *s == start_ats[0])
+            .then(|| start_ats[0].clone())
+            .flatten(),
+        merged: Some(MergedFrom {
+            count,
+            sources: segments
+                .iter()
+                .map(|s| MergedSource {
+                    segment: s.segment,
+                    host: s.summary.meta.host.clone(),
+                    started_at: s.summary.meta.started_at.clone(),
+                    dir: s.dir.display().to_string(),
+                    interrupted: s.summary.meta.interrupted,
+                    exit_code: s.summary.meta.exit_code,
+                })
+                .collect(),
+            missing,
+            hosts_differ: hosts.len() > 1,
+        }),
+    };
+    let mut summary = json::build(meta, &spans, &totals, &verdicts);
+    summary.disruptions = whole_fleet_disruptions(segments);
+    summary.commands = whole_fleet_commands(segments);
+    Ok(Merged {
+        summary,
+        hlog,
+        warnings,
+    })
+}
+
+/// The plan's phases as the segments played them: each phase from where
+/// it starts to where the segment that played most of it ended it.
+fn phases_of(segments: &[Input]) -> Vec<PhaseEntry> {
+    let mut phases: Vec<PhaseEntry> = Vec::new();
+    for s in segments {
+        for p in &s.summary.phases {
+            match phases.iter_mut().find(|q| q.name == p.name) {
+                Some(q) => {
+                    q.start_s = q.start_s.min(p.start_s);
+                    q.end_s = q.end_s.max(p.end_s);
+                }
+                None => phases.push(p.clone()),
+            }
+        }
+    }
+    phases.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    phases
+}
+
+fn phase_spans(phases: &[PhaseEntry]) -> Vec<crate::slo::PhaseSpan> {
+    phases
+        .iter()
+        .map(|p| crate::slo::PhaseSpan {
+            name: p.name.clone(),
+            start: Duration::try_from_secs_f64(p.start_s).unwrap_or_default(),
+            end: Duration::try_from_secs_f64(p.end_s).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Each drop once, for the whole fleet: lost summed, every agent's return.
+fn whole_fleet_disruptions(segments: &[Input]) -> Vec<Disruption> {
+    let mut by_ordinal: BTreeMap<u32, Disruption> = BTreeMap::new();
+    for d in segments.iter().flat_map(|s| &s.summary.disruptions) {
+        match by_ordinal.get_mut(&d.ordinal) {
+            Some(whole) => {
+                whole.lost += d.lost;
+                whole.at_unix_us = whole.at_unix_us.min(d.at_unix_us);
+                whole.back_unix_us.extend(&d.back_unix_us);
+            }
+            None => {
+                by_ordinal.insert(d.ordinal, d.clone());
+            }
+        }
+    }
+    let mut all: Vec<Disruption> = by_ordinal.into_values().collect();
+    for d in &mut all {
+        d.back_unix_us.sort_unstable();
+    }
+    all
+}
+
+/// Every command sent, with its receipts in all segments; None unless
+/// every segment kept a log.
+fn whole_fleet_commands(segments: &[Input]) -> Option<CommandLog> {
+    let logs: Vec<&CommandLog> = segments
+        .iter()
+        .map(|s| s.summary.commands.as_ref())
+        .collect::<Option<_>>()?;
+    let mut received: BTreeMap<&str, CommandReceived> = BTreeMap::new();
+    for r in logs.iter().flat_map(|l| &l.received) {
+        let entry = received.entry(&r.id).or_insert_with(|| CommandReceived {
+            id: r.id.clone(),
+            count: 0,
+            last_unix_us: 0,
+        });
+        entry.count += r.count;
+        entry.last_unix_us = entry.last_unix_us.max(r.last_unix_us);
+    }
+    Some(CommandLog {
+        sent: logs.iter().flat_map(|l| l.sent.iter().cloned()).collect(),
+        received: received.into_values().collect(),
+    })
+}
+
+/// A given `--out`: created if needed, refused when it holds a result.
+fn check_out(dir: &Path) -> Result<PathBuf, CommandError> {
+    if dir.join(json::FILE_NAME).exists() {
+        return Err(CommandError::BadInput(format!(
+            "--out {}: already holds a result (summary.json); give a new directory",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CommandError::BadInput(format!("--out {}: {e}", dir.display())))?;
+    Ok(dir.to_path_buf())
+}
+
+/// `reports/<name>-merged-<UTC time of the earliest start>`, suffixed
+/// `-1`, `-2`… when taken.
+fn default_dir(summary: &Summary) -> Result<PathBuf, CommandError> {
+    let name: String = (summary.meta.name.chars())
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    let stamp = DateTime::parse_from_rfc3339(&summary.meta.started_at)
+        .map(|t| t.with_timezone(&Utc).format("%Y%m%dT%H%M%SZ").to_string())
+        .unwrap_or_default();
+    let base = format!("{name}-merged-{stamp}");
+    let parent = Path::new("reports");
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let mut attempt = 0;
+    loop {
+        let dir = match attempt {
+            0 => parent.join(&base),
+            n => parent.join(format!("{base}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 1000 => {
+                attempt += 1
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("creating {}", dir.display()))
+                    .into())
+            }
+        }
+    }
+}
+
+/// summary.json, metrics.hlog, then the reports (a failure in the latter
+/// is a warning: `stampede report DIR` writes them again).
+fn write(dir: &Path, summary: &Summary, hlog: &[u8]) -> Result<(), CommandError> {
+    json::write(dir, summary)
+        .with_context(|| format!("writing {}", dir.join(json::FILE_NAME).display()))?;
+    let hlog_path = dir.join(rebuild::HLOG_FILE);
+    crate::report::write_atomic(&hlog_path, hlog)
+        .with_context(|| format!("writing {}", hlog_path.display()))?;
+    match rebuild::write_reports(dir, summary) {
+        Ok(written) => {
+            for warning in &written.warnings {
+                eprintln!("stampede: warning: {warning}");
+            }
+        }
+        Err(e) => eprintln!(
+            "stampede: warning: {e:#}; the results are in summary.json (retry with `stampede report {}`)",
+            dir.display()
+        ),
+    }
+    Ok(())
+}
