@@ -149,7 +149,10 @@ fn fanout(inputs: &[Input], layout: &Layout, out: &mut Recomputed) {
     if fanout.is_empty() {
         return;
     }
-    let logs: Vec<_> = inputs.iter().filter_map(|i| i.summary.commands.as_ref()).collect();
+    let logs: Vec<_> = inputs
+        .iter()
+        .filter_map(|i| i.summary.commands.as_ref())
+        .collect();
     if logs.len() < inputs.len() {
         if !logs.is_empty() {
             let without: Vec<String> = (inputs.iter())
@@ -168,7 +171,9 @@ fn fanout(inputs: &[Input], layout: &Layout, out: &mut Recomputed) {
     out.hists.extend(&fanout);
     out.counters.extend(&undelivered);
     let find = |ids: &[usize], population: &str, descs: &[crate::metrics::SeriesDesc]| {
-        ids.iter().copied().find(|&i| descs[i].population == population)
+        ids.iter()
+            .copied()
+            .find(|&i| descs[i].population == population)
     };
     // Every receipt of each command, in any segment.
     let mut received: HashMap<&str, (u64, u64)> = HashMap::new();

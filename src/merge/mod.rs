@@ -140,14 +140,19 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
     let first = &segments[0];
     let count = first.segment.count;
     let layout = first.summary.layout.clone();
-    let earliest = segments.iter().map(|s| s.started_at).min().expect("one input");
+    let earliest = segments
+        .iter()
+        .map(|s| s.started_at)
+        .min()
+        .expect("one input");
     let recomputed = fleet::recompute(segments, &layout);
     let mut totals = Totals::new(layout.clone());
     let phases = layout.phases.len().max(1);
     for segment in segments {
-        let part = segment.summary.to_totals().map_err(|e| {
-            CommandError::BadInput(format!("{}: {e:#}", segment.dir.display()))
-        })?;
+        let part = segment
+            .summary
+            .to_totals()
+            .map_err(|e| CommandError::BadInput(format!("{}: {e:#}", segment.dir.display())))?;
         for id in (0..layout.hists.len()).filter(|i| !recomputed.hists.contains(i)) {
             let id = HistId(id as u32);
             for p in 0..phases {
@@ -253,11 +258,10 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
     };
     let mut notes = warnings.clone();
     for s in segments {
-        notes.extend(
-            (s.summary.meta.notes.iter()).map(|n| format!("segment {}: {n}", s.segment)),
-        );
+        notes.extend((s.summary.meta.notes.iter()).map(|n| format!("segment {}: {n}", s.segment)));
     }
-    let start_ats: Vec<&Option<String>> = segments.iter().map(|s| &s.summary.meta.start_at).collect();
+    let start_ats: Vec<&Option<String>> =
+        segments.iter().map(|s| &s.summary.meta.start_at).collect();
     let meta = RunMeta {
         name: first.summary.meta.name.clone(),
         scenario_path: first.summary.meta.scenario_path.clone(),
@@ -406,7 +410,13 @@ fn check_out(dir: &Path) -> Result<PathBuf, CommandError> {
 /// `-1`, `-2`… when taken.
 fn default_dir(summary: &Summary) -> Result<PathBuf, CommandError> {
     let name: String = (summary.meta.name.chars())
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let stamp = DateTime::parse_from_rfc3339(&summary.meta.started_at)
         .map(|t| t.with_timezone(&Utc).format("%Y%m%dT%H%M%SZ").to_string())
@@ -442,16 +452,6 @@ fn write(dir: &Path, summary: &Summary, hlog: &[u8]) -> Result<(), CommandError>
     let hlog_path = dir.join(rebuild::HLOG_FILE);
     crate::report::write_atomic(&hlog_path, hlog)
         .with_context(|| format!("writing {}", hlog_path.display()))?;
-    match rebuild::write_reports(dir, summary) {
-        Ok(written) => {
-            for warning in &written.warnings {
-                eprintln!("stampede: warning: {warning}");
-            }
-        }
-        Err(e) => eprintln!(
-            "stampede: warning: {e:#}; the results are in summary.json (retry with `stampede report {}`)",
-            dir.display()
-        ),
-    }
+    rebuild::write_reports_or_warn(dir, summary);
     Ok(())
 }

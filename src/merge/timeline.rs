@@ -147,14 +147,7 @@ pub(super) fn merge(
     let mut counts: Vec<Vec<Vec<u64>>> = vec![Vec::new(); inputs.len()];
     for (j, (input, place)) in inputs.iter().zip(&placed).enumerate() {
         counts[j] = vec![vec![0; n_hists]; len];
-        add_points(
-            input,
-            place,
-            first,
-            &mut points,
-            &mut counts[j],
-            recomputed,
-        );
+        add_points(input, place, first, &mut points, &mut counts[j], recomputed);
         add_gauges(input, place, first, &mut points);
     }
     let tag_ids: HashMap<String, usize> = (layout.hists.iter().enumerate())
@@ -174,7 +167,11 @@ pub(super) fn merge(
     for sample in &recomputed.samples {
         let at = Duration::from_micros(sample.at_unix_us);
         let since = at
-            .checked_sub(started.duration_since(std::time::UNIX_EPOCH).unwrap_or_default())
+            .checked_sub(
+                started
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default(),
+            )
             .unwrap_or_default();
         let second = place(since.as_secs_f64()).clamp(first, last);
         recomputed_at.entry(second).or_default().push(sample);

@@ -288,7 +288,6 @@ const LEGEND: &str =
 mod tests {
     use super::*;
     use crate::metrics::{Aggregator, Layout, Metrics};
-    use base64::Engine as _;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use hdrhistogram::serialization::Deserializer;
     use std::sync::{Arc, Mutex};

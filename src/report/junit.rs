@@ -157,9 +157,7 @@ pub fn render(summary: &Summary) -> String {
                 );
             }
             RunCase::Partial(missing) => {
-                let message = format!(
-                    "partial: segment {missing} missing from the merged result"
-                );
+                let message = format!("partial: segment {missing} missing from the merged result");
                 let _ = write!(
                     out,
                     "\n      <error message=\"{}\" type=\"partial\">{}; the SLO verdicts cover the segments merged (exit code {})</error>",

@@ -116,6 +116,23 @@ pub fn write_reports(dir: &Path, summary: &Summary) -> Result<Written, ReportErr
     write_reports_to(dir, summary, step_summary.as_deref())
 }
 
+/// [`write_reports`] at the end of a command whose `summary.json` is
+/// written: a failure, and any warning, is printed on stderr rather than
+/// returned (the result stands; `stampede report DIR` can write them again).
+pub fn write_reports_or_warn(dir: &Path, summary: &Summary) {
+    match write_reports(dir, summary) {
+        Ok(written) => {
+            for warning in &written.warnings {
+                eprintln!("stampede: warning: {warning}");
+            }
+        }
+        Err(e) => eprintln!(
+            "stampede: warning: {e:#}; the results are in summary.json (retry with `stampede report {}`)",
+            dir.display()
+        ),
+    }
+}
+
 /// [`write_reports`] with the step summary file given rather than read
 /// from the environment.
 pub fn write_reports_to(
@@ -415,6 +432,7 @@ mod tests {
     use super::*;
     use crate::report::junit;
     use crate::report::testing::{summary_with, SummaryOptions};
+    use base64::Engine as _;
 
     fn result_dir() -> (tempfile::TempDir, Summary) {
         let dir = tempfile::tempdir().unwrap();

@@ -145,16 +145,6 @@ fn write_results(
     }
     crate::report::json::write(dir, summary)
         .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
-    match crate::report::rebuild::write_reports(dir, summary) {
-        Ok(written) => {
-            for warning in &written.warnings {
-                eprintln!("stampede: warning: {warning}");
-            }
-        }
-        Err(e) => eprintln!(
-            "stampede: warning: {e:#}; the results are in summary.json (retry with `stampede report {}`)",
-            dir.display()
-        ),
-    }
+    crate::report::rebuild::write_reports_or_warn(dir, summary);
     Ok(())
 }

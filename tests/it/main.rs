@@ -8,6 +8,7 @@ mod engine;
 mod hub;
 mod hub_faults;
 mod layers;
+mod merge;
 mod node_compat;
 mod protocol;
 mod reports;
