@@ -31,7 +31,10 @@ fn refuse(message: String) -> CommandError {
 /// Read one result directory (or its `summary.json`).
 pub(super) fn read(path: &Path) -> Result<Input, CommandError> {
     let dir = if path.is_file() {
-        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+        match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
     } else {
         path.to_path_buf()
     };

@@ -96,14 +96,16 @@ pub fn merge(inputs: &[PathBuf], options: &MergeOptions) -> Result<MergeOutcome,
         .map(|p| inputs::read(p))
         .collect::<Result<Vec<Input>, _>>()?;
     inputs::check_together(&mut segments)?;
-    let out = options.out.as_deref().map(check_out).transpose()?;
+    if let Some(dir) = &options.out {
+        check_out(dir)?;
+    }
     let Merged {
         summary,
         hlog,
         warnings,
     } = merged_summary(&segments, options)?;
-    let dir = match out {
-        Some(dir) => dir,
+    let dir = match &options.out {
+        Some(dir) => create_out(dir)?,
         None => default_dir(&summary)?,
     };
     write(&dir, &summary, &hlog)?;
@@ -393,14 +395,19 @@ fn whole_fleet_commands(segments: &[Input]) -> Option<CommandLog> {
     })
 }
 
-/// A given `--out`: created if needed, refused when it holds a result.
-fn check_out(dir: &Path) -> Result<PathBuf, CommandError> {
+/// A given `--out` is refused when it holds a result (checked before the
+/// merge, created after it: a refused merge leaves nothing behind).
+fn check_out(dir: &Path) -> Result<(), CommandError> {
     if dir.join(json::FILE_NAME).exists() {
         return Err(CommandError::BadInput(format!(
             "--out {}: already holds a result (summary.json); give a new directory",
             dir.display()
         )));
     }
+    Ok(())
+}
+
+fn create_out(dir: &Path) -> Result<PathBuf, CommandError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| CommandError::BadInput(format!("--out {}: {e}", dir.display())))?;
     Ok(dir.to_path_buf())

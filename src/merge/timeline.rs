@@ -353,3 +353,77 @@ fn add_gauges(input: &Input, place: &Placed, first: i64, points: &mut [Point]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testing::{summary_with, SummaryOptions};
+    use std::path::PathBuf;
+
+    /// A segment of the fixture run (4 points at 1..4 s: 100 requests
+    /// each, gauge 0, 0.25, 0.5, 0.75), started `offset_ms` after 10:00:00.
+    fn input(index: u32, offset_ms: i64) -> Input {
+        let summary = summary_with(SummaryOptions::default());
+        let start = DateTime::parse_from_rfc3339("2024-11-29T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        Input {
+            dir: PathBuf::from(format!("seg-{index}")),
+            summary,
+            segment: crate::plan::Segment { index, count: 2 },
+            started_at: start + chrono::Duration::milliseconds(offset_ms),
+            hlog: None,
+        }
+    }
+
+    fn merged(inputs: &[Input]) -> Timeline {
+        let layout = inputs[0].summary.layout.clone();
+        let earliest = inputs.iter().map(|i| i.started_at).min().unwrap();
+        merge(inputs, &layout, earliest, &Recomputed::default()).unwrap()
+    }
+
+    #[test]
+    fn points_land_on_the_wall_clock_second_of_their_segment() {
+        // Segment 1 started 1.5 s later: its points at 1..4 s land on
+        // round(2.5..5.5) = 3..6.
+        let timeline = merged(&[input(0, 0), input(1, 1_500)]);
+        let seconds: Vec<f64> = timeline.points.iter().map(|p| p.elapsed_s).collect();
+        assert_eq!(seconds, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let requests: Vec<u64> = timeline.points.iter().map(|p| p.counters[0]).collect();
+        assert_eq!(requests, vec![100, 100, 200, 200, 100, 100]);
+        let cpu: Vec<f64> = timeline.points.iter().map(|p| p.gauges[0]).collect();
+        assert_eq!(cpu, vec![0.0, 0.25, 0.5, 1.0, 0.5, 0.75]);
+        // Without logs: counts summed and maxima exact, percentiles the
+        // highest segment's, said in a note.
+        let at3 = timeline.points[2].hists[0];
+        assert_eq!(at3.count, 200);
+        let (warm, spike) = (
+            input(0, 0).summary.series[0].hists[0],
+            input(0, 0).summary.series[2].hists[0],
+        );
+        assert_eq!((at3.p50, at3.max), (warm.p50.max(spike.p50), spike.max));
+        assert_eq!(timeline.notes.len(), 1);
+        assert!(
+            timeline.notes[0].contains("upper bounds"),
+            "{:?}",
+            timeline.notes
+        );
+        assert!(timeline.notes[0].contains("0/2 (no metrics.hlog), 1/2 (no metrics.hlog)"));
+    }
+
+    #[test]
+    fn a_second_skipped_by_rounding_is_filled_and_gauges_carry_over() {
+        let mut only = input(0, 0);
+        only.summary.series[2].elapsed_s = 3.6; // lands on 4, like the next
+        let timeline = merged(&[only]);
+        let requests: Vec<u64> = timeline.points.iter().map(|p| p.counters[0]).collect();
+        assert_eq!(requests, vec![100, 100, 0, 200]);
+        let cpu: Vec<f64> = timeline.points.iter().map(|p| p.gauges[0]).collect();
+        assert_eq!(
+            cpu,
+            vec![0.0, 0.25, 0.25, 0.75],
+            "second 3 keeps second 2's value"
+        );
+        assert_eq!(timeline.points[2].hists[0].count, 0);
+    }
+}

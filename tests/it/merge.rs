@@ -10,6 +10,8 @@
 //! `report::json::build` from totals filled by hand.
 
 use crate::common::Fixture;
+// Two phases of an open-model journey of two steps, on the built-in target.
+use crate::reports::SCENARIO;
 use assert_cmd::Command;
 use stampede::engine::records::{CommandLog, CommandReceived, CommandSent, Disruption};
 use stampede::error::ExitStatus;
@@ -21,32 +23,6 @@ use stampede::slo::{self, PhaseSpan};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-const SCENARIO: &str = r#"
-name = "merge"
-seed = 11
-[target]
-api = "builtin"
-[target.builtin]
-latency = "1ms..3ms"
-[[users]]
-name = "shopper"
-steps = [
-  { name = "list", get = "/api/servers" },
-  { name = "health", get = "/health" },
-]
-[[phases]]
-name = "warm-up"
-duration = "1s"
-users = { rate = "30/s" }
-[[phases]]
-name = "peak"
-duration = "1s"
-users = { rate = "60/s" }
-[slo]
-"http.latency.p99" = "< 5s"
-"http.errors.rate" = "< 1%"
-"#;
 
 fn stampede() -> Command {
     let mut cmd = Command::cargo_bin("stampede").unwrap();
@@ -166,13 +142,14 @@ async fn two_real_segments_merge_exactly_and_their_series_align_on_wall_clock_se
             );
         }
     }
-    let requests: u64 = merged
-        .counters
-        .iter()
-        .filter(|c| c.metric == "http.requests")
-        .map(|c| c.total)
-        .sum();
-    assert_eq!(requests, 2 * 2 * 90, "90 arrivals × 2 steps per run");
+    let requests = |s: &Summary| -> u64 {
+        (s.counters.iter())
+            .filter(|c| c.metric == "http.requests")
+            .map(|c| c.total)
+            .sum()
+    };
+    assert!(requests(&seg0) > 0 && requests(&seg1) > 0);
+    assert_eq!(requests(&merged), requests(&seg0) + requests(&seg1));
 
     // Series: segment 1's points land one second later.
     let place = |offset: f64, e: f64| (offset + e).round() as i64;
@@ -585,6 +562,16 @@ fn results_that_do_not_belong_together_are_refused_naming_them() {
         stderr.contains("corrupt/summary.json: cut short"),
         "{stderr}"
     );
+}
+
+#[test]
+fn help_shows_examples_and_exit_codes() {
+    let output = stampede().args(["merge", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("stampede merge results/seg-*"), "{text}");
+    assert!(text.contains("3 partial (a segment missing)"), "{text}");
+    let output = stampede().arg("merge").output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "DIR is required");
 }
 
 #[test]

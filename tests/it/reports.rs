@@ -18,8 +18,9 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Two phases, two steps, an SLO: every report has something to show.
-const SCENARIO: &str = r#"
+/// Two phases, two steps, an SLO: every report has something to show
+/// (also the segments `tests/it/merge.rs` merges).
+pub(crate) const SCENARIO: &str = r#"
 name = "reports"
 [target]
 api = "builtin"
