@@ -10,16 +10,24 @@
 //!   (hub commanders; a hub routes results to the command's sender).
 //!
 //! The payload: `{"id": "<commander>-<n>", "to": …, "sent_us": <µs since
-//! the Unix epoch>, "data": …}`.
+//! the Unix epoch>, "data": …}`. `n` is the command's number in the
+//! commander's whole schedule (`Due::seq + 1`), not a count of what this
+//! process sent: in a segmented run each segment sends its stripe of the
+//! schedule, and the ids stay unique fleet-wide and the same as an
+//! unsegmented run gives (a command due while the connection is down is
+//! not sent, and its number is skipped). The data's random choices are
+//! seeded by that number too, so a command carries the same data
+//! whichever segment sends it.
 //!
 //! One loop ([`run`]) plays both kinds: the commands' due times come from
 //! the engine's [`Schedule`]; a `Transport` is the difference (how a
 //! command leaves, what comes back, whether there is a connection to keep).
 
+use super::commands::Sent;
 use super::session::{In, Session, Wire};
 use super::{count, record, CommanderIds, DisconnectKind, Fleet, HubErrorKind};
 use crate::engine::driver::mix_seed;
-use crate::engine::schedule::Schedule;
+use crate::engine::schedule::{Due, Schedule};
 use crate::engine::Shared;
 use crate::error::ErrorKind;
 use crate::protocol::http::{Conn, OutRequest};
@@ -47,7 +55,11 @@ struct Books<'a> {
     commander: &'a Commander,
     index: usize,
     ids: &'a CommanderIds,
+    /// Backoff jitter.
     rng: SmallRng,
+    /// Seeds each command's data rng (with the command's number).
+    data_seed: u64,
+    /// The number of the last command sent.
     sent: u64,
     scratch: String,
     /// Commands awaiting their first result: id → sent.
@@ -55,24 +67,30 @@ struct Books<'a> {
 }
 
 impl Books<'_> {
-    /// Build command number `sent`'s payload; returns its id.
-    fn payload(&mut self) -> String {
-        self.sent += 1;
-        let id = format!("{}-{}", self.commander.name, self.sent);
+    /// Build the payload of command number `n` (1-based, its number in the
+    /// unsegmented run: see the module docs) into `scratch`; returns its
+    /// id and its `sent_us`.
+    fn payload(&mut self, n: u64) -> (String, u64) {
+        self.sent = n;
+        let id = command_id(&self.commander.name, n);
+        let sent_us = super::unix_us_now();
         self.scratch.clear();
         self.scratch.push_str("{\"id\":");
         crate::protocol::socketio::push_json_string(&mut self.scratch, &id);
         self.scratch.push_str(",\"to\":");
         self.scratch.push_str(&self.commander.to);
         self.scratch.push_str(",\"sent_us\":");
-        self.scratch.push_str(&super::unix_us_now().to_string());
+        self.scratch.push_str(&sent_us.to_string());
         self.scratch.push_str(",\"data\":");
         match &self.commander.data {
             Some(data) => {
+                // Keyed by the command's number: the same data whichever
+                // segment sends it.
+                let mut rng = SmallRng::seed_from_u64(mix_seed(self.data_seed, n));
                 let mut ctx = RenderCtx {
                     vu_id: self.index as u64,
-                    iteration: self.sent,
-                    rng: &mut self.rng,
+                    iteration: n,
+                    rng: &mut rng,
                     vars: &[],
                     feeders: &self.shared.scenario.feeders,
                     rows: &[],
@@ -82,15 +100,22 @@ impl Books<'_> {
             None => self.scratch.push_str("{}"),
         }
         self.scratch.push('}');
-        id
+        (id, sent_us)
     }
 
-    fn sent_now(&mut self, id: String, phase: usize) {
+    fn sent_now(&mut self, id: String, sent_us: u64, phase: usize) {
         self.shared
             .metrics
             .with(|s| s.add(self.ids.commands, phase, 1));
-        self.fleet
-            .command_sent(id.clone(), self.index, phase, self.commander.expected);
+        let phase_name = self.shared.plan.phases[phase].name.as_str();
+        self.fleet.command_sent(Sent {
+            id: id.clone(),
+            commander: self.index,
+            phase,
+            sent_unix_us: sent_us,
+            expected: self.commander.expected,
+            names: (&self.commander.name, phase_name),
+        });
         if matches!(self.commander.via, CommandVia::Hub { .. }) {
             self.awaiting.insert(id, Instant::now());
         }
@@ -142,6 +167,7 @@ pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>, index: usize) {
         index,
         ids: &fleet.ids.commanders[index],
         rng: SmallRng::seed_from_u64(mix_seed(shared.scenario.seed ^ 0xC044, index as u64)),
+        data_seed: mix_seed(shared.scenario.seed ^ 0xDA7A, index as u64),
         sent: 0,
         scratch: String::new(),
         awaiting: HashMap::new(),
@@ -163,7 +189,7 @@ pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>, index: usize) {
             }
             answer = transport.answer() => transport.handle(answer, &mut books).await,
             Some(made) = schedule.next(&shared.live) => {
-                transport.send(&mut books, made.due.phase).await;
+                transport.send(&mut books, made.due).await;
             }
             _ = sweep.tick() => {
                 books.sweep();
@@ -388,10 +414,11 @@ impl<'a> Transport<'a> {
         }
     }
 
-    /// Send the next command (of `phase`).
-    async fn send(&mut self, books: &mut Books<'_>, phase: usize) {
-        let id = books.payload();
-        books.sent_now(id.clone(), phase);
+    /// Send the command `due` stands for.
+    async fn send(&mut self, books: &mut Books<'_>, due: Due) {
+        let phase = due.phase;
+        let (id, sent_us) = books.payload(due.seq + 1);
+        books.sent_now(id.clone(), sent_us, phase);
         match self {
             Transport::Hub {
                 wire,
@@ -434,10 +461,13 @@ impl<'a> Transport<'a> {
                     method: http::Method::POST,
                     ..Default::default()
                 };
+                // Seeded by the command's number, as its data.
+                let mut rng =
+                    SmallRng::seed_from_u64(mix_seed(books.data_seed ^ 0x9A7, books.sent));
                 let mut ctx = RenderCtx {
                     vu_id: books.index as u64,
                     iteration: books.sent,
-                    rng: &mut books.rng,
+                    rng: &mut rng,
                     vars: &[],
                     feeders: &shared.scenario.feeders,
                     rows: &[],
@@ -511,4 +541,9 @@ async fn post(
             Err(HubErrorKind::Rejected)
         }
     }
+}
+
+/// The id of command number `n` (1-based) of commander `name`.
+pub fn command_id(name: &str, n: u64) -> String {
+    format!("{name}-{n}")
 }

@@ -3,8 +3,20 @@
 //! command is finished when as many agents as expected have it (the
 //! expectation comes from the commander's `to` sample or the hub's answer)
 //! or when its commander's timeout sweeps it.
+//!
+//! In a segmented run the table also keeps a [`CommandLog`]: every command
+//! this process sent and, for every command id its agents received (its
+//! own commanders' or another segment's), how many receipts and when the
+//! last one came. The merge computes the fleet's fan-out and undelivered
+//! commands from the segments' logs. Its memory is bounded by the
+//! commands of the whole run (one entry per command sent here, one per
+//! command id received here). The table itself sees only this process's
+//! receipts of its own commands: its `hub.command.fanout` is the local
+//! view, and it does not count a command short of the whole fleet's
+//! expected receipts as undelivered (only the merge can know).
 
 use super::HubIds;
+use crate::engine::records::{CommandLog, CommandReceived, CommandSent};
 use crate::engine::Shared;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -35,11 +47,56 @@ pub enum Sweep {
 #[derive(Debug, Default)]
 pub struct CommandTable {
     table: Mutex<HashMap<String, CommandState>>,
+    /// Segmented runs only.
+    log: Option<Mutex<LogBook>>,
+}
+
+/// A [`CommandLog`] being written.
+#[derive(Debug, Default)]
+struct LogBook {
+    sent: Vec<CommandSent>,
+    /// Command id → its index in `sent` (the hub's answer updates it).
+    sent_at: HashMap<String, usize>,
+    /// Command id → (receipts, the last one in µs since the Unix epoch).
+    received: HashMap<String, (u64, u64)>,
+}
+
+/// What the table knows of a command being sent.
+pub struct Sent<'a> {
+    pub id: String,
+    pub commander: usize,
+    pub phase: usize,
+    /// The payload's `sent_us`.
+    pub sent_unix_us: u64,
+    pub expected: Option<u64>,
+    /// Names for the log: the commander's and the phase's.
+    pub names: (&'a str, &'a str),
 }
 
 impl CommandTable {
+    /// A table; `logged`: keep a [`CommandLog`] (segmented runs).
+    pub fn new(logged: bool) -> CommandTable {
+        CommandTable {
+            table: Mutex::default(),
+            log: logged.then(Mutex::default),
+        }
+    }
+
     /// An agent received command `id`.
     pub fn received(&self, shared: &Shared, ids: &HubIds, id: &str) {
+        if let Some(log) = &self.log {
+            let now = super::unix_us_now();
+            let mut log = log.lock();
+            match log.received.get_mut(id) {
+                Some((count, last)) => {
+                    *count += 1;
+                    *last = (*last).max(now);
+                }
+                None => {
+                    log.received.insert(id.to_string(), (1, now));
+                }
+            }
+        }
         let mut table = self.table.lock();
         let Some(state) = table.get_mut(id) else {
             return;
@@ -49,19 +106,31 @@ impl CommandTable {
         if state.expected.is_some_and(|e| state.received >= e) {
             let state = table.remove(id).expect("present");
             drop(table);
-            finish(shared, ids, &state);
+            self.finish(shared, ids, &state);
         }
     }
 
-    /// A commander sent command `id`, expecting `expected` receipts when known.
-    pub fn sent(&self, id: String, commander: usize, phase: usize, expected: Option<u64>) {
+    /// A commander sent a command.
+    pub fn sent(&self, sent: Sent<'_>) {
+        if let Some(log) = &self.log {
+            let mut log = log.lock();
+            let index = log.sent.len();
+            log.sent_at.insert(sent.id.clone(), index);
+            log.sent.push(CommandSent {
+                id: sent.id.clone(),
+                commander: sent.names.0.to_string(),
+                phase: sent.names.1.to_string(),
+                sent_unix_us: sent.sent_unix_us,
+                expected: sent.expected,
+            });
+        }
         self.table.lock().insert(
-            id,
+            sent.id,
             CommandState {
                 sent: Instant::now(),
-                commander,
-                phase,
-                expected,
+                commander: sent.commander,
+                phase: sent.phase,
+                expected: sent.expected,
                 received: 0,
                 last: None,
             },
@@ -70,6 +139,12 @@ impl CommandTable {
 
     /// The hub said how many agents it delivered command `id` to.
     pub fn expected(&self, shared: &Shared, ids: &HubIds, id: &str, delivered: u64) {
+        if let Some(log) = &self.log {
+            let mut log = log.lock();
+            if let Some(&i) = log.sent_at.get(id) {
+                log.sent[i].expected = Some(delivered);
+            }
+        }
         let mut table = self.table.lock();
         let Some(state) = table.get_mut(id) else {
             return;
@@ -78,7 +153,7 @@ impl CommandTable {
         if state.received >= delivered {
             let state = table.remove(id).expect("present");
             drop(table);
-            finish(shared, ids, &state);
+            self.finish(shared, ids, &state);
         }
     }
 
@@ -100,23 +175,44 @@ impl CommandTable {
             old.iter().filter_map(|k| table.remove(k)).collect()
         };
         for state in &done {
-            finish(shared, ids, state);
+            self.finish(shared, ids, state);
         }
     }
-}
 
-/// Record a finished command's fan-out, and whether it fell short.
-fn finish(shared: &Shared, ids: &HubIds, state: &CommandState) {
-    let ids = &ids.commanders[state.commander];
-    if let Some(last) = state.last {
-        let us = last.saturating_duration_since(state.sent).as_micros() as u64;
-        shared
-            .metrics
-            .with(|s| s.record(ids.fanout, state.phase, us));
+    /// The log so far, taken (None unless the table keeps one): sent in
+    /// sending order, received by command id.
+    pub fn take_log(&self) -> Option<CommandLog> {
+        let mut book = std::mem::take(&mut *self.log.as_ref()?.lock());
+        let mut received: Vec<CommandReceived> = book
+            .received
+            .drain()
+            .map(|(id, (count, last_unix_us))| CommandReceived {
+                id,
+                count,
+                last_unix_us,
+            })
+            .collect();
+        received.sort_by(|a, b| a.id.cmp(&b.id));
+        Some(CommandLog {
+            sent: book.sent,
+            received,
+        })
     }
-    if state.expected.is_some_and(|e| state.received < e) {
-        shared
-            .metrics
-            .with(|s| s.add(ids.undelivered, state.phase, 1));
+
+    /// Record a finished command's fan-out, and whether it fell short
+    /// (only in an unsegmented run: a segment sees a share of the receipts).
+    fn finish(&self, shared: &Shared, ids: &HubIds, state: &CommandState) {
+        let ids = &ids.commanders[state.commander];
+        if let Some(last) = state.last {
+            let us = last.saturating_duration_since(state.sent).as_micros() as u64;
+            shared
+                .metrics
+                .with(|s| s.record(ids.fanout, state.phase, us));
+        }
+        if self.log.is_none() && state.expected.is_some_and(|e| state.received < e) {
+            shared
+                .metrics
+                .with(|s| s.add(ids.undelivered, state.phase, 1));
+        }
     }
 }

@@ -2,13 +2,19 @@
 //! gauges, the drop events and the command table. The manager writes
 //! requests into the slots; agents read their own (see `# Control` in
 //! [`super`]).
+//!
+//! Slots and gauges are this process's: in a segmented run the fleet holds
+//! a slot for each agent id the segment owns (global id `k` of segment
+//! `i/n` lives in slot `k / n`), and the gauges count its own agents (a
+//! merge adds the segments' gauges).
 
-use super::commands::{CommandTable, Sweep};
+use super::commands::{CommandTable, Sent, Sweep};
 use super::recovery::DropEvent;
 use super::HubIds;
 use crate::engine::driver::Weights;
+use crate::engine::records::Records;
 use crate::engine::Shared;
-use crate::plan::Plan;
+use crate::plan::{Plan, Segment};
 use crate::protocol::http::Endpoint;
 use crate::protocol::net::SourceAddrs;
 use crate::scenario::Scenario;
@@ -40,8 +46,11 @@ pub struct Fleet {
     /// The kick endpoint and its path (`how = "server"`).
     pub admin: Option<(Endpoint, String)>,
     pub ids: HubIds,
-    /// One byte per agent: its [`slot`] state and the manager's requests.
-    pub(super) slots: Vec<AtomicU8>,
+    /// The share of the fleet this process plays (by global agent id).
+    pub(super) segment: Segment,
+    /// One byte per agent this process owns: its [`slot`] state and the
+    /// manager's requests (see [`Fleet::slot`]).
+    slots: Vec<AtomicU8>,
     weights: Weights,
     /// Bumped to wake every agent (they then read their own slot).
     ctl: watch::Sender<u64>,
@@ -61,8 +70,8 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// A fleet of `plan`'s peak number of agents, of `scenario`'s agent
-    /// populations (by weight).
+    /// A fleet of `plan`'s peak number of agents (this segment's share of
+    /// them), of `scenario`'s agent populations (by weight).
     pub fn new(
         scenario: &Scenario,
         plan: &Plan,
@@ -72,13 +81,15 @@ impl Fleet {
         admin: Option<(Endpoint, String)>,
         ids: HubIds,
     ) -> Fleet {
-        let max = plan.peak_agents() as usize;
+        let segment = plan.segment;
+        let max = segment.share(plan.peak_agents()) as usize;
         Fleet {
             endpoint,
             tls,
             sources,
             admin,
             ids,
+            segment,
             slots: (0..max).map(|_| AtomicU8::new(slot::IDLE)).collect(),
             weights: Weights::new(scenario.agents.iter().map(|a| a.weight)),
             ctl: watch::channel(0).0,
@@ -88,8 +99,32 @@ impl Fleet {
             client_drop: Mutex::new(None),
             server_drop: Mutex::new(None),
             events: Mutex::new(Vec::new()),
-            commands: CommandTable::default(),
+            commands: CommandTable::new(!segment.is_whole()),
         }
+    }
+
+    /// The control slot of agent `id` (a global id this process owns).
+    pub(super) fn slot(&self, id: u32) -> &AtomicU8 {
+        debug_assert!(self.segment.owns(u64::from(id)), "agent {id} is not ours");
+        &self.slots[(id / self.segment.count.max(1)) as usize]
+    }
+
+    /// The global ids of this process's agents that are up (registered, or
+    /// connected without a register message) right now, ascending.
+    pub fn up_ids(&self) -> Vec<u32> {
+        self.own_slots()
+            .filter(|(_, s)| s.load(Ordering::Acquire) & slot::STATE == slot::UP)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// The global ids of this process's slots, with their slots.
+    pub(super) fn own_slots(&self) -> impl Iterator<Item = (u32, &AtomicU8)> {
+        let (index, count) = (self.segment.index, self.segment.count.max(1));
+        self.slots
+            .iter()
+            .enumerate()
+            .map(move |(local, s)| (local as u32 * count + index, s))
     }
 
     pub fn population_of(&self, id: u32) -> usize {
@@ -109,7 +144,7 @@ impl Fleet {
     }
 
     pub fn set_state(&self, id: u32, state: u8) {
-        let s = &self.slots[id as usize];
+        let s = self.slot(id);
         let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
             Some((v & !slot::STATE) | state)
         });
@@ -117,13 +152,14 @@ impl Fleet {
 
     /// Take this agent's pending drop requests (clears them; `LEAVE` stays).
     pub fn take_requests(&self, id: u32) -> u8 {
-        self.slots[id as usize].fetch_and(slot::STATE | slot::LEAVE, Ordering::AcqRel)
+        self.slot(id)
+            .fetch_and(slot::STATE | slot::LEAVE, Ordering::AcqRel)
             & !slot::STATE
     }
 
     /// Peek at this agent's requests without clearing them.
     pub fn requests(&self, id: u32) -> u8 {
-        self.slots[id as usize].load(Ordering::Acquire) & !slot::STATE
+        self.slot(id).load(Ordering::Acquire) & !slot::STATE
     }
 
     /// The client drop event this agent was selected by.
@@ -142,9 +178,9 @@ impl Fleet {
         self.commands.received(shared, &self.ids, id);
     }
 
-    /// A commander sent command `id`, expecting `expected` receipts when known.
-    pub fn command_sent(&self, id: String, commander: usize, phase: usize, expected: Option<u64>) {
-        self.commands.sent(id, commander, phase, expected);
+    /// A commander sent a command.
+    pub fn command_sent(&self, sent: Sent<'_>) {
+        self.commands.sent(sent);
     }
 
     /// The hub said how many agents it delivered command `id` to.
@@ -155,6 +191,31 @@ impl Fleet {
     /// Finish the commands `which` selects (see [`Sweep`]).
     pub fn sweep_commands(&self, shared: &Shared, which: Sweep) {
         self.commands.sweep(shared, &self.ids, which);
+    }
+
+    /// The run's raw records (at its end): one [`Disruption`] per drop, in
+    /// order, and the command log (segmented runs).
+    ///
+    /// [`Disruption`]: crate::engine::records::Disruption
+    pub(super) fn records(&self, shared: &Shared) -> Records {
+        let disruptions = self
+            .events
+            .lock()
+            .iter()
+            .enumerate()
+            .map(|(ordinal, event)| {
+                let phase = shared
+                    .plan
+                    .phases
+                    .get(event.phase())
+                    .map_or("", |p| p.name.as_str());
+                event.disruption(ordinal as u32, phase)
+            })
+            .collect();
+        Records {
+            disruptions,
+            commands: self.commands.take_log(),
+        }
     }
 }
 

@@ -26,7 +26,7 @@
 //! request bits and bumps a `watch` channel; every agent wakes, reads its
 //! own slot and acts. So a drop selects *exactly* `round(fraction ×
 //! registered)` agents among those registered at that moment, with a
-//! seeded choice.
+//! seeded choice (a segmented run: see `# Segments`).
 //!
 //! # Recovery
 //! A drop is a [`DropEvent`]: when it happened and how many agents it took
@@ -36,7 +36,59 @@
 //! agents whose connection the server closes within a few seconds of the
 //! kick request are attributed to it, up to the number the hub reports
 //! (`{"kicked": n}`). An event that never recovers counts in
-//! `hub.unrecovered`, and an SLO on `hub.recovery` then fails.
+//! `hub.unrecovered`, and an SLO on `hub.recovery` then fails. Every event
+//! keeps when each of its agents came back; [`run`] returns them as
+//! [`Records`] (one `Disruption` per drop, in every run).
+//!
+//! # Segments
+//! A segmented run (`plan.segment` = `i/n`, n > 1) plays its share of the
+//! whole fleet; the n segments together play exactly the unsegmented run,
+//! against one hub.
+//!
+//! - **Agents by global id.** The unsegmented fleet's agents are ids
+//!   `0..N`; segment `i` runs the ids it owns (`id mod n = i`). An agent's
+//!   `{{ agent.id }}`, population, feeder rows and random choices are
+//!   keyed by its global id, so it behaves alike in whichever segment
+//!   plays it. The manager plays the unsegmented connect schedule (the
+//!   same due times, a storm alike) and starts only its own ids: another
+//!   segment's id is skipped at its instant, never delayed, so connects
+//!   stay striped as arrivals are. A scale-down sends its own ids away.
+//!   Slots and the `hub.connected` / `hub.registered` gauges are the
+//!   process's own (a merge adds gauges).
+//! - **Client drops** (close / reset) choose, with the same seeded shuffle
+//!   in every segment, exactly `round(fraction × N)` ids of the phase's
+//!   planned fleet `0..N`; each segment drops those it owns that are
+//!   registered. The union is the scenario's fraction of the whole fleet,
+//!   exact when every agent is registered (an unsegmented run picks
+//!   `round(fraction × registered)` among the registered, as it always
+//!   did: the planned fleet is the only count every segment knows alike).
+//! - **Server drops** (kick): one kick for the whole fleet, so only
+//!   segment 0 calls the hub's kick endpoint; the hub kicks that fraction
+//!   of *all* its connections, every segment's. The hub's `{"kicked": n}`
+//!   is the whole fleet's count, not segment 0's, so no segment takes it:
+//!   each attributes the server closes its agents see within the window to
+//!   its own event, and the attributed count is its `lost`.
+//! - **Recovery.** Each segment records `hub.recovery` from its own agents
+//!   (its share of the wave); the whole fleet's time to the `recovered`
+//!   fraction is for the merge, from the segments' back times (a
+//!   [`Disruption`](super::records::Disruption) per drop, with the same
+//!   ordinal in every segment: every segment plays every drop).
+//! - **Commanders** send their stripe of the schedule (`Schedule::of_plan`
+//!   stripes it). A command's id is `{commander}-{n}`, n its number in the
+//!   whole schedule, so ids are unique fleet-wide and those of an
+//!   unsegmented run. Its data's random choices are seeded by n as well.
+//!   `to = { sample = k }` is resolved by the hub, which samples among
+//!   every agent registered with it: the whole fleet's (the built-in hub
+//!   keeps one registry per process). Commands reach agents of every
+//!   segment through the hub.
+//! - **Command log.** A segment sees only its own agents' receipts: its
+//!   local `hub.command.fanout` covers those, and it does not count a
+//!   command short of the fleet's expected receipts as undelivered. It
+//!   keeps a [`CommandLog`](super::records::CommandLog) instead (every
+//!   command sent, every command id received with its count and last
+//!   receipt), from which the merge computes fan-out (send → the last
+//!   receipt in any segment) and shortfalls across segments. Its memory
+//!   is bounded by the commands of the run.
 
 pub mod admin;
 pub mod agent;
@@ -126,7 +178,7 @@ pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>) -> Records {
                 .with(|s| s.add(fleet.ids.unrecovered, last_phase, 1));
         }
     }
-    Records::default()
+    fleet.records(&shared)
 }
 
 /// A task that panicked re-raises its panic here: a bug must not pass for

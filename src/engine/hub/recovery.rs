@@ -4,21 +4,37 @@
 //! the drop when `recovered` of them are back. For a server kick, the
 //! agents the server closes within a few seconds of the kick are
 //! attributed to it (see the `# Recovery` section of [`super`]).
+//!
+//! Every event keeps the moment each of its agents came back, so the run
+//! hands a merge of segments the raw [`Disruption`] (see
+//! [`crate::engine::records`]): the whole fleet's recovery is then exact.
+//! A back time is the drop's wall-clock time ([`super::unix_us_now`]) plus
+//! the engine clock's time since the drop, so back minus drop is exactly
+//! what `hub.recovery` measures here (also under a test's paused clock).
 
 use super::HubIds;
+use crate::engine::records::Disruption;
 use crate::engine::Shared;
 use crate::scenario::hub::DropHow;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// A kick whose answer did not say how many connections it closed.
+/// A kick whose answer did not say how many connections it closed (and,
+/// in a segmented run, every segment's share of a kick: the hub's count
+/// is the whole fleet's).
 pub(super) const KICKED_UNKNOWN: u64 = u64::MAX - 1;
+
+/// How long after a kick the server's closes are attributed to it.
+const ATTRIBUTION_WINDOW: Duration = Duration::from_secs(5);
 
 /// One reconnect wave.
 #[derive(Debug)]
 pub struct DropEvent {
     pub at: Instant,
+    /// `at` on the wall clock, µs since the Unix epoch.
+    pub at_unix_us: u64,
     pub how: DropHow,
     /// Agents it took down (`u64::MAX` while a server kick's answer is awaited).
     expected: AtomicU64,
@@ -26,7 +42,8 @@ pub struct DropEvent {
     attributed: AtomicU64,
     /// Server kicks: attribution stops here.
     window_end: Instant,
-    back: AtomicU64,
+    /// When each agent came back, µs after `at`, in the order they did.
+    back: Mutex<Vec<u64>>,
     recovered: f64,
     done: AtomicBool,
     phase: usize,
@@ -37,36 +54,56 @@ impl DropEvent {
         let at = Instant::now();
         DropEvent {
             at,
+            at_unix_us: super::unix_us_now(),
             how,
             expected: AtomicU64::new(expected),
             attributed: AtomicU64::new(0),
-            window_end: at + Duration::from_secs(5),
-            back: AtomicU64::new(0),
+            window_end: at + ATTRIBUTION_WINDOW,
+            back: Mutex::new(Vec::new()),
             recovered,
             done: AtomicBool::new(false),
             phase,
         }
     }
 
-    fn threshold(&self) -> Option<u64> {
+    /// The number of agents it took down, once known.
+    fn lost(&self) -> Option<u64> {
         let mut expected = self.expected.load(Ordering::Acquire);
         if expected == KICKED_UNKNOWN && Instant::now() > self.window_end {
-            // The hub did not say how many it kicked: those it closed in
-            // the attribution window.
+            // The hub did not say how many it kicked (or said it for the
+            // whole fleet): those it closed in the attribution window.
             expected = self.attributed.load(Ordering::Acquire);
             self.expected.store(expected, Ordering::Release);
         }
-        (expected < KICKED_UNKNOWN).then(|| (self.recovered * expected as f64).ceil() as u64)
+        (expected < KICKED_UNKNOWN).then_some(expected)
     }
 
-    /// Record `hub.recovery` once enough agents are back.
+    fn threshold(&self) -> Option<u64> {
+        self.lost()
+            .map(|lost| (self.recovered * lost as f64).ceil() as u64)
+    }
+
+    /// Record `hub.recovery` once enough agents are back: the time the
+    /// threshold's agent came back (not the time of the check, which for a
+    /// kick of unknown size comes only after the attribution window).
     pub(super) fn check(&self, shared: &Shared, ids: &HubIds) {
         let Some(threshold) = self.threshold() else {
             return;
         };
-        if self.back.load(Ordering::Acquire) >= threshold && !self.done.swap(true, Ordering::AcqRel)
-        {
-            let us = self.at.elapsed().as_micros() as u64;
+        let us = {
+            let back = self.back.lock();
+            if (back.len() as u64) < threshold {
+                return;
+            }
+            if threshold == 0 {
+                0
+            } else {
+                let mut sorted = back.clone();
+                sorted.sort_unstable();
+                sorted[threshold as usize - 1]
+            }
+        };
+        if !self.done.swap(true, Ordering::AcqRel) {
             shared
                 .metrics
                 .with(|s| s.record(ids.recovery, self.phase, us));
@@ -89,7 +126,8 @@ impl DropEvent {
 
     /// One of its agents is registered again.
     pub fn came_back(&self, shared: &Shared, ids: &HubIds) {
-        self.back.fetch_add(1, Ordering::AcqRel);
+        let us = self.at.elapsed().as_micros() as u64;
+        self.back.lock().push(us);
         self.check(shared, ids);
     }
 
@@ -105,5 +143,37 @@ impl DropEvent {
             self.attributed.fetch_sub(1, Ordering::AcqRel);
             false
         }
+    }
+
+    /// The raw record of this event (call at the run's end): `ordinal` is
+    /// its index among the run's drops, `phase` its phase's name.
+    pub(super) fn disruption(&self, ordinal: u32, phase: &str) -> Disruption {
+        let lost = self.lost().unwrap_or(0);
+        let mut back: Vec<u64> = self
+            .back
+            .lock()
+            .iter()
+            .map(|us| self.at_unix_us + us)
+            .collect();
+        back.sort_unstable();
+        back.truncate(lost as usize);
+        Disruption {
+            ordinal,
+            phase: phase.to_string(),
+            cause: match self.how {
+                DropHow::Server => "server",
+                DropHow::Close | DropHow::Reset => "drop",
+            }
+            .to_string(),
+            at_unix_us: self.at_unix_us,
+            lost,
+            recovered_fraction: self.recovered,
+            back_unix_us: back,
+        }
+    }
+
+    /// The phase it happened in (index in the plan).
+    pub(super) fn phase(&self) -> usize {
+        self.phase
     }
 }
