@@ -300,28 +300,74 @@ pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
     nofile_limit()
 }
 
-/// Refuse, before the run, a scenario that needs more descriptors than the
-/// process may open: `needed` connections (count two per connection to an
-/// in-process target) plus [`FD_RESERVE`] against the hard limit. The soft
-/// limit is not the bound: [`raise_nofile_limit`] lifts it. The message
-/// says what is needed, what is available and what to do.
-pub fn check_fd_budget(needed: u64) -> Result<(), String> {
+/// What one process of a run needs in descriptors, for
+/// [`check_fd_budget`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdNeed {
+    /// This process's connections at the peak (two per connection to an
+    /// in-process target).
+    pub needed: u64,
+    /// Of those, what every process needs however the fleet is split: its
+    /// commanders' connections, its HTTP connections, a margin.
+    pub per_process: u64,
+    /// The whole fleet's agents (every segment's): what `--processes N`
+    /// divides, one descriptor each in a child (the built-in target runs in
+    /// a process of its own there).
+    pub agents: u64,
+}
+
+/// Refuse, before the run, a process that needs more descriptors than it
+/// may open: `need.needed` plus [`FD_RESERVE`] against the hard limit. The
+/// soft limit is not the bound: [`raise_nofile_limit`] lifts it. The
+/// message says what is needed, what is available and what to do: the
+/// `--processes N` that fits ([`processes_to_fit`]), or raising the limit.
+pub fn check_fd_budget(need: FdNeed) -> Result<(), String> {
     let Ok((_, hard)) = nofile_limit() else {
         return Ok(()); // no limit we can read: nothing to refuse
     };
-    let total = needed.saturating_add(FD_RESERVE);
-    if total <= hard {
+    fd_budget(need, hard)
+}
+
+/// [`check_fd_budget`] against a given hard limit.
+pub fn fd_budget(need: FdNeed, hard: u64) -> Result<(), String> {
+    let FdNeed {
+        needed,
+        per_process,
+        agents,
+    } = need;
+    if needed.saturating_add(FD_RESERVE) <= hard {
         return Ok(());
     }
-    let usable = hard.saturating_sub(FD_RESERVE).max(1);
-    let processes = needed.div_ceil(usable);
+    let raise = "raise the hard limit (`ulimit -Hn` as root, `LimitNOFILE=` for a systemd unit, \
+         /etc/security/limits.conf, or the container runtime's nofile ulimit)";
+    let split = match processes_to_fit(per_process, agents, hard) {
+        Some(n) => format!(
+            "Split the fleet over {n} or more processes (`--processes {n}`: about {} agents \
+             each; or `--segment i/{n}` on {n} machines), or {raise}.",
+            agents.div_ceil(n)
+        ),
+        None => format!(
+            "No split fits: every process needs {per_process} descriptors besides its agents \
+             (commanders, HTTP connections): {raise}, or lower `[http] max_in_flight`."
+        ),
+    };
     Err(format!(
-        "this scenario needs {needed} file descriptors at its peak (+{FD_RESERVE} for the \
-         process itself), but one process may open at most {hard} (hard RLIMIT_NOFILE). \
-         Split the load over {processes} or more processes (`--processes {processes}`), \
-         or raise the hard limit (`ulimit -Hn` as root, `LimitNOFILE=` for a systemd unit, \
-         /etc/security/limits.conf, or the container runtime's nofile ulimit)."
+        "this scenario needs {needed} file descriptors at its peak (+{FD_RESERVE} for the process \
+         itself), but one process may open at most {hard} (hard RLIMIT_NOFILE). {split}"
     ))
+}
+
+/// The fewest processes (at least 2: one does not fit) that hold `agents`
+/// agents between them when each may open `hard` descriptors and needs
+/// `per_process` plus [`FD_RESERVE`] besides its share of the agents (the
+/// first segments hold `ceil(agents / n)`). None when even one agent per
+/// process does not fit.
+pub fn processes_to_fit(per_process: u64, agents: u64, hard: u64) -> Option<u64> {
+    let room = hard
+        .checked_sub(FD_RESERVE)?
+        .checked_sub(per_process)
+        .filter(|&room| room > 0)?;
+    Some(agents.div_ceil(room).max(2))
 }
 
 /// Ephemeral ports per source address towards one destination, from
@@ -578,12 +624,20 @@ mod tests {
         assert_eq!(raise_nofile_limit().unwrap(), (soft, hard));
     }
 
+    fn need(needed: u64) -> FdNeed {
+        FdNeed {
+            needed,
+            per_process: 16,
+            agents: needed.saturating_sub(16),
+        }
+    }
+
     #[test]
     fn fd_budget_refuses_more_than_the_hard_limit() {
         let (_, hard) = nofile_limit().unwrap();
-        assert_eq!(check_fd_budget(10), Ok(()));
+        assert_eq!(check_fd_budget(need(10)), Ok(()));
         let needed = hard.saturating_mul(10);
-        let e = check_fd_budget(needed).unwrap_err();
+        let e = check_fd_budget(need(needed)).unwrap_err();
         assert!(
             e.contains(&format!("needs {needed} file descriptors")),
             "{e}"
@@ -593,8 +647,67 @@ mod tests {
         assert!(e.contains("raise the hard limit"), "{e}");
         // Right at the edge: the reserve counts.
         let edge = hard.saturating_sub(FD_RESERVE);
-        assert_eq!(check_fd_budget(edge), Ok(()));
-        assert!(check_fd_budget(edge + 1).is_err());
+        assert_eq!(check_fd_budget(need(edge)), Ok(()));
+        assert!(check_fd_budget(need(edge + 1)).is_err());
+    }
+
+    #[test]
+    fn fd_budget_suggests_the_processes_that_fit() {
+        // 50,000 agents, 1 commander + 16 of margin per process, a hard
+        // limit of 20,000: 20,000 − 64 − 17 = 19,919 agents per process,
+        // so 3 (16,667 each); 2 would need 25,000 each.
+        assert_eq!(processes_to_fit(17, 50_000, 20_000), Some(3));
+        let e = fd_budget(
+            FdNeed {
+                needed: 50_017,
+                per_process: 17,
+                agents: 50_000,
+            },
+            20_000,
+        )
+        .unwrap_err();
+        assert!(e.contains("needs 50017 file descriptors"), "{e}");
+        assert!(e.contains("at most 20000"), "{e}");
+        assert!(
+            e.contains("3 or more processes (`--processes 3`: about 16667 agents each"),
+            "{e}"
+        );
+        // Exactly at the edge: 2 × 19,919 fit in 2, one more needs 3.
+        assert_eq!(processes_to_fit(17, 2 * 19_919, 20_000), Some(2));
+        assert_eq!(processes_to_fit(17, 2 * 19_919 + 1, 20_000), Some(3));
+        // One process's worth (refused only for the in-process target's
+        // second descriptor per agent): at least 2.
+        assert_eq!(processes_to_fit(17, 15_000, 20_000), Some(2));
+        // 100,000 agents with 1,000 HTTP connections per process: 18,919 each.
+        assert_eq!(processes_to_fit(1_017, 100_000, 20_000), Some(6));
+        // Nothing left for agents.
+        assert_eq!(processes_to_fit(19_936, 10, 20_000), None);
+        assert_eq!(processes_to_fit(0, 10, 10), None);
+        let e = fd_budget(
+            FdNeed {
+                needed: 30_000,
+                per_process: 25_000,
+                agents: 5_000,
+            },
+            20_000,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("No split fits") && e.contains("max_in_flight"),
+            "{e}"
+        );
+        // A segment's own share that fits passes.
+        assert_eq!(
+            fd_budget(
+                FdNeed {
+                    needed: 16_684,
+                    per_process: 17,
+                    agents: 50_000
+                },
+                20_000
+            ),
+            Ok(())
+        );
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! The agent fleet's share of the machine: descriptors (the soft limit is
 //! raised; a fleet this process cannot hold is refused before anything is
-//! written) and source addresses (spread over enough loopback addresses for
-//! the ephemeral port range when the scenario did not choose them).
+//! written, with the `--processes N` that fits) and source addresses
+//! (spread over enough loopback addresses for the ephemeral port range when
+//! the scenario did not choose them).
+//!
+//! A segment counts its own share of the agents (the ids it owns of the
+//! peak fleet), not the whole fleet's; every process needs its commanders'
+//! and HTTP connections whatever the split.
 
 use super::targets::Targets;
 use crate::engine::hub::Fleet;
@@ -26,7 +31,9 @@ pub fn prepare_fleet(
     let Some(hub_ids) = ids.hub.clone() else {
         return Ok(None);
     };
-    let agents = u64::from(plan.peak_agents());
+    let fleet_agents = plan.peak_agents();
+    // This process's agents: the ids its segment owns of the peak fleet.
+    let agents = u64::from(plan.segment.share(fleet_agents));
     let commanders = scenario.commanders.len() as u64;
     let hub_connections = agents + commanders;
     let users = if scenario.populations.is_empty() {
@@ -34,12 +41,18 @@ pub fn prepare_fleet(
     } else {
         scenario.http.max_in_flight as u64
     };
-    let mut needed = hub_connections + users + 16;
+    let per_process = commanders + users + 16;
+    let mut needed = agents + per_process;
     if targets.hub_in_process {
         needed += hub_connections;
     }
     let _ = net::raise_nofile_limit();
-    net::check_fd_budget(needed).map_err(CommandError::BadInput)?;
+    net::check_fd_budget(net::FdNeed {
+        needed,
+        per_process,
+        agents: u64::from(fleet_agents),
+    })
+    .map_err(CommandError::BadInput)?;
     let endpoint = match (&targets.hub, targets.endpoints.first()) {
         (Some(hub), _) => hub.clone(),
         (None, Some(api)) => api.clone(),
