@@ -7,6 +7,7 @@ mod common;
 mod engine;
 mod hub;
 mod hub_faults;
+mod hub_segments;
 mod layers;
 mod merge;
 mod node_compat;

@@ -547,3 +547,14 @@ async fn post(
 pub fn command_id(name: &str, n: u64) -> String {
     format!("{name}-{n}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_id_is_its_commander_and_global_number() {
+        assert_eq!(command_id("ops", 1), "ops-1");
+        assert_eq!(command_id("fleet-ops", 42), "fleet-ops-42");
+    }
+}

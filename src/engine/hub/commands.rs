@@ -61,6 +61,57 @@ struct LogBook {
     received: HashMap<String, (u64, u64)>,
 }
 
+impl LogBook {
+    fn sent(&mut self, sent: &Sent<'_>) {
+        self.sent_at.insert(sent.id.clone(), self.sent.len());
+        self.sent.push(CommandSent {
+            id: sent.id.clone(),
+            commander: sent.names.0.to_string(),
+            phase: sent.names.1.to_string(),
+            sent_unix_us: sent.sent_unix_us,
+            expected: sent.expected,
+        });
+    }
+
+    /// The hub's answer: `delivered` is the fleet's expected receipts.
+    fn expected(&mut self, id: &str, delivered: u64) {
+        if let Some(&i) = self.sent_at.get(id) {
+            self.sent[i].expected = Some(delivered);
+        }
+    }
+
+    /// One of this process's agents received `id` at `now_us` (whoever sent it).
+    fn received(&mut self, id: &str, now_us: u64) {
+        match self.received.get_mut(id) {
+            Some((count, last)) => {
+                *count += 1;
+                *last = (*last).max(now_us);
+            }
+            None => {
+                self.received.insert(id.to_string(), (1, now_us));
+            }
+        }
+    }
+
+    /// Sent in sending order, received by command id.
+    fn into_log(self) -> CommandLog {
+        let mut received: Vec<CommandReceived> = self
+            .received
+            .into_iter()
+            .map(|(id, (count, last_unix_us))| CommandReceived {
+                id,
+                count,
+                last_unix_us,
+            })
+            .collect();
+        received.sort_by(|a, b| a.id.cmp(&b.id));
+        CommandLog {
+            sent: self.sent,
+            received,
+        }
+    }
+}
+
 /// What the table knows of a command being sent.
 pub struct Sent<'a> {
     pub id: String,
@@ -85,17 +136,7 @@ impl CommandTable {
     /// An agent received command `id`.
     pub fn received(&self, shared: &Shared, ids: &HubIds, id: &str) {
         if let Some(log) = &self.log {
-            let now = super::unix_us_now();
-            let mut log = log.lock();
-            match log.received.get_mut(id) {
-                Some((count, last)) => {
-                    *count += 1;
-                    *last = (*last).max(now);
-                }
-                None => {
-                    log.received.insert(id.to_string(), (1, now));
-                }
-            }
+            log.lock().received(id, super::unix_us_now());
         }
         let mut table = self.table.lock();
         let Some(state) = table.get_mut(id) else {
@@ -113,16 +154,7 @@ impl CommandTable {
     /// A commander sent a command.
     pub fn sent(&self, sent: Sent<'_>) {
         if let Some(log) = &self.log {
-            let mut log = log.lock();
-            let index = log.sent.len();
-            log.sent_at.insert(sent.id.clone(), index);
-            log.sent.push(CommandSent {
-                id: sent.id.clone(),
-                commander: sent.names.0.to_string(),
-                phase: sent.names.1.to_string(),
-                sent_unix_us: sent.sent_unix_us,
-                expected: sent.expected,
-            });
+            log.lock().sent(&sent);
         }
         self.table.lock().insert(
             sent.id,
@@ -140,10 +172,7 @@ impl CommandTable {
     /// The hub said how many agents it delivered command `id` to.
     pub fn expected(&self, shared: &Shared, ids: &HubIds, id: &str, delivered: u64) {
         if let Some(log) = &self.log {
-            let mut log = log.lock();
-            if let Some(&i) = log.sent_at.get(id) {
-                log.sent[i].expected = Some(delivered);
-            }
+            log.lock().expected(id, delivered);
         }
         let mut table = self.table.lock();
         let Some(state) = table.get_mut(id) else {
@@ -182,21 +211,7 @@ impl CommandTable {
     /// The log so far, taken (None unless the table keeps one): sent in
     /// sending order, received by command id.
     pub fn take_log(&self) -> Option<CommandLog> {
-        let mut book = std::mem::take(&mut *self.log.as_ref()?.lock());
-        let mut received: Vec<CommandReceived> = book
-            .received
-            .drain()
-            .map(|(id, (count, last_unix_us))| CommandReceived {
-                id,
-                count,
-                last_unix_us,
-            })
-            .collect();
-        received.sort_by(|a, b| a.id.cmp(&b.id));
-        Some(CommandLog {
-            sent: book.sent,
-            received,
-        })
+        Some(std::mem::take(&mut *self.log.as_ref()?.lock()).into_log())
     }
 
     /// Record a finished command's fan-out, and whether it fell short
@@ -214,5 +229,77 @@ impl CommandTable {
                 .metrics
                 .with(|s| s.add(ids.undelivered, state.phase, 1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(id: &str, at: u64, expected: Option<u64>) -> Sent<'static> {
+        Sent {
+            id: id.to_string(),
+            commander: 0,
+            phase: 1,
+            sent_unix_us: at,
+            expected,
+            names: ("ops", "commands"),
+        }
+    }
+
+    #[test]
+    fn the_log_keeps_sends_answers_and_every_receipt() {
+        let mut book = LogBook::default();
+        book.sent(&sent("ops-1", 1_000, None));
+        book.sent(&sent("ops-4", 2_000, Some(3)));
+        // The hub's answer updates the command it names, only ours.
+        book.expected("ops-1", 30);
+        book.expected("ops-2", 7);
+        // Receipts of our commands and of another segment's (ops-2).
+        book.received("ops-2", 1_500);
+        book.received("ops-1", 1_100);
+        book.received("ops-1", 1_300);
+        book.received("ops-1", 1_200);
+        let log = book.into_log();
+        assert_eq!(
+            log.sent,
+            vec![
+                CommandSent {
+                    id: "ops-1".into(),
+                    commander: "ops".into(),
+                    phase: "commands".into(),
+                    sent_unix_us: 1_000,
+                    expected: Some(30),
+                },
+                CommandSent {
+                    id: "ops-4".into(),
+                    commander: "ops".into(),
+                    phase: "commands".into(),
+                    sent_unix_us: 2_000,
+                    expected: Some(3),
+                },
+            ]
+        );
+        assert_eq!(
+            log.received,
+            vec![
+                CommandReceived {
+                    id: "ops-1".into(),
+                    count: 3,
+                    last_unix_us: 1_300,
+                },
+                CommandReceived {
+                    id: "ops-2".into(),
+                    count: 1,
+                    last_unix_us: 1_500,
+                },
+            ]
+        );
+        // Only a segmented run's table keeps one.
+        assert!(CommandTable::new(false).take_log().is_none());
+        assert_eq!(
+            CommandTable::new(true).take_log(),
+            Some(CommandLog::default())
+        );
     }
 }

@@ -172,6 +172,7 @@ pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>) -> Records {
     fleet.sweep_commands(&shared, Sweep::Every);
     let last_phase = shared.plan.phases.len().saturating_sub(1);
     for event in fleet.events.lock().iter() {
+        event.settle();
         if event.unrecovered(&shared, &fleet.ids) {
             shared
                 .metrics

@@ -116,6 +116,16 @@ impl DropEvent {
         self.expected.store(kicked, Ordering::Release);
     }
 
+    /// At the run's end: a kick whose count is still unknown (its window
+    /// not over, or its answer never came) took down those attributed to
+    /// it, since no more can be.
+    pub(super) fn settle(&self) {
+        if self.expected.load(Ordering::Acquire) >= KICKED_UNKNOWN {
+            self.expected
+                .store(self.attributed.load(Ordering::Acquire), Ordering::Release);
+        }
+    }
+
     /// At the run's end: true when it took agents down and not enough of
     /// them came back (`hub.unrecovered`).
     pub(super) fn unrecovered(&self, shared: &Shared, ids: &HubIds) -> bool {

@@ -1,0 +1,440 @@
+//! The hub side of a segmented run: one hub scenario played as 3 segments
+//! at once against ONE built-in hub, each segment an engine of its own
+//! (`plan.segment` = `i/3`), as `--processes 3` plays it in 3 processes.
+//!
+//! What must hold: each segment runs exactly the agent ids it owns (the
+//! union is the whole fleet, ids unique); a client drop takes exactly the
+//! scenario's fraction of the whole fleet, the same ids a single process
+//! would choose among the planned fleet, each segment its own; every
+//! segment's `Disruption` lists its lost agents and when each came back;
+//! commands sent by one segment reach agents of all three (the segments'
+//! command logs add up to every command's expected receipts) and command
+//! ids are unique across segments and those of an unsegmented run.
+//!
+//! Time: tokio's paused clock (current-thread runtime; the hub, the three
+//! engines and the test share it), so the drop, the reconnects and the
+//! commands happen at exact virtual instants, and the test looks at the
+//! fleets at instants between them.
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use stampede::engine::driver::mix_seed;
+use stampede::engine::hub::manager::drop_choice;
+use stampede::engine::hub::Fleet;
+use stampede::engine::records::Records;
+use stampede::engine::{Engine, Ids, Live, Shared};
+use stampede::metrics::{Aggregator, Metrics, TagFilter, Totals};
+use stampede::plan::{Plan, Segment};
+use stampede::protocol::http::Client;
+use stampede::scenario::Scenario;
+use stampede::target::{self, RunningTarget, TargetConfig};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+const AGENTS: u32 = 30;
+const SEGMENTS: u32 = 3;
+/// round(30 × 0.3333333).
+const DROPPED: usize = 10;
+/// Commands at 6/s over the 1 s `commands` phase.
+const COMMANDS: u64 = 6;
+const SEED: u64 = 4242;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The built-in hub, the scenario against it, its resolved targets.
+async fn setup(how: &str) -> (RunningTarget, Arc<Scenario>, stampede::run::Targets) {
+    let t = target::spawn("127.0.0.1:0".parse().unwrap(), TargetConfig::default())
+        .await
+        .expect("target starts");
+    let scenario = scenario(&t, how);
+    let targets = stampede::run::prepare_targets(&scenario)
+        .await
+        .expect("targets");
+    (t, scenario, targets)
+}
+
+/// 30 agents at once; at 700 ms a third of them dropped (`how`), back
+/// 50 ms later; from 1.2 s a commander sends 6 commands to every agent.
+fn scenario(t: &RunningTarget, how: &str) -> Arc<Scenario> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+name = "segments"
+seed = {SEED}
+[target]
+hub = "http://{addr}"
+hub_admin = "http://{addr}/admin/hub/kick"
+[hub]
+timeout = "2s"
+[[agents]]
+name = "a"
+register = {{ event = "register", data = {{ id = "a-{{{{ agent.id }}}}" }}, ack = true }}
+heartbeat = {{ every = "200ms", ack = true }}
+on_command = {{ event = "command", reply = "result" }}
+reconnect = {{ base = "50ms", max = "200ms", jitter = "none" }}
+[[commanders]]
+name = "ops"
+send = {{ event = "command", to = "agents", data = {{ op = "update" }} }}
+[[phases]]
+name = "up"
+duration = "700ms"
+agents = {{ connected = {AGENTS}, connect_rate = "max" }}
+[[phases]]
+name = "wave"
+duration = "500ms"
+agents = {{ drop = {{ fraction = 0.3333333, how = "{how}" }} }}
+[[phases]]
+name = "commands"
+duration = "1s"
+commanders = {{ rate = "6/s" }}
+[[phases]]
+name = "settle"
+duration = "500ms"
+"#,
+            addr = t.addr
+        ),
+    )
+    .unwrap();
+    Arc::new(stampede::scenario::load(&path, &Default::default()).expect("scenario"))
+}
+
+/// One process's engine for `segment`, and its aggregator.
+struct Part {
+    engine: Engine,
+    fleet: Arc<Fleet>,
+    aggregator: Aggregator,
+}
+
+fn part(
+    scenario: &Arc<Scenario>,
+    segment: Segment,
+    targets: &stampede::run::Targets,
+    start: Instant,
+) -> Part {
+    let mut plan = Plan::new(scenario);
+    plan.segment = segment;
+    let (layout, ids) = Ids::register(scenario, &plan);
+    let fleet = Arc::new(Fleet::new(
+        scenario,
+        &plan,
+        targets.hub.clone().expect("a hub"),
+        None,
+        None,
+        targets.hub_admin.clone(),
+        ids.hub.clone().expect("hub series"),
+    ));
+    let metrics = Metrics::new(layout);
+    let aggregator = Aggregator::new(metrics.clone(), None, SystemTime::now());
+    let engine = Engine::new(Shared {
+        scenario: scenario.clone(),
+        plan,
+        client: Client::new(
+            scenario.http.version,
+            scenario.http.connect_timeout,
+            false,
+            false,
+        ),
+        endpoints: targets.endpoints.clone(),
+        metrics,
+        ids,
+        live: Arc::new(Live::default()),
+        start,
+        hub: Some(fleet.clone()),
+    });
+    Part {
+        engine,
+        fleet,
+        aggregator,
+    }
+}
+
+/// Run every part at once to its end; their records and totals.
+async fn run_all(
+    parts: Vec<Part>,
+    mut during: impl FnMut(Instant, &[Arc<Fleet>]),
+) -> Vec<(Records, Totals)> {
+    let fleets: Vec<Arc<Fleet>> = parts.iter().map(|p| p.fleet.clone()).collect();
+    let mut tasks = Vec::new();
+    let mut aggregators = Vec::new();
+    for part in parts {
+        let engine = part.engine.clone();
+        tasks.push(tokio::spawn(async move { engine.run(ms(500)).await }));
+        aggregators.push(part.aggregator);
+    }
+    let start = Instant::now();
+    // Between the events: all up (600 ms), a third down (720 ms: dropped at
+    // 700, back at 750), all up again (900 ms).
+    for at in [600, 720, 900] {
+        tokio::time::sleep_until(start + ms(at)).await;
+        during(start + ms(at), &fleets);
+    }
+    let mut out = Vec::new();
+    for (task, mut aggregator) in tasks.into_iter().zip(aggregators) {
+        let report = task.await.expect("engine");
+        aggregator.tick(report.elapsed, &[]);
+        out.push((report.records, aggregator.finish().expect("totals")));
+    }
+    out
+}
+
+fn counter(totals: &Totals, metric: &str, kind: Option<&str>) -> u64 {
+    totals.sum_counters(metric, kind, &Default::default())
+}
+
+/// The agents' series (not the commander's).
+fn agents() -> TagFilter {
+    TagFilter {
+        population: Some("a".into()),
+        ..TagFilter::default()
+    }
+}
+
+fn hist_len(totals: &Totals, metric: &str) -> u64 {
+    totals
+        .select_hist(metric, &Default::default())
+        .map_or(0, |h| h.len())
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_segments_share_one_hub_exactly() {
+    let (t, scenario, targets) = setup("close").await;
+    let start = Instant::now();
+    let parts: Vec<Part> = (0..SEGMENTS)
+        .map(|index| {
+            let segment = Segment {
+                index,
+                count: SEGMENTS,
+            };
+            part(&scenario, segment, &targets, start)
+        })
+        .collect();
+    // The ids a single process would drop: the same seeded choice among
+    // the planned fleet (the manager's drop rng).
+    let chosen: BTreeSet<u32> = drop_choice(
+        AGENTS,
+        0.3333333,
+        &mut SmallRng::seed_from_u64(mix_seed(SEED, 0xD809)),
+    )
+    .into_iter()
+    .collect();
+    assert_eq!(chosen.len(), DROPPED);
+    let owned =
+        |index: u32| -> BTreeSet<u32> { (0..AGENTS).filter(|k| k % SEGMENTS == index).collect() };
+    let mut looked = 0;
+    let results = run_all(parts, |_, fleets| {
+        looked += 1;
+        let up: Vec<BTreeSet<u32>> = fleets
+            .iter()
+            .map(|f| f.up_ids().into_iter().collect())
+            .collect();
+        for (index, up) in up.iter().enumerate() {
+            let index = index as u32;
+            let want: BTreeSet<u32> = match looked {
+                // Each segment runs exactly its own ids.
+                1 | 3 => owned(index),
+                // During the wave: its own ids but the chosen ones.
+                _ => owned(index).difference(&chosen).copied().collect(),
+            };
+            assert_eq!(up, &want, "segment {index}, look {looked}");
+        }
+        // The union is the whole fleet (ids unique: the sets are disjoint).
+        let all: usize = up.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<u32> = up.iter().flatten().copied().collect();
+        assert_eq!(all, union.len());
+        let expect = if looked == 2 {
+            AGENTS as usize - DROPPED
+        } else {
+            AGENTS as usize
+        };
+        assert_eq!(union.len(), expect, "look {looked}");
+    })
+    .await;
+    assert_eq!(looked, 3);
+    t.shutdown().await;
+
+    // Registrations: the first 30, one per agent, and the 10 dropped back.
+    let registrations: u64 = results
+        .iter()
+        .map(|(_, totals)| counter(totals, "hub.registrations", None))
+        .sum();
+    assert_eq!(registrations, u64::from(AGENTS) + DROPPED as u64);
+    let mut lost_total = 0;
+    for (index, (records, totals)) in results.iter().enumerate() {
+        let mine = owned(index as u32).intersection(&chosen).count() as u64;
+        // Its own agents: 10 registered, its chosen ones once more.
+        assert_eq!(counter(totals, "hub.registrations", None), 10 + mine);
+        assert_eq!(counter(totals, "hub.disconnects", Some("client")), mine);
+        assert_eq!(counter(totals, "hub.errors", None), 0, "segment {index}");
+        // One disruption, the same ordinal and phase in every segment.
+        assert_eq!(records.disruptions.len(), 1, "segment {index}");
+        let d = &records.disruptions[0];
+        assert_eq!(
+            (d.ordinal, d.phase.as_str(), d.cause.as_str(), d.lost),
+            (0, "wave", "drop", mine)
+        );
+        assert_eq!(d.back_unix_us.len() as u64, mine);
+        // Each back exactly 50 ms (its backoff) after the drop.
+        assert!(
+            d.back_unix_us.iter().all(|&b| b == d.at_unix_us + 50_000),
+            "{d:?}"
+        );
+        assert!((d.recovered_fraction - 0.99).abs() < 1e-9, "{d:?}");
+        // Its local recovery: its own agents, 50 ms.
+        if mine > 0 {
+            let h = totals
+                .select_hist("hub.recovery", &Default::default())
+                .expect("recovery");
+            assert_eq!(
+                (h.len(), h.lowest_equivalent(h.max())),
+                (1, h.lowest_equivalent(50_000))
+            );
+        }
+        lost_total += d.lost;
+    }
+    assert_eq!(lost_total, DROPPED as u64);
+
+    // Commands: each segment sent its stripe (global numbers), every
+    // command reached all 30 agents, 10 in each segment.
+    let mut sent: BTreeMap<String, usize> = BTreeMap::new();
+    let mut received: BTreeMap<String, u64> = BTreeMap::new();
+    for (index, (records, totals)) in results.iter().enumerate() {
+        let log = records
+            .commands
+            .as_ref()
+            .expect("a segment keeps a command log");
+        let want: Vec<String> = (1..=COMMANDS)
+            .filter(|n| (n - 1) % u64::from(SEGMENTS) == index as u64)
+            .map(|n| format!("ops-{n}"))
+            .collect();
+        let ids: Vec<String> = log.sent.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, want, "segment {index}");
+        assert_eq!(counter(totals, "hub.commands", None), want.len() as u64);
+        for c in &log.sent {
+            assert_eq!(
+                (c.commander.as_str(), c.phase.as_str(), c.expected),
+                ("ops", "commands", Some(u64::from(AGENTS))),
+                "{c:?}"
+            );
+            *sent.entry(c.id.clone()).or_default() += 1;
+        }
+        // Every command, whoever sent it, reached this segment's 10 agents.
+        assert_eq!(log.received.len() as u64, COMMANDS, "segment {index}");
+        for r in &log.received {
+            assert_eq!(r.count, 10, "{r:?} in segment {index}");
+            *received.entry(r.id.clone()).or_default() += r.count;
+        }
+        assert_eq!(counter(totals, "hub.command.received", None), COMMANDS * 10);
+        // A segment does not judge the fleet's shortfalls.
+        assert_eq!(counter(totals, "hub.command.undelivered", None), 0);
+    }
+    // Ids unique across segments, every command's receipts add up.
+    assert_eq!(sent.len() as u64, COMMANDS);
+    assert!(sent.values().all(|&n| n == 1), "{sent:?}");
+    assert_eq!(
+        received.keys().collect::<Vec<_>>(),
+        sent.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        received.values().all(|&n| n == u64::from(AGENTS)),
+        "{received:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unsegmented_run_gives_the_same_ids_and_no_command_log() {
+    let (t, scenario, targets) = setup("close").await;
+    let whole = part(&scenario, Segment::WHOLE, &targets, Instant::now());
+    let mut looked = 0;
+    let results = run_all(vec![whole], |_, fleets| {
+        looked += 1;
+        let up = fleets[0].up_ids().len();
+        assert_eq!(up, if looked == 2 { 20 } else { 30 }, "look {looked}");
+    })
+    .await;
+    t.shutdown().await;
+    let (records, totals) = &results[0];
+    assert!(records.commands.is_none());
+    assert_eq!(records.disruptions.len(), 1);
+    let d = &records.disruptions[0];
+    assert_eq!((d.lost, d.back_unix_us.len()), (10, 10));
+    assert!(d.back_unix_us.iter().all(|&b| b == d.at_unix_us + 50_000));
+    assert_eq!(hist_len(totals, "hub.recovery"), 1);
+    assert_eq!(hist_len(totals, "hub.command.fanout"), COMMANDS);
+    assert_eq!(counter(totals, "hub.command.received", None), COMMANDS * 30);
+    assert_eq!(counter(totals, "hub.command.undelivered", None), 0);
+}
+
+/// A server kick in a segmented run: one kick (segment 0's) of a third of
+/// the hub's connections, every segment's; each segment attributes the
+/// closes its own agents see, and together they are the kick's 10.
+#[tokio::test(start_paused = true)]
+async fn a_server_kick_in_segments_is_one_kick_attributed_where_it_lands() {
+    let (t, scenario, targets) = setup("server").await;
+    let start = Instant::now();
+    let parts: Vec<Part> = (0..SEGMENTS)
+        .map(|index| {
+            let segment = Segment {
+                index,
+                count: SEGMENTS,
+            };
+            part(&scenario, segment, &targets, start)
+        })
+        .collect();
+    let mut down_at_720 = 0;
+    let mut looked = 0;
+    let results = run_all(parts, |_, fleets| {
+        looked += 1;
+        let up: usize = fleets.iter().map(|f| f.up_ids().len()).sum();
+        if looked == 2 {
+            down_at_720 = AGENTS as usize - up;
+        } else {
+            assert_eq!(up, AGENTS as usize, "look {looked}");
+        }
+    })
+    .await;
+    t.shutdown().await;
+    // 30 agents and each segment's commander connection (its commands
+    // come later): round(33 / 3) = 11 connections kicked, evenly spread
+    // over connection order, once.
+    let kicked = results
+        .iter()
+        .map(|(records, totals)| {
+            let d = &records.disruptions[0];
+            assert_eq!(
+                (d.ordinal, d.phase.as_str(), d.cause.as_str()),
+                (0, "wave", "server")
+            );
+            assert_eq!(
+                totals.sum_counters("hub.disconnects", Some("server_close"), &agents()),
+                d.lost
+            );
+            assert_eq!(d.back_unix_us.len() as u64, d.lost);
+            assert!(
+                d.back_unix_us.iter().all(|&b| b == d.at_unix_us + 50_000),
+                "{d:?}"
+            );
+            assert_eq!(counter(totals, "hub.unrecovered", None), 0);
+            if d.lost > 0 {
+                let h = totals
+                    .select_hist("hub.recovery", &Default::default())
+                    .expect("recovery");
+                assert_eq!((h.len(), h.max()), (1, h.highest_equivalent(50_000)));
+            }
+            d.lost
+        })
+        .sum::<u64>();
+    let server_closes: u64 = results
+        .iter()
+        .map(|(_, totals)| counter(totals, "hub.disconnects", Some("server_close")))
+        .sum();
+    assert_eq!(server_closes, 11);
+    assert!(kicked > 0);
+    assert_eq!(kicked as usize, down_at_720);
+}
