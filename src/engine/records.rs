@@ -16,6 +16,24 @@
 //! Times are microseconds since the Unix epoch (`hub::unix_us_now`): one
 //! clock for every process on a machine; across machines they carry the
 //! hosts' clock skew.
+//!
+//! What a merge needs to know of them:
+//! - Every segment plays every drop, so the same drop has the same
+//!   `ordinal` (and phase) in every segment; its `at_unix_us` differs by
+//!   each process's start and wake-up (a few milliseconds on one machine
+//!   with `--start-at`). A back time is `at_unix_us` plus the engine clock's time
+//!   since the drop, so back − at is exactly what that segment's
+//!   `hub.recovery` measured.
+//! - A client drop's `lost` is the chosen agents this segment owned and
+//!   had registered; the segments' `lost` add up to the drop's size. A
+//!   server kick is asked for once (by segment 0) and each segment's
+//!   `lost` is the server closes attributed to it in its window.
+//! - A segment's `hub.command.undelivered` counts only commands it could
+//!   not send (its commander's connection was down); a command sent whose
+//!   receipts across segments fall short of its `expected` is for the
+//!   merge to count. Its `hub.command.fanout` covers its own agents only.
+//! - A command log's memory is bounded by the commands of the run: one
+//!   entry per command sent here, one per command id received here.
 
 /// One wave of lost agents and its recovery, as this process saw it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -55,7 +73,8 @@ pub struct CommandSent {
     pub expected: Option<u64>,
 }
 
-/// Receipts of one command by this process's agents.
+/// Receipts of one command by this process's agents (of any segment's
+/// commands: the ids come from the commands as received).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CommandReceived {
     pub id: String,

@@ -78,9 +78,11 @@
 //!   whole schedule, so ids are unique fleet-wide and those of an
 //!   unsegmented run. Its data's random choices are seeded by n as well.
 //!   `to = { sample = k }` is resolved by the hub, which samples among
-//!   every agent registered with it: the whole fleet's (the built-in hub
-//!   keeps one registry per process). Commands reach agents of every
-//!   segment through the hub.
+//!   every agent registered with it: the whole fleet's, since every
+//!   segment's agents are on it (the built-in hub picks among its whole
+//!   registry; under `stampede target --processes N` each worker has its
+//!   own registry, so a sample is of that worker's agents). Commands reach
+//!   agents of every segment through the hub.
 //! - **Command log.** A segment sees only its own agents' receipts: its
 //!   local `hub.command.fanout` covers those, and it does not count a
 //!   command short of the fleet's expected receipts as undelivered. It
