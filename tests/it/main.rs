@@ -4,6 +4,7 @@ mod agents;
 mod browser;
 mod cli;
 mod common;
+mod distributed;
 mod engine;
 mod hub;
 mod hub_faults;
