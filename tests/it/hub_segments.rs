@@ -40,6 +40,10 @@ const DROPPED: usize = 10;
 /// Commands at 6/s over the 1 s `commands` phase.
 const COMMANDS: u64 = 6;
 const SEED: u64 = 4242;
+/// When the wave tests look at the fleets, between the events: all up
+/// (600 ms), a third down (720 ms: dropped at 700, back at 750), all up
+/// again (900 ms).
+const WAVE_LOOKS: &[u64] = &[600, 720, 900];
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -60,12 +64,8 @@ async fn setup(how: &str) -> (RunningTarget, Arc<Scenario>, stampede::run::Targe
 /// 30 agents at once; at 700 ms a third of them dropped (`how`), back
 /// 50 ms later; from 1.2 s a commander sends 6 commands to every agent.
 fn scenario(t: &RunningTarget, how: &str) -> Arc<Scenario> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("scenario.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
+    load(&format!(
+        r#"
 name = "segments"
 seed = {SEED}
 [target]
@@ -98,10 +98,29 @@ commanders = {{ rate = "6/s" }}
 name = "settle"
 duration = "500ms"
 "#,
-            addr = t.addr
-        ),
-    )
-    .unwrap();
+        addr = t.addr
+    ))
+}
+
+/// The 3 segments' parts, with one time zero.
+fn segments(scenario: &Arc<Scenario>, targets: &stampede::run::Targets) -> Vec<Part> {
+    let start = Instant::now();
+    (0..SEGMENTS)
+        .map(|index| {
+            let segment = Segment {
+                index,
+                count: SEGMENTS,
+            };
+            part(scenario, segment, targets, start)
+        })
+        .collect()
+}
+
+/// A scenario from its text.
+fn load(text: &str) -> Arc<Scenario> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
     Arc::new(stampede::scenario::load(&path, &Default::default()).expect("scenario"))
 }
 
@@ -155,9 +174,11 @@ fn part(
     }
 }
 
-/// Run every part at once to its end; their records and totals.
+/// Run every part at once to its end; `during` looks at the fleets at
+/// each of `looks` (ms after the start). Their records and totals.
 async fn run_all(
     parts: Vec<Part>,
+    looks: &[u64],
     mut during: impl FnMut(Instant, &[Arc<Fleet>]),
 ) -> Vec<(Records, Totals)> {
     let fleets: Vec<Arc<Fleet>> = parts.iter().map(|p| p.fleet.clone()).collect();
@@ -169,9 +190,7 @@ async fn run_all(
         aggregators.push(part.aggregator);
     }
     let start = Instant::now();
-    // Between the events: all up (600 ms), a third down (720 ms: dropped at
-    // 700, back at 750), all up again (900 ms).
-    for at in [600, 720, 900] {
+    for &at in looks {
         tokio::time::sleep_until(start + ms(at)).await;
         during(start + ms(at), &fleets);
     }
@@ -205,16 +224,7 @@ fn hist_len(totals: &Totals, metric: &str) -> u64 {
 #[tokio::test(start_paused = true)]
 async fn three_segments_share_one_hub_exactly() {
     let (t, scenario, targets) = setup("close").await;
-    let start = Instant::now();
-    let parts: Vec<Part> = (0..SEGMENTS)
-        .map(|index| {
-            let segment = Segment {
-                index,
-                count: SEGMENTS,
-            };
-            part(&scenario, segment, &targets, start)
-        })
-        .collect();
+    let parts = segments(&scenario, &targets);
     // The ids a single process would drop: the same seeded choice among
     // the planned fleet (the manager's drop rng).
     let chosen: BTreeSet<u32> = drop_choice(
@@ -228,7 +238,7 @@ async fn three_segments_share_one_hub_exactly() {
     let owned =
         |index: u32| -> BTreeSet<u32> { (0..AGENTS).filter(|k| k % SEGMENTS == index).collect() };
     let mut looked = 0;
-    let results = run_all(parts, |_, fleets| {
+    let results = run_all(parts, WAVE_LOOKS, |_, fleets| {
         looked += 1;
         let up: Vec<BTreeSet<u32>> = fleets
             .iter()
@@ -352,7 +362,7 @@ async fn unsegmented_run_gives_the_same_ids_and_no_command_log() {
     let (t, scenario, targets) = setup("close").await;
     let whole = part(&scenario, Segment::WHOLE, &targets, Instant::now());
     let mut looked = 0;
-    let results = run_all(vec![whole], |_, fleets| {
+    let results = run_all(vec![whole], WAVE_LOOKS, |_, fleets| {
         looked += 1;
         let up = fleets[0].up_ids().len();
         assert_eq!(up, if looked == 2 { 20 } else { 30 }, "look {looked}");
@@ -377,19 +387,10 @@ async fn unsegmented_run_gives_the_same_ids_and_no_command_log() {
 #[tokio::test(start_paused = true)]
 async fn a_server_kick_in_segments_is_one_kick_attributed_where_it_lands() {
     let (t, scenario, targets) = setup("server").await;
-    let start = Instant::now();
-    let parts: Vec<Part> = (0..SEGMENTS)
-        .map(|index| {
-            let segment = Segment {
-                index,
-                count: SEGMENTS,
-            };
-            part(&scenario, segment, &targets, start)
-        })
-        .collect();
+    let parts = segments(&scenario, &targets);
     let mut down_at_720 = 0;
     let mut looked = 0;
-    let results = run_all(parts, |_, fleets| {
+    let results = run_all(parts, WAVE_LOOKS, |_, fleets| {
         looked += 1;
         let up: usize = fleets.iter().map(|f| f.up_ids().len()).sum();
         if looked == 2 {
@@ -437,4 +438,55 @@ async fn a_server_kick_in_segments_is_one_kick_attributed_where_it_lands() {
     assert_eq!(server_closes, 11);
     assert!(kicked > 0);
     assert_eq!(kicked as usize, down_at_720);
+}
+
+/// Connects striped at the whole fleet's pace (100/s: agent k due at
+/// k × 10 ms, in the segment that owns k), then a scale-down to 12 that
+/// sends each segment's own ids past 12 away.
+#[tokio::test(start_paused = true)]
+async fn connects_and_scale_down_follow_the_whole_fleets_schedule() {
+    let t = target::spawn("127.0.0.1:0".parse().unwrap(), TargetConfig::default())
+        .await
+        .expect("target starts");
+    let scenario = load(&format!(
+        r#"
+name = "paced"
+[target]
+hub = "http://{addr}"
+[[agents]]
+name = "a"
+register = {{ event = "register", data = {{ id = "a-{{{{ agent.id }}}}" }}, ack = true }}
+[[phases]]
+name = "ramp"
+duration = "700ms"
+agents = {{ connected = {AGENTS}, connect_rate = "100/s" }}
+[[phases]]
+name = "down"
+duration = "500ms"
+agents = {{ connected = 12 }}
+"#,
+        addr = t.addr
+    ));
+    let targets = stampede::run::prepare_targets(&scenario).await.unwrap();
+    let parts = segments(&scenario, &targets);
+    // 55 ms: agents 0..=5 started; 295 ms: 0..=29; 900 ms: 0..12 left.
+    let looks: &[(u64, u32)] = &[(55, 6), (155, 16), (295, 30), (900, 12)];
+    let at: Vec<u64> = looks.iter().map(|l| l.0).collect();
+    let mut looked = 0;
+    let results = run_all(parts, &at, |_, fleets| {
+        let (when, upto) = looks[looked];
+        looked += 1;
+        for (index, fleet) in fleets.iter().enumerate() {
+            let want: Vec<u32> = (0..upto).filter(|k| k % SEGMENTS == index as u32).collect();
+            assert_eq!(fleet.up_ids(), want, "segment {index} at {when} ms");
+        }
+    })
+    .await;
+    assert_eq!(looked, looks.len());
+    t.shutdown().await;
+    for (index, (_, totals)) in results.iter().enumerate() {
+        // Each segment connected its 10 agents once, none failed.
+        assert_eq!(counter(totals, "hub.registrations", None), 10, "{index}");
+        assert_eq!(counter(totals, "hub.errors", None), 0, "{index}");
+    }
 }
