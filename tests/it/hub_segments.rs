@@ -490,3 +490,96 @@ agents = {{ connected = 12 }}
         assert_eq!(counter(totals, "hub.errors", None), 0, "{index}");
     }
 }
+
+/// The whole path: three `run --segment i/3` runs at once against one hub
+/// (through `stampede::run`, so their results land in summary.json), then
+/// `stampede merge`: the whole fleet's counts, one recovery for the one
+/// drop, each command's fan-out across the three segments, none
+/// undelivered, and the merged verdict.
+///
+/// The merged recovery is the last needed back time minus the earliest
+/// segment's drop time: back times are exact (the paused clock) but each
+/// segment reads the wall clock at its drop (µs apart here, more on a
+/// loaded machine), so it is 50 ms plus that spread.
+#[tokio::test(start_paused = true)]
+async fn three_segment_results_merge_into_the_whole_fleet() {
+    let (t, scenario, _) = setup("close").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.toml");
+    let out = dir.path().join("reports");
+    let options = |index: u32| stampede::run::RunOptions {
+        scenario: path.clone(),
+        overrides: Default::default(),
+        out_dir: out.clone(),
+        progress: stampede::run::Progress::Quiet,
+        grace: ms(500),
+        command_line: vec!["test".into()],
+        baseline: None,
+        segment: Segment {
+            index,
+            count: SEGMENTS,
+        },
+        start_at: None,
+    };
+    let (o0, o1, o2) = (options(0), options(1), options(2));
+    let run = |o| stampede::run::run_scenario(scenario.clone(), o);
+    let (r0, r1, r2) = tokio::join!(run(&o0), run(&o1), run(&o2));
+    t.shutdown().await;
+    let dirs: Vec<std::path::PathBuf> = [r0, r1, r2]
+        .into_iter()
+        .map(|r| {
+            let r = r.expect("segment runs");
+            assert_eq!(r.exit, stampede::error::ExitStatus::Passed);
+            r.result_dir
+        })
+        .collect();
+    // Each summary.json carries its records.
+    for (index, d) in dirs.iter().enumerate() {
+        let s = stampede::report::json::read(&d.join("summary.json")).unwrap();
+        assert_eq!(s.disruptions.len(), 1, "segment {index}");
+        let log = s.commands.expect("a command log");
+        assert_eq!(log.sent.len(), 2, "segment {index}");
+        assert_eq!(log.received.len() as u64, COMMANDS, "segment {index}");
+    }
+    let merged = stampede::merge::merge(
+        &dirs,
+        &stampede::merge::MergeOptions {
+            out: Some(dir.path().join("merged")),
+            quiet: true,
+            command_line: vec!["test".into()],
+        },
+    )
+    .expect("merge");
+    assert_eq!(merged.exit, stampede::error::ExitStatus::Passed);
+    let s = &merged.summary;
+    let total = |metric: &str| -> u64 {
+        (s.counters.iter())
+            .filter(|c| c.metric == metric)
+            .map(|c| c.total)
+            .sum()
+    };
+    let hist = |metric: &str| {
+        let id = (s.layout.hists.iter())
+            .position(|d| d.metric == metric)
+            .unwrap() as u32;
+        (s.histograms.iter())
+            .find(|h| h.id == id && h.phase.is_none())
+            .map(|h| stampede::report::json::decode_histogram(&h.hdr).unwrap())
+    };
+    assert_eq!(
+        total("hub.registrations"),
+        u64::from(AGENTS) + DROPPED as u64
+    );
+    assert_eq!(total("hub.commands"), COMMANDS);
+    assert_eq!(total("hub.command.received"), COMMANDS * u64::from(AGENTS));
+    assert_eq!(total("hub.command.undelivered"), 0);
+    assert_eq!(total("hub.unrecovered"), 0);
+    let recovery = hist("hub.recovery").expect("merged recovery");
+    assert_eq!(recovery.len(), 1);
+    assert!(
+        (50_000..80_000).contains(&recovery.max()),
+        "merged recovery {} µs",
+        recovery.max()
+    );
+    assert_eq!(hist("hub.command.fanout").expect("fan-out").len(), COMMANDS);
+}
