@@ -31,7 +31,10 @@
 //! - A segment's `hub.command.undelivered` counts only commands it could
 //!   not send (its commander's connection was down); a command sent whose
 //!   receipts across segments fall short of its `expected` is for the
-//!   merge to count. Its `hub.command.fanout` covers its own agents only.
+//!   merge to count. A command not sent is in the log too, as sent with no
+//!   receipt and `expected` at least 1: undelivered recomputed from the
+//!   logs alone counts it. Its `hub.command.fanout` covers its own agents
+//!   only.
 //! - A command log's memory is bounded by the commands of the run: one
 //!   entry per command sent here, one per command id received here.
 
@@ -57,7 +60,9 @@ pub struct Disruption {
     pub back_unix_us: Vec<u64>,
 }
 
-/// A command one of this process's commanders sent.
+/// A command one of this process's commanders sent (or was due to send
+/// while its connection was down: then no agent has it and `expected` is
+/// at least 1).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CommandSent {
     /// The command's id (unique across segments).

@@ -64,6 +64,11 @@ async fn setup(how: &str) -> (RunningTarget, Arc<Scenario>, stampede::run::Targe
 /// 30 agents at once; at 700 ms a third of them dropped (`how`), back
 /// 50 ms later; from 1.2 s a commander sends 6 commands to every agent.
 fn scenario(t: &RunningTarget, how: &str) -> Arc<Scenario> {
+    scenario_with(t, how, "")
+}
+
+/// [`scenario`] with more settings for the commander.
+fn scenario_with(t: &RunningTarget, how: &str, commander: &str) -> Arc<Scenario> {
     load(&format!(
         r#"
 name = "segments"
@@ -82,6 +87,7 @@ reconnect = {{ base = "50ms", max = "200ms", jitter = "none" }}
 [[commanders]]
 name = "ops"
 send = {{ event = "command", to = "agents", data = {{ op = "update" }} }}
+{commander}
 [[phases]]
 name = "up"
 duration = "700ms"
@@ -505,8 +511,99 @@ agents = {{ connected = 12 }}
 async fn three_segment_results_merge_into_the_whole_fleet() {
     let (t, scenario, _) = setup("close").await;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("scenario.toml");
-    let out = dir.path().join("reports");
+    let (summaries, merged) = run_and_merge(t, scenario, dir.path()).await;
+    // Each summary.json carries its records.
+    for (index, s) in summaries.iter().enumerate() {
+        assert_eq!(s.disruptions.len(), 1, "segment {index}");
+        let log = s.commands.as_ref().expect("a command log");
+        assert_eq!(log.sent.len(), 2, "segment {index}");
+        assert_eq!(log.received.len() as u64, COMMANDS, "segment {index}");
+    }
+    assert_eq!(merged.exit, stampede::error::ExitStatus::Passed);
+    let s = &merged.summary;
+    assert_eq!(
+        total(s, "hub.registrations"),
+        u64::from(AGENTS) + DROPPED as u64
+    );
+    assert_eq!(total(s, "hub.commands"), COMMANDS);
+    assert_eq!(
+        total(s, "hub.command.received"),
+        COMMANDS * u64::from(AGENTS)
+    );
+    assert_eq!(total(s, "hub.command.undelivered"), 0);
+    assert_eq!(total(s, "hub.unrecovered"), 0);
+    let recovery = hist(s, "hub.recovery").expect("merged recovery");
+    assert_eq!(recovery.len(), 1);
+    assert!(
+        (50_000..80_000).contains(&recovery.max()),
+        "merged recovery {} µs",
+        recovery.max()
+    );
+    assert_eq!(
+        hist(s, "hub.command.fanout").expect("fan-out").len(),
+        COMMANDS
+    );
+}
+
+/// A counter's total in a summary.
+fn total(s: &stampede::report::json::Summary, metric: &str) -> u64 {
+    (s.counters.iter())
+        .filter(|c| c.metric == metric)
+        .map(|c| c.total)
+        .sum()
+}
+
+/// A histogram's whole-run values in a summary.
+fn hist(s: &stampede::report::json::Summary, metric: &str) -> Option<hdrhistogram::Histogram<u64>> {
+    let id = (s.layout.hists.iter())
+        .position(|d| d.metric == metric)
+        .unwrap() as u32;
+    (s.histograms.iter())
+        .find(|h| h.id == id && h.phase.is_none())
+        .map(|h| stampede::report::json::decode_histogram(&h.hdr).unwrap())
+}
+
+/// A commander whose connection never opens (the hub has no such path):
+/// each segment counts its stripe of commands undelivered and logs them,
+/// so the merge counts every one of them, as a single process would.
+#[tokio::test(start_paused = true)]
+async fn commands_a_segment_could_not_send_stay_undelivered_in_the_merge() {
+    let t = target::spawn("127.0.0.1:0".parse().unwrap(), TargetConfig::default())
+        .await
+        .expect("target starts");
+    let scenario = scenario_with(&t, "close", r#"path = "/nowhere/""#);
+    let dir = tempfile::tempdir().unwrap();
+    let (summaries, merged) = run_and_merge(t, scenario, dir.path()).await;
+    for (index, s) in summaries.iter().enumerate() {
+        let log = s.commands.as_ref().expect("a command log");
+        let ids: Vec<&str> = log.sent.iter().map(|c| c.id.as_str()).collect();
+        let want: Vec<String> = (1..=COMMANDS)
+            .filter(|n| (n - 1) % u64::from(SEGMENTS) == index as u64)
+            .map(|n| format!("ops-{n}"))
+            .collect();
+        assert_eq!(ids, want, "segment {index}");
+        assert!(log.sent.iter().all(|c| c.expected == Some(1)));
+        assert!(log.received.is_empty());
+        assert_eq!(total(s, "hub.command.undelivered"), 2, "segment {index}");
+        assert_eq!(total(s, "hub.commands"), 0, "segment {index}");
+    }
+    assert_eq!(total(&merged.summary, "hub.command.undelivered"), COMMANDS);
+    assert!(hist(&merged.summary, "hub.command.fanout").is_none_or(|h| h.is_empty()));
+}
+
+/// Play `scenario` as 3 segments at once through `stampede::run` (results
+/// under `dir`), stop the hub, merge them; the segments' summaries and
+/// the merge.
+async fn run_and_merge(
+    t: RunningTarget,
+    scenario: Arc<Scenario>,
+    dir: &std::path::Path,
+) -> (
+    Vec<stampede::report::json::Summary>,
+    stampede::merge::MergeOutcome,
+) {
+    let path = dir.join("scenario.toml");
+    let out = dir.join("reports");
     let options = |index: u32| stampede::run::RunOptions {
         scenario: path.clone(),
         overrides: Default::default(),
@@ -533,53 +630,17 @@ async fn three_segment_results_merge_into_the_whole_fleet() {
             r.result_dir
         })
         .collect();
-    // Each summary.json carries its records.
-    for (index, d) in dirs.iter().enumerate() {
-        let s = stampede::report::json::read(&d.join("summary.json")).unwrap();
-        assert_eq!(s.disruptions.len(), 1, "segment {index}");
-        let log = s.commands.expect("a command log");
-        assert_eq!(log.sent.len(), 2, "segment {index}");
-        assert_eq!(log.received.len() as u64, COMMANDS, "segment {index}");
-    }
+    let summaries = (dirs.iter())
+        .map(|d| stampede::report::json::read(&d.join("summary.json")).unwrap())
+        .collect();
     let merged = stampede::merge::merge(
         &dirs,
         &stampede::merge::MergeOptions {
-            out: Some(dir.path().join("merged")),
+            out: Some(dir.join("merged")),
             quiet: true,
             command_line: vec!["test".into()],
         },
     )
     .expect("merge");
-    assert_eq!(merged.exit, stampede::error::ExitStatus::Passed);
-    let s = &merged.summary;
-    let total = |metric: &str| -> u64 {
-        (s.counters.iter())
-            .filter(|c| c.metric == metric)
-            .map(|c| c.total)
-            .sum()
-    };
-    let hist = |metric: &str| {
-        let id = (s.layout.hists.iter())
-            .position(|d| d.metric == metric)
-            .unwrap() as u32;
-        (s.histograms.iter())
-            .find(|h| h.id == id && h.phase.is_none())
-            .map(|h| stampede::report::json::decode_histogram(&h.hdr).unwrap())
-    };
-    assert_eq!(
-        total("hub.registrations"),
-        u64::from(AGENTS) + DROPPED as u64
-    );
-    assert_eq!(total("hub.commands"), COMMANDS);
-    assert_eq!(total("hub.command.received"), COMMANDS * u64::from(AGENTS));
-    assert_eq!(total("hub.command.undelivered"), 0);
-    assert_eq!(total("hub.unrecovered"), 0);
-    let recovery = hist("hub.recovery").expect("merged recovery");
-    assert_eq!(recovery.len(), 1);
-    assert!(
-        (50_000..80_000).contains(&recovery.max()),
-        "merged recovery {} µs",
-        recovery.max()
-    );
-    assert_eq!(hist("hub.command.fanout").expect("fan-out").len(), COMMANDS);
+    (summaries, merged)
 }

@@ -121,6 +121,26 @@ impl Books<'_> {
         }
     }
 
+    /// Command `due` was not sent (the connection was down). A segmented
+    /// run logs it as a command expecting at least one receipt and getting
+    /// none, so the merge, which recomputes `hub.command.undelivered` from
+    /// the logs, counts it as this run does.
+    fn unsent(&self, due: Due) {
+        if let Some(sent) = self.fleet.logs_commands().then(|| Sent {
+            id: command_id(&self.commander.name, due.seq + 1),
+            commander: self.index,
+            phase: due.phase,
+            sent_unix_us: super::unix_us_now(),
+            expected: Some(self.commander.expected.unwrap_or(1).max(1)),
+            names: (
+                &self.commander.name,
+                &self.shared.plan.phases[due.phase].name,
+            ),
+        }) {
+            self.fleet.command_unsent(sent);
+        }
+    }
+
     /// A result or an answer saying how many agents got a command.
     fn incoming(&mut self, name: &str, arg: &Value) {
         if name == self.commander.result {
@@ -338,6 +358,7 @@ impl<'a> Transport<'a> {
                         shared
                             .metrics
                             .with(|s| s.add(ids.undelivered, due.phase, 1));
+                        books.unsent(due);
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}

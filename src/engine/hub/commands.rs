@@ -13,7 +13,10 @@
 //! command id received here). The table itself sees only this process's
 //! receipts of its own commands: its `hub.command.fanout` is the local
 //! view, and it does not count a command short of the whole fleet's
-//! expected receipts as undelivered (only the merge can know).
+//! expected receipts as undelivered (only the merge can know). A command
+//! due while its commander's connection was down is counted undelivered
+//! here and logged as sent with no receipt and `expected` at least 1, so
+//! the merge, recomputing undelivered from the logs alone, counts it too.
 
 use super::HubIds;
 use crate::engine::records::{CommandLog, CommandReceived, CommandSent};
@@ -169,6 +172,20 @@ impl CommandTable {
         );
     }
 
+    /// Does it keep a [`CommandLog`]?
+    pub fn logs(&self) -> bool {
+        self.log.is_some()
+    }
+
+    /// A command due was not sent (its commander's connection was down):
+    /// into the log only, as a command no agent received (its `expected`
+    /// at least 1), so a merge counts it undelivered as a run does.
+    pub fn unsent(&self, sent: &Sent<'_>) {
+        if let Some(log) = &self.log {
+            log.lock().sent(sent);
+        }
+    }
+
     /// The hub said how many agents it delivered command `id` to.
     pub fn expected(&self, shared: &Shared, ids: &HubIds, id: &str, delivered: u64) {
         if let Some(log) = &self.log {
@@ -296,10 +313,18 @@ mod tests {
             ]
         );
         // Only a segmented run's table keeps one.
-        assert!(CommandTable::new(false).take_log().is_none());
+        let whole = CommandTable::new(false);
+        whole.unsent(&sent("ops-7", 3_000, Some(1)));
+        assert!(!whole.logs() && whole.take_log().is_none());
+        let segment = CommandTable::new(true);
+        assert_eq!(segment.take_log(), Some(CommandLog::default()));
+        // A command not sent: in the log, no receipt, nothing in flight.
+        segment.unsent(&sent("ops-7", 3_000, Some(1)));
+        assert!(segment.table.lock().is_empty());
+        let log = segment.take_log().unwrap();
         assert_eq!(
-            CommandTable::new(true).take_log(),
-            Some(CommandLog::default())
+            (log.sent.len(), log.sent[0].expected, log.received.len()),
+            (1, Some(1), 0)
         );
     }
 }

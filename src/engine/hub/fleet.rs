@@ -183,6 +183,16 @@ impl Fleet {
         self.commands.sent(sent);
     }
 
+    /// Does this process keep a command log (a segmented run)?
+    pub fn logs_commands(&self) -> bool {
+        self.commands.logs()
+    }
+
+    /// A command due was not sent: logged only (see [`CommandTable`]).
+    pub fn command_unsent(&self, sent: Sent<'_>) {
+        self.commands.unsent(&sent);
+    }
+
     /// The hub said how many agents it delivered command `id` to.
     pub fn command_expected(&self, shared: &Shared, id: &str, delivered: u64) {
         self.commands.expected(shared, &self.ids, id, delivered);
