@@ -670,6 +670,7 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             let options = crate::merge::MergeOptions {
                 out,
                 quiet,
+                silent: false,
                 command_line: crate::run::redact(&command_line),
             };
             Ok(crate::merge::merge(&dirs, &options)?.exit)

@@ -70,6 +70,10 @@ pub struct MergeOptions {
     /// Print the final tables only when the merged run did not pass (as
     /// `run --quiet`); warnings and the `results:` line are always printed.
     pub quiet: bool,
+    /// Print nothing at all, not even warnings (the steps of `capacity`,
+    /// which report them themselves): the warnings are in
+    /// [`MergeOutcome::warnings`] and in the notes of every report.
+    pub silent: bool,
     /// The command line, already redacted (goes to `meta.command_line`).
     pub command_line: Vec<String>,
 }
@@ -109,18 +113,20 @@ pub fn merge(inputs: &[PathBuf], options: &MergeOptions) -> Result<MergeOutcome,
         None => default_dir(&summary)?,
     };
     write(&dir, &summary, &hlog)?;
-    for warning in &warnings {
-        eprintln!("stampede: warning: {warning}");
-    }
     let exit = match summary.meta.exit_code {
         0 => ExitStatus::Passed,
         1 => ExitStatus::SloFailed,
         _ => ExitStatus::NotCarriedOut,
     };
-    if !options.quiet || exit != ExitStatus::Passed {
-        console::emit(&console::final_report(&summary));
+    if !options.silent {
+        for warning in &warnings {
+            eprintln!("stampede: warning: {warning}");
+        }
+        if !options.quiet || exit != ExitStatus::Passed {
+            console::emit(&console::final_report(&summary));
+        }
+        console::emit(&format!("results: {}\n", dir.display()));
     }
-    console::emit(&format!("results: {}\n", dir.display()));
     Ok(MergeOutcome {
         exit,
         dir,

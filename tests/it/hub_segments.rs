@@ -638,6 +638,7 @@ async fn run_and_merge(
         &stampede::merge::MergeOptions {
             out: Some(dir.join("merged")),
             quiet: true,
+            silent: false,
             command_line: vec!["test".into()],
         },
     )

@@ -35,6 +35,7 @@ fn options(out: &Path) -> MergeOptions {
     MergeOptions {
         out: Some(out.to_path_buf()),
         quiet: true,
+        silent: true,
         command_line: vec!["stampede".into(), "merge".into()],
     }
 }
