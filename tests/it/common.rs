@@ -34,13 +34,11 @@ impl Fixture {
         self.dir.path().join("reports")
     }
 
-    /// Load and run through the library, quietly.
-    pub async fn run(&self, overrides: Overrides) -> RunOutcome {
-        let path = self.scenario_path();
-        let loaded =
-            scenario::load(&path, &overrides).unwrap_or_else(|e| panic!("scenario invalid:\n{e}"));
-        let options = RunOptions {
-            scenario: path,
+    /// How [`Fixture::run`] runs it: quietly, the whole plan, results in
+    /// [`Fixture::out_dir`].
+    pub fn options(&self, overrides: Overrides) -> RunOptions {
+        RunOptions {
+            scenario: self.scenario_path(),
             overrides,
             out_dir: self.out_dir(),
             progress: Progress::Quiet,
@@ -49,7 +47,14 @@ impl Fixture {
             baseline: None,
             segment: stampede::plan::Segment::WHOLE,
             start_at: None,
-        };
+        }
+    }
+
+    /// Load and run through the library, quietly.
+    pub async fn run(&self, overrides: Overrides) -> RunOutcome {
+        let loaded = scenario::load(&self.scenario_path(), &overrides)
+            .unwrap_or_else(|e| panic!("scenario invalid:\n{e}"));
+        let options = self.options(overrides);
         match stampede::run::run_scenario(Arc::new(loaded), &options).await {
             Ok(outcome) => outcome,
             Err(e) => panic!("run failed: {e:#}"),

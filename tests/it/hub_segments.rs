@@ -69,7 +69,13 @@ fn scenario(t: &RunningTarget, how: &str) -> Arc<Scenario> {
 
 /// [`scenario`] with more settings for the commander.
 fn scenario_with(t: &RunningTarget, how: &str, commander: &str) -> Arc<Scenario> {
-    load(&format!(
+    load(&scenario_text(t.addr, how, commander))
+}
+
+/// The text of [`scenario_with`] (also played by `tests/it/merge.rs` as
+/// real segment runs).
+pub(crate) fn scenario_text(addr: std::net::SocketAddr, how: &str, commander: &str) -> String {
+    format!(
         r#"
 name = "segments"
 seed = {SEED}
@@ -103,9 +109,8 @@ commanders = {{ rate = "6/s" }}
 [[phases]]
 name = "settle"
 duration = "500ms"
-"#,
-        addr = t.addr
-    ))
+"#
+    )
 }
 
 /// The 3 segments' parts, with one time zero.

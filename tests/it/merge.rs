@@ -608,3 +608,111 @@ fn a_missing_segment_is_merged_as_a_loud_partial_result_with_exit_3() {
     assert_eq!(code, 2);
     assert!(stderr.contains("already holds a result"), "{stderr}");
 }
+
+/// The scenario's run through the library as `--segment` makes it.
+async fn run_segment(fixture: &Fixture, segment: Segment) -> PathBuf {
+    let scenario = stampede::scenario::load(&fixture.scenario_path(), &Default::default()).unwrap();
+    let options = stampede::run::RunOptions {
+        segment,
+        ..fixture.options(Default::default())
+    };
+    let outcome = stampede::run::run_scenario(std::sync::Arc::new(scenario), &options)
+        .await
+        .unwrap_or_else(|e| panic!("segment {segment}: {e:#}"));
+    outcome.result_dir
+}
+
+/// Real `run --segment` results (paused clock: every arrival due is made,
+/// so counts are exact): the merge of 0/2 and 1/2 counts exactly the
+/// requests of the whole run, per step and phase, and its histograms hold
+/// as many samples.
+#[tokio::test(start_paused = true)]
+async fn real_segments_merge_into_the_whole_runs_counts() {
+    let fixture = Fixture::new(SCENARIO);
+    let whole = run_segment(&fixture, Segment::WHOLE).await;
+    let parts = [
+        run_segment(&fixture, Segment { index: 0, count: 2 }).await,
+        run_segment(&fixture, Segment { index: 1, count: 2 }).await,
+    ];
+    let out = fixture.dir.path().join("merged");
+    let outcome = merge(&parts, &options(&out)).unwrap();
+    assert_eq!(outcome.exit, ExitStatus::Passed, "{:?}", outcome.warnings);
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+    let merged = outcome.summary;
+    let whole = json::read(&whole.join("summary.json")).unwrap();
+    let requests = |s: &Summary| -> Vec<(String, BTreeMap<String, u64>)> {
+        (s.counters.iter())
+            .filter(|c| c.metric == "http.requests")
+            .map(|c| (c.step.clone(), c.phases.clone()))
+            .collect()
+    };
+    assert_eq!(requests(&merged), requests(&whole));
+    let list = &requests(&merged)[0];
+    assert_eq!(list.1["warm-up"] + list.1["peak"], 120, "40 + 80 arrivals");
+    let counts = |s: &Summary| -> Vec<(u32, Option<String>, u64)> {
+        (s.histograms.iter())
+            .filter(|h| h.metric == "http.latency")
+            .map(|h| (h.id, h.phase.clone(), h.count))
+            .collect()
+    };
+    assert_eq!(counts(&merged), counts(&whole));
+    assert_eq!(merged.verdicts.len(), 2);
+    assert!(merged
+        .meta
+        .notes
+        .iter()
+        .any(|n| n.starts_with("segment 1/2: segment 1/2 of a split run")));
+}
+
+/// A hub scenario played as 3 real `--segment` runs at once against one
+/// built-in hub (paused clock): 30 agents, a third dropped by reset at
+/// 700 ms and back 50 ms later, 6 commands to every agent. The merge
+/// measures the drop on the whole fleet and follows every command into all
+/// three segments.
+#[tokio::test(start_paused = true)]
+async fn a_hub_run_in_three_segments_merges_recovery_and_fanout_across_them() {
+    let hub = stampede::target::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        stampede::target::TargetConfig::default(),
+    )
+    .await
+    .unwrap();
+    let text = crate::hub_segments::scenario_text(hub.addr, "reset", "");
+    let fixture = Fixture::new(&format!("{text}[slo]\n\"hub.recovery\" = \"< 1s\"\n"));
+    let (a, b, c) = tokio::join!(
+        run_segment(&fixture, Segment { index: 0, count: 3 }),
+        run_segment(&fixture, Segment { index: 1, count: 3 }),
+        run_segment(&fixture, Segment { index: 2, count: 3 }),
+    );
+    let out = fixture.dir.path().join("merged");
+    let outcome = merge(&[a, b, c], &options(&out)).unwrap();
+    assert_eq!(outcome.exit, ExitStatus::Passed, "{:?}", outcome.warnings);
+    let merged = outcome.summary;
+    // One drop of 10 agents (round(30 / 3)), all back.
+    assert_eq!(merged.disruptions.len(), 1, "{:?}", merged.disruptions);
+    let drop = &merged.disruptions[0];
+    assert_eq!((drop.lost, drop.back_unix_us.len()), (10, 10));
+    let need = (drop.recovered_fraction * 10.0).ceil() as usize;
+    let recovered = drop.back_unix_us[need - 1] - drop.at_unix_us;
+    let (_, recovery) = hist_by_metric(&merged, "hub.recovery");
+    let mut want = new_histogram();
+    want.record(recovered).unwrap();
+    assert_eq!(recovery.unwrap(), want, "the whole fleet's recovery");
+    assert_eq!(counter_total(&merged, "hub.unrecovered"), 0);
+    // 6 commands, each received by all 30 agents across the segments.
+    let log = merged.commands.as_ref().expect("every segment kept a log");
+    assert_eq!(log.sent.len(), 6);
+    assert!(
+        log.received.iter().all(|r| r.count == 30),
+        "{:?}",
+        log.received
+    );
+    let (_, fanout) = hist_by_metric(&merged, "hub.command.fanout");
+    assert_eq!(fanout.unwrap().len(), 6);
+    assert_eq!(counter_total(&merged, "hub.command.undelivered"), 0);
+    assert_eq!(
+        counter_total(&merged, "hub.registrations"),
+        40,
+        "30 + 10 back"
+    );
+}
