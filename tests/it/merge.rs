@@ -240,6 +240,7 @@ struct Synthetic {
     slos: Vec<(&'static str, &'static str)>,
     disruptions: Vec<Disruption>,
     commands: Option<CommandLog>,
+    interrupted: bool,
 }
 
 impl Synthetic {
@@ -255,6 +256,7 @@ impl Synthetic {
             slos: vec![("http.latency.p50", "< 10ms")],
             disruptions: Vec::new(),
             commands: None,
+            interrupted: false,
         }
     }
 
@@ -310,8 +312,10 @@ impl Synthetic {
             host: self.host,
             command_line: vec!["stampede".into(), "run".into()],
             seed: self.seed,
-            interrupted: false,
-            exit_code: if verdicts.iter().all(|v| v.pass) {
+            interrupted: self.interrupted,
+            exit_code: if self.interrupted {
+                3
+            } else if verdicts.iter().all(|v| v.pass) {
                 0
             } else {
                 1
@@ -607,6 +611,39 @@ fn a_missing_segment_is_merged_as_a_loud_partial_result_with_exit_3() {
     let (code, stderr) = merge_cli(&[&dirs[0], &dirs[1]], &out);
     assert_eq!(code, 2);
     assert!(stderr.contains("already holds a result"), "{stderr}");
+}
+
+#[test]
+fn an_interrupted_segment_makes_the_merge_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s1 = Synthetic::segment(1, 2);
+    s1.interrupted = true;
+    let dirs = [
+        Synthetic::segment(0, 2).write(tmp.path(), "a"),
+        s1.write(tmp.path(), "b"),
+    ];
+    let outcome = merge(&dirs, &options(&tmp.path().join("merged"))).unwrap();
+    assert_eq!(outcome.exit, ExitStatus::NotCarriedOut);
+    let meta = &outcome.summary.meta;
+    assert!(meta.interrupted);
+    assert_eq!(meta.exit_code, 3);
+    assert!(outcome.summary.verdicts.iter().all(|v| v.pass));
+    assert_eq!(
+        outcome.warnings,
+        vec![
+            "interrupted: segment 1/2 was stopped before the end of its plan; the merged \
+              result covers what ran (exit code 3)"
+                .to_string()
+        ]
+    );
+    let sources = &meta.merged.as_ref().unwrap().sources;
+    assert_eq!(
+        sources
+            .iter()
+            .map(|s| (s.interrupted, s.exit_code))
+            .collect::<Vec<_>>(),
+        vec![(false, 0), (true, 3)]
+    );
 }
 
 /// The scenario's run through the library as `--segment` makes it.
