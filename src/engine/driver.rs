@@ -115,7 +115,7 @@ pub async fn dispatch_open(
     live: &super::Live,
     mut sink: impl FnMut(Arrival, Duration),
 ) {
-    let mut schedule = Schedule::of_plan(plan, start, PlannedPhase::arrival_rate);
+    let mut schedule = Schedule::of_plan(plan, start, PlannedPhase::arrival_rate).finishing();
     while let Some(Made { due, lag }) = schedule.next(live).await {
         sink(arrival_of(due, seed, weights), lag);
     }

@@ -105,6 +105,9 @@ pub struct Schedule {
     segment: Segment,
     /// The next event, once computed.
     next: Option<Due>,
+    /// After the plan's normal end, still hand over the events that fell
+    /// due before it (see [`Schedule::finishing`]).
+    finishing: bool,
 }
 
 impl Schedule {
@@ -117,6 +120,21 @@ impl Schedule {
             seq: 0,
             segment: Segment::WHOLE,
             next: None,
+            finishing: false,
+        }
+    }
+
+    /// Events already due when the plan ends normally are still handed
+    /// over (late, with their lag) rather than lost: a generator that fell
+    /// behind under load still makes every arrival of the plan, and the
+    /// lateness shows in `generator.lag` and the latencies. Only an
+    /// interruption (Ctrl-C, `abort_on_fail`) stops it at once. For
+    /// schedules whose events all fall before the plan's end (the users'
+    /// arrivals: each stretch is bounded by its phase).
+    pub fn finishing(self) -> Schedule {
+        Schedule {
+            finishing: true,
+            ..self
         }
     }
 
@@ -217,13 +235,20 @@ impl Schedule {
     /// or the run ended (then nothing is taken). Cancel-safe.
     pub async fn next(&mut self, live: &Live) -> Option<Made> {
         let due = self.peek()?;
+        let stop = |live: &Live| live.is_interrupted() || (live.is_over() && !self.finishing);
         if Instant::now() < due.intended {
             tokio::select! {
                 _ = tokio::time::sleep_until(due.intended) => {}
-                _ = live.ended() => return None,
+                _ = live.ended() => {
+                    if stop(live) {
+                        return None;
+                    }
+                    // Finishing: the event falls before the plan's end.
+                    tokio::time::sleep_until(due.intended).await;
+                }
             }
         }
-        if live.is_over() {
+        if stop(live) {
             return None;
         }
         let now = Instant::now();
@@ -319,6 +344,43 @@ mod tests {
             // tokio's timer wheel has a 1 ms resolution.
             assert!(m.lag < Duration::from_millis(1), "{i}: {:?}", m.lag);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_finishing_schedule_still_makes_what_fell_due_before_a_normal_end() {
+        // 10 events in 1 s; the consumer is stuck until 1.5 s, after the
+        // plan ended normally at 1 s.
+        for finishing in [false, true] {
+            let (start, schedule) = steady(1, 10.0);
+            let mut schedule = if finishing {
+                schedule.finishing()
+            } else {
+                schedule
+            };
+            let live = Live::default();
+            let first = schedule.next(&live).await.unwrap();
+            assert_eq!(first.due.intended, start);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            live.finish();
+            let rest = drain(&mut schedule, &live).await;
+            if finishing {
+                assert_eq!(rest.len(), 9, "every event due before the end is made");
+                for (k, (m, _)) in rest.iter().enumerate() {
+                    let intended = start + Duration::from_millis(100 * (k as u64 + 1));
+                    assert_eq!(m.due.intended, intended);
+                    assert_eq!(m.lag, start + Duration::from_millis(1500) - intended);
+                }
+            } else {
+                assert!(rest.is_empty());
+            }
+        }
+        // An interruption stops even a finishing schedule at once.
+        let (_, schedule) = steady(1, 10.0);
+        let mut schedule = schedule.finishing();
+        let live = Live::default();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        live.interrupt();
+        assert!(schedule.next(&live).await.is_none());
     }
 
     #[tokio::test(start_paused = true)]
