@@ -23,11 +23,18 @@
 //! `capacity.html` (the capacity curve — achieved load against p95, the knee
 //! and the 70 % planning load marked — and the table of steps), rendered by
 //! [`crate::report::capacity`].
+//!
+//! With `--processes N` every step runs as `run --processes N` does
+//! ([`crate::run::processes`]): N segment processes, their results merged
+//! and the step judged on the merge. The built-in target's process is
+//! started once for the whole search; each child shapes the step itself
+//! from the hidden `--capacity-step` flag ([`step_scenario`]).
 
 use crate::error::{CommandError, ExitStatus};
 use crate::metrics::TagFilter;
+use crate::run::processes::Processes;
 use crate::run::{Progress, RunOptions, RunOutcome};
-use crate::scenario::Overrides;
+use crate::scenario::{Overrides, Scenario};
 use anyhow::Context as _;
 // The reports of a search are rendered in `report::capacity`.
 use crate::report::capacity::load_text;
@@ -57,6 +64,8 @@ pub struct Options {
     pub warmup: Option<Duration>,
     pub step: Option<Duration>,
     pub quiet: bool,
+    /// `--processes`: each step in this many processes (1: in this one).
+    pub processes: u32,
     pub command_line: Vec<String>,
 }
 
@@ -226,6 +235,17 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
             options.out_dir.display()
         )
     })?;
+    // One built-in target process for the whole search.
+    let fleet = match options.processes {
+        0 | 1 => None,
+        n => Some(Processes::start(
+            &options.scenario,
+            &options.overrides,
+            &base,
+            n,
+        )?),
+    };
+    let fleet = fleet.as_ref();
     drop(base);
     let clock = Instant::now();
     let mut steps: Vec<Step> = Vec::new();
@@ -236,7 +256,7 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
     // Up, then bisect.
     loop {
         let kind = if fail.is_none() { "up" } else { "bisect" };
-        let step = match probe(&options, axis, load, kind, &dir).await {
+        let step = match probe(&options, fleet, axis, load, kind, &dir).await {
             Ok(step) => step,
             // A step this process cannot run (e.g. more agents than it may
             // hold descriptors for) ends the search with what it found.
@@ -296,7 +316,7 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
                 break;
             }
             tries += 1;
-            let step = probe(&options, axis, c, "confirm", &dir).await?;
+            let step = probe(&options, fleet, axis, c, "confirm", &dir).await?;
             print_step(&options, &step);
             let ok = step.pass;
             let carried_out = !step.result_dir.is_empty();
@@ -345,6 +365,7 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
 
 async fn probe(
     options: &Options,
+    fleet: Option<&Processes>,
     axis: Axis,
     load: f64,
     kind: &'static str,
@@ -367,8 +388,16 @@ async fn probe(
         baseline: None,
         segment: crate::plan::Segment::WHOLE,
         start_at: None,
+        child: Default::default(),
     };
-    let outcome = crate::run::run_scenario(Arc::new(scenario), &run).await?;
+    let outcome = match fleet {
+        None => crate::run::run_scenario(Arc::new(scenario), &run).await?,
+        Some(fleet) => {
+            let spec = step_spec(axis, load, options);
+            let extra = ["--capacity-step".to_string(), spec];
+            fleet.run(&scenario, &run, &extra).await?
+        }
+    };
     let (offered, achieved, [p50, p95, p99], errors, failed) =
         judge(&outcome, axis, load, options.step.unwrap_or_default());
     let carried_out = outcome.exit != ExitStatus::NotCarriedOut;
@@ -389,6 +418,40 @@ async fn probe(
             String::new()
         },
     })
+}
+
+/// The hidden `--capacity-step` value: `AXIS/LOAD/WARMUP_NS/STEP_NS`
+/// (the load printed so it reads back exactly).
+fn step_spec(axis: Axis, load: f64, options: &Options) -> String {
+    let axis = match axis {
+        Axis::Users => "users",
+        Axis::Agents => "agents",
+    };
+    let ns = |d: Option<Duration>| d.unwrap_or_default().as_nanos();
+    format!("{axis}/{load}/{}/{}", ns(options.warmup), ns(options.step))
+}
+
+/// A child of `capacity --processes`: its scenario loaded as `run` would,
+/// then shaped to the step `spec` describes ([`step_spec`]).
+pub fn step_scenario(options: &RunOptions, spec: &str) -> Result<Scenario, CommandError> {
+    let bad = || CommandError::BadInput(format!("--capacity-step {spec:?}: not a step"));
+    let parts: Vec<&str> = spec.split('/').collect();
+    let [axis, load, warmup, step] = parts[..] else {
+        return Err(bad());
+    };
+    let axis = match axis {
+        "users" => Axis::Users,
+        "agents" => Axis::Agents,
+        _ => return Err(bad()),
+    };
+    let load: f64 = load.parse().map_err(|_| bad())?;
+    let ns = |t: &str| {
+        t.parse::<u64>()
+            .map(Duration::from_nanos)
+            .map_err(|_| bad())
+    };
+    let base = crate::run::load(&options.scenario, &options.overrides)?;
+    Ok(shaped(base, axis, load, ns(warmup)?, ns(step)?))
 }
 
 fn print_step(options: &Options, step: &Step) {

@@ -175,6 +175,10 @@ pub struct CapacityArgs {
     /// Only the final table.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run every step in N processes on this machine (as `run --processes`);
+    /// the built-in target is started once for the whole search.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub processes: u32,
 }
 
 /// Output format of `compare`.
@@ -249,6 +253,27 @@ pub struct RunArgs {
     /// together; one ready more than 250 ms late exits 3 without results.
     #[arg(long, value_name = "TIME", value_parser = crate::run::parse_start_at)]
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Play the run in N processes on this machine, one segment each, and
+    /// merge their results (see README, "--processes").
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub processes: u32,
+    #[command(flatten)]
+    pub child: ChildArgs,
+}
+
+/// Hidden flags the parent of `--processes` gives its children.
+#[derive(Debug, Args, Default)]
+pub struct ChildArgs {
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub result_dir: Option<PathBuf>,
+    #[arg(long, hide = true, value_name = "LIST")]
+    pub source_addrs: Option<String>,
+    #[arg(long, hide = true)]
+    pub progress_json: bool,
+    #[arg(long, hide = true)]
+    pub serve_builtin_target: bool,
+    #[arg(long, hide = true, value_name = "SPEC")]
+    pub capacity_step: Option<String>,
 }
 
 /// `--segment i/n` (run and validate).
@@ -359,8 +384,21 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         max_regression,
         segment: SegmentArg { segment },
         start_at,
+        processes: _,
+        child:
+            ChildArgs {
+                result_dir,
+                source_addrs,
+                progress_json,
+                serve_builtin_target: _,
+                capacity_step: _,
+            },
     } = args;
     let (scenario, mut overrides) = overrides(scenario)?;
+    let source_addrs = source_addrs
+        .map(|s| crate::protocol::net::SourceAddrs::parse(&s))
+        .transpose()
+        .map_err(|e| CommandError::BadInput(e.to_string()))?;
     // `--max-regression p95=5%` is `--set compare.p95=5%`: checked where
     // `[compare]` is, with the same messages.
     if let Some(spec) = &max_regression {
@@ -380,7 +418,9 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         scenario,
         overrides,
         out_dir: out,
-        progress: if quiet {
+        progress: if progress_json {
+            Progress::Json
+        } else if quiet {
             Progress::Quiet
         } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             Progress::Live
@@ -392,6 +432,10 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         baseline,
         segment: segment.unwrap_or(crate::plan::Segment::WHOLE),
         start_at,
+        child: crate::run::processes::ChildOptions {
+            result_dir,
+            source_addrs,
+        },
     })
 }
 
@@ -576,9 +620,31 @@ fn compare(args: CompareArgs) -> Result<ExitStatus, CommandError> {
 /// Run a parsed command line; returns the exit status.
 pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, CommandError> {
     match cli.command {
-        Command::Run(args) => {
+        Command::Run(mut args) => {
+            let processes = args.processes;
+            let serve = args.child.serve_builtin_target;
+            let step = args.child.capacity_step.take();
             let options = run_options(args, command_line)?;
-            Ok(crate::run::run(options).await?.exit)
+            if serve {
+                return crate::run::processes::serve_builtin_target(
+                    &options.scenario,
+                    &options.overrides,
+                )
+                .await;
+            }
+            if processes > 1 {
+                return Ok(crate::run::processes::run(options, processes).await?.exit);
+            }
+            match step {
+                // A child of `capacity --processes`: the step's scenario.
+                Some(spec) => {
+                    let scenario = crate::capacity::step_scenario(&options, &spec)?;
+                    Ok(crate::run::run_scenario(scenario.into(), &options)
+                        .await?
+                        .exit)
+                }
+                None => Ok(crate::run::run(options).await?.exit),
+            }
         }
         Command::Validate(args) => {
             let ValidateArgs {
@@ -610,6 +676,7 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
                 step,
                 out,
                 quiet,
+                processes,
             } = args;
             let (scenario, overrides) = overrides(scenario)?;
             let precision = match &precision {
@@ -644,6 +711,7 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
                 warmup,
                 step,
                 quiet,
+                processes,
                 command_line: crate::run::redact(&command_line),
             })
             .await?;

@@ -107,12 +107,11 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     summary.disruptions = report.records.disruptions;
     summary.commands = report.records.commands;
     write_results(&dir, &summary, comparison.as_ref())?;
-    if options.progress != Progress::Silent
-        && (options.progress != Progress::Quiet || exit != ExitStatus::Passed)
-    {
+    let silent = matches!(options.progress, Progress::Silent | Progress::Json);
+    if !silent && (options.progress != Progress::Quiet || exit != ExitStatus::Passed) {
         console::emit(&console::final_report(&summary));
     }
-    if options.progress != Progress::Silent {
+    if !silent {
         console::emit(&format!("results: {}\n", dir.display()));
     }
     Ok(RunOutcome {

@@ -27,6 +27,7 @@ pub fn prepare_fleet(
     targets: &Targets,
     ids: &Ids,
     insecure: bool,
+    sources: Option<&net::SourceAddrs>,
 ) -> Result<Option<Arc<Fleet>>, CommandError> {
     let Some(hub_ids) = ids.hub.clone() else {
         return Ok(None);
@@ -58,7 +59,8 @@ pub fn prepare_fleet(
         (None, Some(api)) => api.clone(),
         (None, None) => return Ok(None),
     };
-    let sources = match &scenario.hub_settings.sources {
+    // `--processes` gives each child its share of the fleet's addresses.
+    let sources = match sources.or(scenario.hub_settings.sources.as_ref()) {
         Some(s) => Some(s.clone()),
         None => {
             let n = net::sources_needed(hub_connections);

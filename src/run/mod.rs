@@ -7,6 +7,8 @@
 //! - `monitor`: the per-second thread: aggregator ticks, gauges,
 //!   progress, `abort_on_fail`.
 //! - `signals`: Ctrl-C / SIGTERM → drain, then cancel.
+//! - `processes`: `--processes N`, N child processes (one segment each),
+//!   the built-in target in a process of its own, one merged result.
 //! - `conclude`: verdicts, baseline comparison, exit status, result files
 //!   and the console's final report.
 //! - `results`: the result directory, run metadata, phase spans.
@@ -21,6 +23,7 @@
 mod conclude;
 mod fleet;
 mod monitor;
+pub mod processes;
 mod results;
 mod signals;
 mod start;
@@ -58,6 +61,9 @@ pub enum Progress {
     /// Nothing at all, not even on failure (the steps of `capacity`, which
     /// reports them itself).
     Silent,
+    /// One JSON object per second on stdout and no final report: a child of
+    /// `--processes`, whose parent shows the progress (see [`processes`]).
+    Json,
 }
 
 /// Everything `stampede run` needs, already validated by the CLI.
@@ -80,6 +86,8 @@ pub struct RunOptions {
     pub segment: Segment,
     /// `--start-at`: prepare, then start at this instant (None: at once).
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Settings only the parent of `--processes` gives its children.
+    pub child: processes::ChildOptions,
 }
 
 /// What a finished run produced.
@@ -115,7 +123,14 @@ pub async fn run_scenario(
     let baseline = read_baseline(options.baseline.as_deref())?;
     let targets = prepare_targets(&scenario).await?;
     let (layout, ids) = Ids::register(&scenario, &plan);
-    let fleet = fleet::prepare_fleet(&scenario, &plan, &targets, &ids, scenario.http.insecure)?;
+    let fleet = fleet::prepare_fleet(
+        &scenario,
+        &plan,
+        &targets,
+        &ids,
+        scenario.http.insecure,
+        options.child.source_addrs.as_ref(),
+    )?;
     // Time zero: now, or the common `--start-at` (waited for; too late or
     // interrupted is exit 3 with nothing written).
     let (start, started_at) = match options.start_at {
@@ -127,17 +142,7 @@ pub async fn run_scenario(
             (start::wait_for(at, plan.segment, &mut signals).await?, at)
         }
     };
-    let dir = result_dir(
-        &options.out_dir,
-        &dir_name(&scenario, plan.segment),
-        started_at,
-    )
-    .with_context(|| {
-        format!(
-            "creating a result directory in {}",
-            options.out_dir.display()
-        )
-    })?;
+    let dir = processes::result_dir_for(options, &dir_name(&scenario, plan.segment), started_at)?;
     let metrics = Metrics::new(layout);
     let aggregator = open_aggregator(&dir, &metrics, started_at)?;
     let live = Arc::new(Live::default());
@@ -152,7 +157,10 @@ pub async fn run_scenario(
         start,
         hub: fleet,
     });
-    if !matches!(options.progress, Progress::Quiet | Progress::Silent) {
+    if !matches!(
+        options.progress,
+        Progress::Quiet | Progress::Silent | Progress::Json
+    ) {
         eprintln!("{}", targets::announce(&scenario, &plan, &targets, &dir));
     }
     let monitor = monitor::spawn_aggregator(

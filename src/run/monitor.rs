@@ -4,6 +4,10 @@
 //! `abort_on_fail`, judges the SLOs so far and stops the run on the first
 //! failure. It runs beside the engine's tokio runtime so a busy runtime
 //! cannot delay the per-second series.
+//!
+//! A child of `--processes` ([`Progress::Json`]) prints its progress as one
+//! [`ProgressReport`] per second, a JSON object on a line of stdout, which
+//! the parent sums into the one line it shows.
 
 use super::results::phase_spans;
 use super::Progress;
@@ -12,6 +16,7 @@ use crate::metrics::{Aggregator, Totals};
 use crate::plan::Plan;
 use crate::report::console;
 use crate::scenario::Scenario;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +30,66 @@ pub fn process_cpu() -> Duration {
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// One second of a run, as a child of `--processes` reports it to its
+/// parent (one JSON object per line on stdout). Rates are the last
+/// interval's; `arrivals` counts from the start.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProgressReport {
+    /// Whole seconds since the run started.
+    pub elapsed_s: u64,
+    /// Index of the phase the timeline is in.
+    pub phase: usize,
+    /// HTTP requests completed in the last interval.
+    pub requests: u64,
+    /// HTTP errors in the last interval.
+    pub errors: u64,
+    /// p95 of `http.latency` over the last seconds (µs), when any.
+    pub p95_us: Option<u64>,
+    /// p95 of `generator.lag` in the last interval (µs), when any.
+    pub lag_p95_us: Option<u64>,
+    pub in_flight: u64,
+    pub queued: u64,
+    /// Arrivals made so far (offered load).
+    pub arrivals: u64,
+    /// Agents registered / connected, hub errors in the last interval.
+    pub hub: Option<[u64; 3]>,
+}
+
+impl ProgressReport {
+    fn new(
+        ids: &Ids,
+        elapsed: Duration,
+        point: &crate::metrics::Point,
+        live: &crate::engine::LiveSnapshot,
+        p95_window: Option<u64>,
+    ) -> ProgressReport {
+        let counter = |id: crate::metrics::CounterId| point.counters[id.0 as usize];
+        let steps = ids.steps.iter().flatten();
+        let lag = &point.hists[ids.lag.0 as usize];
+        ProgressReport {
+            elapsed_s: elapsed.as_secs(),
+            phase: live.phase,
+            requests: steps.clone().map(|s| counter(s.requests)).sum(),
+            errors: steps
+                .flat_map(|s| s.errors.iter().map(|&e| counter(e)))
+                .sum(),
+            p95_us: p95_window,
+            lag_p95_us: (lag.count > 0).then_some(lag.p95),
+            in_flight: live.in_flight as u64,
+            queued: live.queued as u64,
+            arrivals: live.arrivals,
+            hub: ids.hub.as_ref().map(|hub| {
+                let errors = hub.agents.iter().flat_map(|a| a.errors.iter());
+                [
+                    live.registered.max(0) as u64,
+                    live.connected.max(0) as u64,
+                    errors.map(|&e| counter(e)).sum(),
+                ]
+            }),
+        }
+    }
 }
 
 enum AggregatorMsg {
@@ -136,6 +201,13 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
                     }
                     (None, Progress::Lines) if n.is_multiple_of(5) && !stop => {
                         eprintln!("{}", line());
+                    }
+                    (None, Progress::Json) if !stop => {
+                        let window = aggregator.window_quantile(0.95);
+                        let report = ProgressReport::new(&ctx.ids, elapsed, &point, &live, window);
+                        let json = serde_json::to_string(&report).expect("plain data");
+                        // A closed pipe (the parent is gone) is not an error.
+                        let _ = writeln!(std::io::stdout().lock(), "{json}");
                     }
                     _ => {}
                 }

@@ -493,6 +493,7 @@ agents = { connected = 5000000, connect_rate = "max" }
         baseline: None,
         segment: stampede::plan::Segment::WHOLE,
         start_at: None,
+        child: Default::default(),
     };
     let err = match stampede::run::run_scenario(std::sync::Arc::new(scenario), &options).await {
         Ok(_) => panic!("a 5,000,000-agent fleet ran in one process"),

@@ -47,6 +47,7 @@ impl Fixture {
             baseline: None,
             segment: stampede::plan::Segment::WHOLE,
             start_at: None,
+            child: Default::default(),
         }
     }
 

@@ -180,6 +180,7 @@ async fn run(
         baseline: None,
         segment,
         start_at,
+        child: Default::default(),
     };
     stampede::run::run_scenario(scenario.clone(), &options).await
 }
