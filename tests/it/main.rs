@@ -12,6 +12,7 @@ mod hub_segments;
 mod layers;
 mod merge;
 mod node_compat;
+mod processes;
 mod protocol;
 mod reports;
 mod schedule;

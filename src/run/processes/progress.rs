@@ -134,8 +134,7 @@ impl Board {
                 bar.set_message(line);
             }
             (None, Progress::Lines)
-                if elapsed / 5 > self.printed.unwrap_or(0) / 5
-                    || self.printed.is_none() && elapsed >= 5 =>
+                if elapsed >= 5 && self.printed.map(|p| p / 5) != Some(elapsed / 5) =>
             {
                 self.printed = Some(elapsed);
                 eprintln!("{line}");
