@@ -432,7 +432,7 @@ fn step_spec(axis: Axis, load: f64, options: &Options) -> String {
 }
 
 /// A child of `capacity --processes`: its scenario loaded as `run` would,
-/// then shaped to the step `spec` describes ([`step_spec`]).
+/// then shaped to the step `spec` describes (`AXIS/LOAD/WARMUP_NS/STEP_NS`).
 pub fn step_scenario(options: &RunOptions, spec: &str) -> Result<Scenario, CommandError> {
     let bad = || CommandError::BadInput(format!("--capacity-step {spec:?}: not a step"));
     let parts: Vec<&str> = spec.split('/').collect();

@@ -49,6 +49,7 @@ pub enum Command {
   stampede run scenarios/connection-storm.toml --set phases.storm.agents.connected=10000
   stampede run scenarios/reconnect-wave.toml --hub ws://127.0.0.1:3000
   stampede run scenarios/black-friday.toml --segment 1/3 --start-at 2026-11-30T18:30:00Z
+  stampede run scenarios/connection-storm.toml --processes 4   # 4 segments, one merged result
 
 Results go to reports/<name>-<UTC time>/: summary.json, metrics.hlog, report.html,
 junit.xml, summary.md (also appended to $GITHUB_STEP_SUMMARY when that is set).
@@ -96,6 +97,7 @@ a two-proportion z above 2. Exit codes: 0 no regression · 1 a regression · 2 b
   stampede capacity scenarios/black-friday.toml                    # vary the users' arrival rate
   stampede capacity scenarios/connection-storm.toml --vary agents --start 1000
   stampede capacity scenarios/quickstart.toml --step 30s --warmup 10s --precision 2% --budget 20m
+  stampede capacity scenarios/connection-storm.toml --vary agents --processes 4
 
 A [capacity] table in the scenario sets the same (vary, start, precision, budget, warmup,
 step); flags win. Each step runs the scenario's populations at one load: a warm-up (discarded), then the

@@ -75,6 +75,7 @@ users = {{ rate = "10/s" }}
         warmup: None,
         step: Some(Duration::from_secs(2)),
         quiet: true,
+        processes: 1,
         command_line: vec![],
     })
     .await
@@ -204,6 +205,7 @@ warmup = "1s"
         warmup: None,
         step: None,
         quiet: true,
+        processes: 1,
         command_line: vec![],
     })
     .await

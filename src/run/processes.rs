@@ -44,7 +44,7 @@ mod target;
 
 pub use target::serve_builtin_target;
 
-use super::monitor::ProgressReport;
+pub use super::monitor::ProgressReport;
 use super::{Progress, RunOptions, RunOutcome};
 use crate::error::{CommandError, ExitStatus};
 use crate::plan::{Plan, Segment};
@@ -170,7 +170,11 @@ impl Processes {
     }
 
     /// Stop the built-in target's process (also done on drop).
-    pub fn stop(self) {}
+    pub fn stop(mut self) {
+        if let Some(target) = self.target.take() {
+            target.stop();
+        }
+    }
 
     /// Play `scenario` (as loaded by the children: `extra` are hidden flags
     /// that reshape it the same way in each, e.g. a capacity step) in N

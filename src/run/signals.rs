@@ -6,6 +6,9 @@
 //! directory exists, so a signal that arrives while targets are prepared is
 //! not the default "terminate now" that would leave an empty directory: it
 //! is kept and interrupts the engine as soon as it starts.
+//!
+//! The parent of `--processes` listens with the same [`Signals`] and
+//! forwards each signal to its children (`processes::child`).
 
 use crate::engine::Live;
 use std::sync::Arc;

@@ -171,7 +171,11 @@ fn four_processes_play_exactly_what_one_plays_and_merge_bit_for_bit() {
         assert_eq!(s.meta.exit_code, 1, "a quarter of 90 is not 90");
         assert!(s.meta.segment.is_some());
     }
-    assert!(merged.verdicts.iter().all(|v| v.pass), "{:?}", merged.verdicts);
+    assert!(
+        merged.verdicts.iter().all(|v| v.pass),
+        "{:?}",
+        merged.verdicts
+    );
     assert_eq!(merged.meta.exit_code, 0);
 
     // The built-in target ran once, in its own process: every child was
@@ -220,16 +224,25 @@ fn progress_off_a_tty_is_one_line_summed_over_the_children() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("processes ·")).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("processes ·"))
+        .collect();
     // One line at 5 s (plain lines every 5 s, as one process prints them).
     assert_eq!(lines.len(), 1, "{stderr}");
     let line = lines[0];
-    assert!(line.starts_with("[    5s / 7s] hold · 4/4 processes"), "{line}");
+    assert!(
+        line.starts_with("[    5s / 7s] hold · 4/4 processes"),
+        "{line}"
+    );
     // Each child holds 2 agents: the line shows the fleet's 8.
     assert!(line.contains("hub 8/8 registered"), "{line}");
     assert!(line.contains("p95(5s) max "), "{line}");
     // No control characters off a terminal.
-    assert!(!stderr.contains('\r') && !stderr.contains('\x1b'), "{stderr:?}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "{stderr:?}"
+    );
     let merged = summary(&result_dir(&tmp.path().join("reports")));
     let connects = merged
         .histograms
@@ -259,7 +272,10 @@ fn ctrl_c_reaches_every_child_and_each_writes_its_result() {
     let mut seen = String::new();
     loop {
         let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "stderr closed: {seen}");
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "stderr closed: {seen}"
+        );
         seen.push_str(&line);
         if line.contains("3/3 processes") {
             break;
@@ -267,7 +283,10 @@ fn ctrl_c_reaches_every_child_and_each_writes_its_result() {
         assert!(Instant::now() < deadline, "{seen}");
     }
     // SAFETY: kill(2) on the pid of a child we have not reaped yet.
-    assert_eq!(unsafe { libc::kill(parent.id() as libc::pid_t, libc::SIGINT) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(parent.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
     let mut rest = String::new();
     err.read_to_string(&mut rest).unwrap();
     let status = parent.wait().unwrap();
@@ -358,8 +377,19 @@ users = { rate = "20/s" }
     let path = scenario(tmp.path(), text);
     let output = stampede()
         .args([
-            "capacity", "--processes", "2", "--start", "10", "--warmup", "1s", "--step", "1s",
-            "--budget", "9s", "--quiet", "--out",
+            "capacity",
+            "--processes",
+            "2",
+            "--start",
+            "10",
+            "--warmup",
+            "1s",
+            "--step",
+            "1s",
+            "--budget",
+            "9s",
+            "--quiet",
+            "--out",
         ])
         .arg(tmp.path().join("reports"))
         .arg(&path)

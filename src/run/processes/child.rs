@@ -44,6 +44,17 @@ pub struct Ended {
     pub interrupted: bool,
 }
 
+impl Drop for Child {
+    /// A child never watched (the run failed while starting the others)
+    /// is killed, not left behind.
+    fn drop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}
+
 /// `stampede` (this binary) with `args`, in a process group of its own.
 pub(super) fn command(args: &[OsString]) -> Result<std::process::Command, CommandError> {
     let exe = std::env::current_exe().context("finding the stampede executable")?;
