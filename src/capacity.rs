@@ -473,3 +473,63 @@ fn print_step(options: &Options, step: &Step) {
         }
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child of `capacity --processes` plays exactly the step its
+    /// parent shaped: the hidden flag carries the load and lengths exactly.
+    #[test]
+    fn a_step_spec_reshapes_the_scenario_exactly_in_the_child() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.toml");
+        std::fs::write(
+            &path,
+            "name = \"s\"\n[target]\napi = \"builtin\"\n[[users]]\nname = \"u\"\nsteps = [{ name = \"a\", get = \"/health\" }]\n[[phases]]\nname = \"p\"\nduration = \"10s\"\nusers = { rate = \"10/s\" }\n[slo]\n\"http.errors.rate\" = \"< 1%\"\n",
+        )
+        .unwrap();
+        let options = Options {
+            scenario: path.clone(),
+            overrides: Overrides::default(),
+            out_dir: tmp.path().into(),
+            vary: None,
+            start: None,
+            precision: None,
+            budget: None,
+            warmup: Some(Duration::from_millis(1500)),
+            step: Some(Duration::from_nanos(2_000_000_001)),
+            quiet: true,
+            processes: 2,
+            command_line: Vec::new(),
+        };
+        let load = 10.0 / 3.0;
+        let spec = step_spec(Axis::Users, load, &options);
+        let run = RunOptions {
+            scenario: path.clone(),
+            overrides: Overrides::default(),
+            out_dir: tmp.path().into(),
+            progress: Progress::Json,
+            grace: Duration::from_secs(1),
+            command_line: Vec::new(),
+            baseline: None,
+            child: Default::default(),
+        };
+        let child = step_scenario(&run, &spec).unwrap();
+        let parent = shaped(
+            crate::run::load(&path, &Overrides::default()).unwrap(),
+            Axis::Users,
+            load,
+            options.warmup.unwrap(),
+            options.step.unwrap(),
+        );
+        let phases = |s: &Scenario| format!("{:?}", s.phases);
+        assert_eq!(phases(&child), phases(&parent));
+        assert_eq!(
+            child.phases[1].duration,
+            Duration::from_nanos(2_000_000_001)
+        );
+        assert!(step_scenario(&run, "users/1").is_err());
+        assert!(step_scenario(&run, "bikes/1/1/1").is_err());
+    }
+}

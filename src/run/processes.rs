@@ -434,9 +434,6 @@ fn finish(
             command_line: options.command_line.clone(),
         },
     )?;
-    for w in &merged.warnings {
-        eprintln!("stampede: warning: {w}");
-    }
     let summary = merged.summary;
     let exit = if problems.is_empty() {
         merged.exit
