@@ -45,17 +45,21 @@ fn segment_dirs(dir: &Path, n: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Processes whose command line mentions `needle` (a test's temp dir).
-fn processes_mentioning(needle: &Path) -> Vec<String> {
+/// Processes (pid, command line) whose command line mentions `needle` (a
+/// test's temp dir).
+fn processes_mentioning(needle: &Path) -> Vec<(i32, String)> {
     let needle = needle.to_string_lossy().to_string();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
         let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if text.contains(&needle) {
-            found.push(text);
+            found.push((pid, text));
         }
     }
     found
@@ -423,5 +427,56 @@ users = { rate = "20/s" }
     // One target for the whole search.
     assert_eq!(urls.len(), steps.len() * 2);
     assert!(urls.iter().all(|u| *u == urls[0]), "{urls:?}");
+    assert!(processes_mentioning(tmp.path()).is_empty());
+}
+
+/// A child that dies leaves a partial merge of the others, its stderr and
+/// exit 3.
+#[test]
+fn a_crashed_child_leaves_a_partial_merge_and_exit_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = HTTP.replace("duration = \"2s\"", "duration = \"4s\"");
+    let path = scenario(tmp.path(), &text);
+    let reports = tmp.path().join("reports");
+    let mut parent = stampede()
+        .args(["run", "--processes", "3", "--out"])
+        .arg(&reports)
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(parent.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "stderr closed: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("3/3 processes") {
+            break;
+        }
+    }
+    let (pid, _) = processes_mentioning(tmp.path())
+        .into_iter()
+        .find(|(_, line)| line.contains("--segment 1/3"))
+        .expect("segment 1 runs");
+    // SAFETY: kill(2) on a process this test started (through the parent).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    let status = parent.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{seen}{rest}");
+    assert!(
+        rest.contains("segment 1/3 was killed by signal 9"),
+        "{rest}"
+    );
+    let dir = result_dir(&reports);
+    let merged = summary(&dir);
+    let from = merged.meta.merged.expect("a merged result");
+    assert_eq!(from.missing, [1]);
+    assert_eq!(from.sources.len(), 2);
     assert!(processes_mentioning(tmp.path()).is_empty());
 }
