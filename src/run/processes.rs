@@ -391,10 +391,18 @@ fn finish(
     margin: Duration,
     options: &RunOptions,
 ) -> Result<RunOutcome, CommandError> {
+    let written = |c: &child::Child| c.dir.join(crate::report::json::FILE_NAME).is_file();
+    if ended.interrupted && !children.iter().any(written) {
+        return Err(anyhow::anyhow!(
+            "interrupted before the segments started: nothing was written (only {})",
+            dir.display()
+        )
+        .into());
+    }
     let mut inputs = Vec::new();
     let mut problems = Vec::new();
     for c in &children {
-        if c.dir.join(crate::report::json::FILE_NAME).is_file() {
+        if written(c) {
             inputs.push(c.dir.clone());
             continue;
         }
