@@ -513,6 +513,8 @@ mod tests {
             grace: Duration::from_secs(1),
             command_line: Vec::new(),
             baseline: None,
+            segment: crate::plan::Segment::WHOLE,
+            start_at: None,
             child: Default::default(),
         };
         let child = step_scenario(&run, &spec).unwrap();

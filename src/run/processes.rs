@@ -97,6 +97,14 @@ pub fn setup_margin(processes: u32) -> Duration {
 /// `stampede run --processes N`.
 pub async fn run(options: RunOptions, processes: u32) -> Result<RunOutcome, CommandError> {
     let scenario = super::load(&options.scenario, &options.overrides)?;
+    if !options.segment.is_whole() || options.start_at.is_some() {
+        return Err(CommandError::BadInput(
+            "--processes chooses each child's --segment and a common --start-at itself: give \
+             either --processes N (one machine) or --segment i/n with --start-at (one command \
+             per segment), not both"
+                .into(),
+        ));
+    }
     if options.baseline.is_some() {
         return Err(CommandError::BadInput(
             "--baseline cannot be combined with --processes yet: run, then compare the merged \
@@ -438,7 +446,8 @@ fn finish(
         &inputs,
         &crate::merge::MergeOptions {
             out: Some(dir.to_path_buf()),
-            quiet: matches!(options.progress, Progress::Quiet | Progress::Silent),
+            quiet: options.progress == Progress::Quiet,
+            silent: options.progress == Progress::Silent,
             command_line: options.command_line.clone(),
         },
     )?;
