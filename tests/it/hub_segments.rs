@@ -622,6 +622,7 @@ async fn run_and_merge(
             count: SEGMENTS,
         },
         start_at: None,
+        child: Default::default(),
     };
     let (o0, o1, o2) = (options(0), options(1), options(2));
     let run = |o| stampede::run::run_scenario(scenario.clone(), o);
