@@ -35,7 +35,7 @@
 //!   When they differ, `meta.merged.hosts_differ` is set and a note says
 //!   that cross-segment times (command fan-out, recovery) include the
 //!   hosts' clock skew. Notes: the merge's own first, then each segment's,
-//!   prefixed `segment i/n: `.
+//!   prefixed `segment i/n: ` (but for the one saying it is a segment).
 //!
 //! The result directory gets `summary.json`, `metrics.hlog`, `report.html`,
 //! `junit.xml` and `summary.md`, so `stampede report DIR` and `stampede
@@ -266,7 +266,11 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
     };
     let mut notes = warnings.clone();
     for s in segments {
-        notes.extend((s.summary.meta.notes.iter()).map(|n| format!("segment {}: {n}", s.segment)));
+        notes.extend(
+            (s.summary.meta.notes.iter())
+                .filter(|n| !n.ends_with(crate::report::json::SEGMENT_NOTE))
+                .map(|n| format!("segment {}: {n}", s.segment)),
+        );
     }
     let start_ats: Vec<&Option<String>> =
         segments.iter().map(|s| &s.summary.meta.start_at).collect();

@@ -80,6 +80,11 @@ use std::time::Duration;
 /// The schema version this module writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The end of the note a segment's result carries (`segment i/n …`);
+/// a merge leaves it out of the merged notes.
+pub const SEGMENT_NOTE: &str =
+    "of a split run: its numbers are its share; `stampede merge` gives the whole";
+
 /// File name of the summary inside a result directory.
 pub const FILE_NAME: &str = "summary.json";
 

@@ -82,8 +82,9 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     let mut notes = console::notes(scenario, plan, &totals);
     if !plan.segment.is_whole() {
         notes.push(format!(
-            "segment {} of a split run: its numbers are its share; `stampede merge` gives the whole",
-            plan.segment
+            "segment {} {}",
+            plan.segment,
+            crate::report::json::SEGMENT_NOTE
         ));
     }
     if aborted {

@@ -275,6 +275,14 @@ fn three_segment_processes_and_merge_measure_the_whole_fleet() {
     assert_eq!(verdicts.len(), 2);
     assert!(verdicts.iter().all(|v| v["pass"] == true), "{verdicts:?}");
     assert_eq!(merged["meta"]["exit_code"], 0);
+    // The segments' "this is a share" note does not carry over.
+    let notes = merged["meta"]["notes"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .all(|n| !n.as_str().unwrap().contains("of a split run")),
+        "{notes:?}"
+    );
     assert!(merged_dir.join("report.html").is_file());
     assert!(merged_dir.join("metrics.hlog").is_file());
 }
