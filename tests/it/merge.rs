@@ -694,11 +694,18 @@ async fn real_segments_merge_into_the_whole_runs_counts() {
     };
     assert_eq!(counts(&merged), counts(&whole));
     assert_eq!(merged.verdicts.len(), 2);
-    assert!(merged
-        .meta
-        .notes
-        .iter()
-        .any(|n| n.starts_with("segment 1/2: segment 1/2 of a split run")));
+    // Each segment says it is a share; the merge, being the whole, does not.
+    let part = json::read(&parts[1].join("summary.json")).unwrap();
+    assert!(part.meta.notes.iter().any(|n| n == "segment 1/2 of a split run: its numbers are its share; `stampede merge` gives the whole"));
+    assert!(
+        merged
+            .meta
+            .notes
+            .iter()
+            .all(|n| !n.contains("of a split run")),
+        "{:?}",
+        merged.meta.notes
+    );
 }
 
 /// A hub scenario played as 3 real `--segment` runs at once against one
