@@ -80,14 +80,20 @@ fn workers_share_one_port_and_each_counts_its_own_requests() {
         get(&addr, "/api/servers");
     }
     // /admin/stats is per worker: over many connections we see both
-    // workers' counts, and they add up to exactly the requests sent.
+    // workers' counts (100 tries: missing one has odds 2^-99), and they add
+    // up to exactly the requests sent.
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..100 {
         let stats: serde_json::Value = serde_json::from_str(&get(&addr, "/admin/stats")).unwrap();
         seen.insert(stats["requests"].as_u64().unwrap());
     }
-    assert_eq!(seen.len(), 2, "both workers answer: {seen:?}");
-    assert_eq!(seen.iter().sum::<u64>(), 200, "{seen:?}");
+    // Two workers' counts, or one value when both served exactly half
+    // (then each has 100: a worker that served all 200 would show 200).
+    match seen.iter().copied().collect::<Vec<u64>>().as_slice() {
+        [a, b] => assert_eq!(a + b, 200, "{seen:?}"),
+        [a] => assert_eq!(*a, 100, "one count seen: each worker served half"),
+        _ => panic!("more counts than workers: {seen:?}"),
+    }
 
     let pids = workers(parent.id());
     unsafe { libc::kill(parent.id() as i32, libc::SIGINT) };
