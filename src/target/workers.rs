@@ -12,8 +12,9 @@
 //! prints the address and waits. Ctrl-C / SIGTERM to the parent reaches
 //! every worker as SIGTERM (the workers are in their own process group, so
 //! a terminal's Ctrl-C does not reach them twice); a worker that dies makes
-//! the parent stop the others and fail. No worker outlives the parent's
-//! exit: each is killed when its handle drops.
+//! the parent stop the others and fail. No worker outlives the parent: each
+//! is killed when its handle drops, and on Linux gets SIGTERM when the
+//! parent dies, even by SIGKILL (`PR_SET_PDEATHSIG`).
 //!
 //! # What does not span workers
 //! Each worker is a whole built-in target with its own state: the hub's
@@ -86,15 +87,24 @@ impl Workers {
             children: Vec::with_capacity(n),
         };
         for _ in 0..n {
-            let child = Command::new(program)
+            let mut command = Command::new(program);
+            command
                 .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .process_group(0)
-                .kill_on_drop(true)
-                .spawn()?;
-            workers.children.push(child);
+                .kill_on_drop(true);
+            // SAFETY: prctl(2) only, between fork and exec.
+            #[cfg(target_os = "linux")]
+            unsafe {
+                command.pre_exec(|| {
+                    // The parent gone, even killed: the worker stops too.
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            workers.children.push(command.spawn()?);
         }
         for (i, child) in workers.children.iter_mut().enumerate() {
             let stdout = child.stdout.take().expect("stdout is piped");

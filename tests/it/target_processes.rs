@@ -6,9 +6,29 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The parent of the workers, stopped if a test fails before it does:
+/// SIGINT (it stops its workers), then SIGKILL (its workers then get
+/// SIGTERM from the kernel, `PR_SET_PDEATHSIG`).
+struct Parent(Child);
+
+impl Drop for Parent {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            // SIGINT: the parent stops its workers before it exits.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+            let until = Instant::now() + Duration::from_secs(10);
+            while self.0.try_wait().ok().flatten().is_none() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Start `stampede target --processes n` on a free loopback port; returns
 /// the parent and the address it printed.
-fn start(n: usize) -> (Child, String) {
+fn start(n: usize) -> (Parent, String) {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("stampede"))
         .args(["target", "--listen", "127.0.0.1:0", "--processes"])
         .arg(n.to_string())
@@ -27,7 +47,7 @@ fn start(n: usize) -> (Child, String) {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
     assert!(line.contains(&format!("({n} processes")), "{line}");
-    (child, addr)
+    (Parent(child), addr)
 }
 
 /// One request on its own connection; the body.
@@ -74,7 +94,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 #[test]
 fn workers_share_one_port_and_each_counts_its_own_requests() {
     let (mut parent, addr) = start(2);
-    assert_eq!(workers(parent.id()).len(), 2);
+    assert_eq!(workers(parent.0.id()).len(), 2);
     // 200 API requests, each on a new connection: the kernel spreads them.
     for _ in 0..200 {
         get(&addr, "/api/servers");
@@ -95,9 +115,9 @@ fn workers_share_one_port_and_each_counts_its_own_requests() {
         _ => panic!("more counts than workers: {seen:?}"),
     }
 
-    let pids = workers(parent.id());
-    unsafe { libc::kill(parent.id() as i32, libc::SIGINT) };
-    assert!(wait_exit(&mut parent, Duration::from_secs(20)).success());
+    let pids = workers(parent.0.id());
+    unsafe { libc::kill(parent.0.id() as i32, libc::SIGINT) };
+    assert!(wait_exit(&mut parent.0, Duration::from_secs(20)).success());
     assert!(
         pids.iter().all(|&p| !alive(p)),
         "a worker outlived the parent"
@@ -107,10 +127,10 @@ fn workers_share_one_port_and_each_counts_its_own_requests() {
 #[test]
 fn a_dead_worker_stops_the_rest_and_fails() {
     let (mut parent, _addr) = start(3);
-    let pids = workers(parent.id());
+    let pids = workers(parent.0.id());
     assert_eq!(pids.len(), 3);
     unsafe { libc::kill(pids[1] as i32, libc::SIGKILL) };
-    let status = wait_exit(&mut parent, Duration::from_secs(20));
+    let status = wait_exit(&mut parent.0, Duration::from_secs(20));
     assert_eq!(status.code(), Some(3), "{status}");
     assert!(
         pids.iter().all(|&p| !alive(p)),
