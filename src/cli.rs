@@ -123,8 +123,13 @@ summary.json, corrupt metrics.hlog; nothing is written) · 3 a report could not 
     #[command(after_help = "Examples:
   stampede merge results/seg-*                       # e.g. a Kubernetes Indexed Job's pods
   stampede merge seg-0 seg-1 seg-2 --out reports/black-friday-merged --quiet
+  stampede merge /results/run-7 --wait 30m --out /results/run-7/merged   # ci/kubernetes/
 
-Each DIR is a result directory (or its summary.json) written by `stampede run --segment i/n`.
+Each DIR is a result directory (or its summary.json) written by `stampede run --segment i/n`,
+or a directory holding such results (searched two levels down; other results there are
+passed over with a warning). With --wait, the merge waits until every segment of the count
+the results declare is there, or the time passes; once one segment is there the others get
+2 minutes more at most (they play the same plan from the same --start-at).
 Refused (exit 2, naming the directories): a missing or corrupt summary.json, a result that
 is not a segment, results of different scenarios (content hash) or seeds, mixed segment
 counts, the same segment twice. A missing segment is merged, loudly marked PARTIAL, exit 3.
@@ -145,6 +150,11 @@ pub struct MergeArgs {
     /// No tables when every SLO held (for CI).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Wait up to this long for every segment to appear under the DIRs
+    /// (e.g. `30m`), then merge what is there: a Kubernetes merge Job
+    /// starts with the run and waits on the shared volume.
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub wait: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -736,14 +746,31 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             Ok(ExitStatus::Passed)
         }
         Command::Merge(args) => {
-            let MergeArgs { dirs, out, quiet } = args;
+            let MergeArgs {
+                dirs,
+                out,
+                quiet,
+                wait,
+            } = args;
+            let found = crate::merge::gather(
+                &dirs,
+                &crate::merge::Gather {
+                    wait,
+                    out: out.clone(),
+                    silent: false,
+                },
+            )
+            .await?;
+            for passed in &found.passed_over {
+                eprintln!("stampede: warning: {passed}");
+            }
             let options = crate::merge::MergeOptions {
                 out,
                 quiet,
                 silent: false,
                 command_line: crate::run::redact(&command_line),
             };
-            Ok(crate::merge::merge(&dirs, &options)?.exit)
+            Ok(crate::merge::merge(&found.dirs, &options)?.exit)
         }
         Command::Target(args) => target(args).await,
     }

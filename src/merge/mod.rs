@@ -41,6 +41,7 @@
 //! `junit.xml` and `summary.md`, so `stampede report DIR` and `stampede
 //! compare` read it like any run's.
 
+mod discover;
 mod fleet;
 mod inputs;
 mod timeline;
@@ -59,6 +60,8 @@ use inputs::Input;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use discover::{gather, Found, Gather, SETTLE};
 
 /// What `stampede merge` (or `run --processes`) asks for.
 #[derive(Debug, Clone, Default)]
