@@ -102,3 +102,47 @@ pub fn file_names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A result directory's summary.json as JSON (for tests that read it as a
+/// user's script would).
+pub fn summary_value(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("summary.json"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The total of a counter over all its series, in a summary.json value.
+pub fn counter_total(s: &serde_json::Value, metric: &str) -> u64 {
+    s["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["metric"] == metric)
+        .map(|c| c["total"].as_u64().unwrap())
+        .sum()
+}
+
+/// Assert that a command succeeded, showing its stderr if not.
+pub fn succeeded(output: &std::process::Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A Socket.IO agent population that registers, heartbeats (with acks) and
+/// answers commands, and a commander sending to all of them: the hub part
+/// of the split-run tests' scenarios.
+pub const AGENTS_AND_OPS: &str = r#"[[agents]]
+name = "agent"
+protocol = "socketio"
+register = { event = "register", data = { id = "a-{{ agent.id }}" }, ack = true }
+heartbeat = { every = "500ms", ack = true }
+on_command = { event = "command", reply = "result" }
+reconnect = { base = "100ms", max = "300ms", jitter = "none" }
+[[commanders]]
+name = "ops"
+send = { event = "command", to = "agents", data = { op = "refresh" } }
+"#;

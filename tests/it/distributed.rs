@@ -6,6 +6,7 @@
 //! received and answered by the agents of all three, with fan-out across
 //! them.
 
+use crate::common::{counter_total as counter, summary_value as summary, AGENTS_AND_OPS};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -57,16 +58,7 @@ hub = "http://{addr}"
 [hub]
 timeout = "3s"
 recovered = "100%"
-[[agents]]
-name = "agent"
-protocol = "socketio"
-register = {{ event = "register", data = {{ id = "a-{{{{ agent.id }}}}" }}, ack = true }}
-heartbeat = {{ every = "500ms", ack = true }}
-on_command = {{ event = "command", reply = "result" }}
-reconnect = {{ base = "100ms", max = "300ms", jitter = "none" }}
-[[commanders]]
-name = "ops"
-send = {{ event = "command", to = "agents", data = {{ op = "refresh" }} }}
+{AGENTS_AND_OPS}
 [[phases]]
 name = "up"
 duration = "1500ms"
@@ -87,22 +79,6 @@ agents = {{ drop = {{ fraction = 0.3, how = "close", at = "300ms" }} }}
     )
     .unwrap();
     path
-}
-
-fn summary(dir: &Path) -> Value {
-    let text = std::fs::read_to_string(dir.join("summary.json"))
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn counter(s: &Value, metric: &str) -> u64 {
-    s["counters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["metric"] == metric)
-        .map(|c| c["total"].as_u64().unwrap())
-        .sum()
 }
 
 /// Samples of `metric` over all phases (the `phase: null` entries).

@@ -9,6 +9,7 @@ mod engine;
 mod hub;
 mod hub_faults;
 mod hub_segments;
+mod kubernetes;
 mod layers;
 mod merge;
 mod node_compat;
