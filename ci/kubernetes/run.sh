@@ -27,7 +27,9 @@ scenario=${1:-$here/scenario.toml}
 [[ -f $scenario ]] || { echo "run.sh: no scenario file $scenario" >&2; exit 2; }
 start_in=${START_IN:-120}
 [[ $start_in =~ ^[0-9]+$ ]] || { echo "run.sh: START_IN=$start_in: expected seconds" >&2; exit 2; }
-start_at=$(date -u -d "@$(( $(date +%s) + start_in ))" +%Y-%m-%dT%H:%M:%SZ)
+at=$(( $(date +%s) + start_in ))
+# GNU date (-d @T), else BSD/macOS date (-r T).
+start_at=$(date -u -d "@$at" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -r "$at" +%Y-%m-%dT%H:%M:%SZ)
 run_id=${RUN_ID:-run-$(date -u +%Y%m%dT%H%M%SZ)}
 [[ $run_id =~ ^[A-Za-z0-9._-]+$ ]] || { echo "run.sh: RUN_ID=$run_id: letters, digits, . _ - only" >&2; exit 2; }
 

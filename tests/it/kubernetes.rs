@@ -1107,3 +1107,107 @@ fn set_config(applied: &mut Applied, name: &str, values: &[(&str, &str)]) {
         data.insert(Yaml::String(k.to_string()), Yaml::String(v.to_string()));
     }
 }
+
+/// run.sh's steps against a stand-in `kubectl` (no cluster runs here): it
+/// records each call and answers as a cluster would after the merge pod
+/// ended with `exit`. run.sh must delete the previous Jobs before it
+/// applies the prepared copy (settings filled in), follow the merge, copy
+/// the merged result out and exit with the merge's code.
+fn run_sh_with_stand_in_kubectl(exit: &str) -> (i32, Vec<String>, PathBuf, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = tmp.path().join("calls");
+    let applied = tmp.path().join("applied");
+    let kubectl = format!(
+        r#"#!/usr/bin/env bash
+# A stand-in for kubectl: records the call, answers like a cluster.
+echo "$*" >> '{calls}'
+args=("$@")
+[[ $1 == --namespace ]] && args=("${{@:3}}")
+case "${{args[0]}}" in
+  apply) cp -r "${{args[2]}}" '{applied}' ;;
+  get)
+    case "$*" in
+      *status.phase*) echo Running ;;
+      *exitCode*) echo '{exit}' ;;
+    esac ;;
+  logs) echo "results: /results/x/merged" ;;
+  cp) mkdir -p "${{args[2]}}" && touch "${{args[2]}}/summary.json" ;;
+esac
+exit 0
+"#,
+        calls = calls.display(),
+        applied = applied.display(),
+    );
+    std::fs::write(bin.join("kubectl"), kubectl).unwrap();
+    std::fs::set_permissions(
+        bin.join("kubectl"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let output = Command::new("bash")
+        .arg(kube_dir().join("run.sh"))
+        .current_dir(tmp.path())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("NAMESPACE", "perf")
+        .env("RUN_ID", "run-9")
+        .env("RESULTS", tmp.path().join("reports"))
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(&calls)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (output.status.code().unwrap_or(-1), calls, applied, tmp)
+}
+
+#[test]
+fn run_sh_applies_the_prepared_copy_and_exits_with_the_merges_code() {
+    for exit in ["0", "1", "3"] {
+        let (code, calls, applied, tmp) = run_sh_with_stand_in_kubectl(exit);
+        assert_eq!(code.to_string(), exit, "{calls:#?}");
+        let position = |prefix: &str| {
+            calls
+                .iter()
+                .position(|c| c.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no `kubectl {prefix}…` in {calls:#?}"))
+        };
+        // Every call in the namespace asked for.
+        assert!(
+            calls.iter().all(|c| c.starts_with("--namespace perf ")),
+            "{calls:#?}"
+        );
+        let delete = position("--namespace perf delete job stampede-run stampede-merge");
+        let apply = position("--namespace perf apply -k ");
+        let logs = position("--namespace perf logs -f job/stampede-merge");
+        let copy = position("--namespace perf cp ");
+        assert!(delete < apply && apply < logs && logs < copy, "{calls:#?}");
+        // What was applied: the prepared copy, this run's settings in it.
+        let settings = env_file(&applied.join("settings.env"));
+        assert_eq!(settings["RUN_ID"], "run-9");
+        assert!(chrono::DateTime::parse_from_rfc3339(&settings["START_AT"]).is_ok());
+        assert_eq!(
+            std::fs::read_to_string(applied.join("scenario.toml")).unwrap(),
+            std::fs::read_to_string(kube_dir().join("scenario.toml")).unwrap()
+        );
+        // The merged result copied out of the volume.
+        assert!(
+            calls[copy].contains("/results/run-9/merged"),
+            "{}",
+            calls[copy]
+        );
+        assert!(tmp
+            .path()
+            .join("reports/run-9-merged/summary.json")
+            .is_file());
+    }
+}
