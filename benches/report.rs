@@ -231,6 +231,7 @@ fn one_hour() -> json::Summary {
         segment: None,
         start_at: None,
         merged: None,
+        clock: None,
     };
     json::build(meta, &spans, &totals, &verdicts)
 }

@@ -479,6 +479,7 @@ mod tests {
             segment: None,
             start_at: None,
             merged: None,
+            clock: None,
         };
         let spans = [PhaseSpan {
             name: "steady".into(),

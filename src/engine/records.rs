@@ -12,6 +12,9 @@
 //!   saw (of any segment's commands), so `hub.command.fanout` (send → the
 //!   last receipt in *any* segment) and `hub.command.undelivered` are
 //!   computed across segments. Kept only in a segmented run.
+//! - [`ClockOffset`]: this process's clock against the hub's, measured from
+//!   the heartbeat acks that carry the hub's time (`hub::clock`), so a merge
+//!   can bound the clock skew in the cross-segment times above.
 //!
 //! Times are microseconds since the Unix epoch (`hub::unix_us_now`): one
 //! clock for every process on a machine; across machines they carry the
@@ -96,10 +99,37 @@ pub struct CommandLog {
     pub received: Vec<CommandReceived>,
 }
 
+/// This process's clock offset against the hub (`meta.clock` of
+/// summary.json), measured NTP-style from acks carrying the hub's time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClockOffset {
+    /// The hub's clock minus this process's, ms (positive: the hub is
+    /// ahead): the offset of the ack with the smallest round trip.
+    pub offset_ms: f64,
+    /// The true offset is within ± this of `offset_ms`: half the smallest
+    /// round trip plus the resolution of the hub's `ts` (1 ms or 1 µs).
+    pub uncertainty_ms: f64,
+    /// The smallest round trip (message sent → ack), ms.
+    pub rtt_min_ms: f64,
+    /// Acks that carried the hub's time.
+    pub samples: u64,
+    /// The hub measured against (`scheme://host:port`).
+    pub against: String,
+}
+
+impl ClockOffset {
+    /// `+0.412 ms ±0.650 ms`: the offset and its uncertainty, for people.
+    pub fn text(&self) -> String {
+        format!("{:+.3} ms ±{:.3} ms", self.offset_ms, self.uncertainty_ms)
+    }
+}
+
 /// Everything of this module one run produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Records {
     pub disruptions: Vec<Disruption>,
     /// Kept only in a segmented run.
     pub commands: Option<CommandLog>,
+    /// None without a hub, or when its acks carry no time.
+    pub clock: Option<ClockOffset>,
 }

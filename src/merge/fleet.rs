@@ -17,14 +17,24 @@
 //!   counts one `hub.command.undelivered`. Only when every segment kept a
 //!   command log; else the segments' own figures are summed, with a note.
 //!
+//! Those and `hub.command.delivery` (a commander's send → an agent's
+//! receipt, measured by the agent) subtract times taken by different
+//! processes: when the segments ran on different hosts they include the
+//! hosts' clock skew. [`skew_note`] says so, with the clock offsets the
+//! segments measured against the hub and their spread, the bound on it.
+//!
 //! The recomputed series replace the segments' values of the same series
 //! entirely ([`Recomputed`] says which), in the totals, the per-second
 //! series and the merged `metrics.hlog`.
 
 use super::inputs::Input;
-use crate::metrics::catalogue::{HUB_COMMAND_FANOUT, HUB_RECOVERY, UNRECOVERED};
+use crate::engine::records::ClockOffset;
+use crate::metrics::catalogue::{
+    HUB_COMMAND_DELIVERY, HUB_COMMAND_FANOUT, HUB_RECOVERY, UNRECOVERED,
+};
 use crate::metrics::{CounterId, HistId, Layout};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 
 /// `hub.command.undelivered`.
 const UNDELIVERED: &str = "hub.command.undelivered";
@@ -216,4 +226,70 @@ fn fanout(inputs: &[Input], layout: &Layout, out: &mut Recomputed) {
             unknown.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
+}
+
+/// The note of a merge whose segments ran on `hosts` (more than one):
+/// which latencies include the hosts' clock skew, each segment's clock
+/// offset against the hub (`meta.clock`) and their spread, max − min
+/// offset, ± the uncertainties of those two: the bound on the skew in
+/// those latencies. A segment without an offset is named as not measured.
+pub(super) fn skew_note(inputs: &[Input], hosts: &[&str]) -> String {
+    let mut note = format!(
+        "the segments ran on {} hosts ({}): cross-segment latencies ({HUB_COMMAND_DELIVERY}, \
+         {HUB_COMMAND_FANOUT}, {HUB_RECOVERY}) include the hosts' clock skew, and the per-second \
+         series are aligned on their clocks; ",
+        hosts.len(),
+        hosts.join(", ")
+    );
+    let measured: Vec<(&Input, &ClockOffset)> = (inputs.iter())
+        .filter_map(|i| Some((i, i.summary.meta.clock.as_ref()?)))
+        .collect();
+    if measured.is_empty() {
+        note.push_str("clock skew not measured: the hub's heartbeat acks carry no `ts`");
+        return note;
+    }
+    let offsets: Vec<String> = (measured.iter())
+        .map(|(i, c)| format!("{} {} {}", i.segment, i.summary.meta.host, c.text()))
+        .collect();
+    let _ = write!(
+        note,
+        "clock offsets against the hub: {}",
+        offsets.join(", ")
+    );
+    let unmeasured: Vec<String> = (inputs.iter())
+        .filter(|i| i.summary.meta.clock.is_none())
+        .map(|i| i.segment.to_string())
+        .collect();
+    if !unmeasured.is_empty() {
+        let _ = write!(
+            note,
+            "; segment {} not measured (no `ts` in the hub's heartbeat acks)",
+            unmeasured.join(", ")
+        );
+    }
+    let by_offset = |a: &&(&Input, &ClockOffset), b: &&(&Input, &ClockOffset)| {
+        a.1.offset_ms.total_cmp(&b.1.offset_ms)
+    };
+    let (Some(low), Some(high)) = (
+        measured.iter().min_by(by_offset),
+        measured.iter().max_by(by_offset),
+    ) else {
+        return note;
+    };
+    if measured.len() > 1 {
+        let spread = high.1.offset_ms - low.1.offset_ms;
+        let uncertainty = high.1.uncertainty_ms + low.1.uncertainty_ms;
+        let _ = write!(
+            note,
+            "; spread (max − min offset) {spread:.3} ms ±{uncertainty:.3} ms: the skew in those \
+             latencies is at most {:.3} ms{}",
+            spread + uncertainty,
+            if unmeasured.is_empty() {
+                ""
+            } else {
+                " between the segments measured"
+            }
+        );
+    }
+    note
 }

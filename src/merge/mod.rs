@@ -31,11 +31,15 @@
 //!   are left out: a merge has no baseline). The exit code is the merged
 //!   verdict: 0 pass · 1 an SLO failed · 3 partial or interrupted.
 //! - **Metadata**: `meta.merged` lists each segment's host, start,
-//!   directory, interruption and exit code; `meta.host` names the hosts.
-//!   When they differ, `meta.merged.hosts_differ` is set and a note says
-//!   that cross-segment times (command fan-out, recovery) include the
-//!   hosts' clock skew. Notes: the merge's own first, then each segment's,
-//!   prefixed `segment i/n: ` (but for the one saying it is a segment).
+//!   directory, interruption, exit code and clock offset against the hub
+//!   (its `meta.clock`, see `engine::hub::clock`); `meta.host` names the
+//!   hosts. When they differ, `meta.merged.hosts_differ` is set and a note
+//!   says which cross-segment latencies (command delivery and fan-out,
+//!   recovery) include the hosts' clock skew, with the segments' measured
+//!   offsets and their spread as the bound on it ("not measured" when the
+//!   hub's acks carry no time). Segments on one host share a clock: no
+//!   note. Notes: the merge's own first, then each segment's, prefixed
+//!   `segment i/n: ` (but for the one saying it is a segment).
 //!
 //! The result directory gets `summary.json`, `metrics.hlog`, `report.html`,
 //! `junit.xml` and `summary.md`, so `stampede report DIR` and `stampede
@@ -232,12 +236,7 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
         ));
     }
     if hosts.len() > 1 {
-        warnings.push(format!(
-            "the segments ran on {} hosts ({}): cross-segment times (command fan-out, recovery) \
-             include the hosts' clock skew, and the per-second series are aligned on their clocks",
-            hosts.len(),
-            hosts.join(", ")
-        ));
+        warnings.push(fleet::skew_note(segments, &hosts));
     }
     let versions: Vec<&str> = segments
         .iter()
@@ -317,11 +316,13 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
                     dir: s.dir.display().to_string(),
                     interrupted: s.summary.meta.interrupted,
                     exit_code: s.summary.meta.exit_code,
+                    clock: s.summary.meta.clock.clone(),
                 })
                 .collect(),
             missing,
             hosts_differ: hosts.len() > 1,
         }),
+        clock: None,
     };
     let mut summary = json::build(meta, &spans, &totals, &verdicts);
     summary.disruptions = whole_fleet_disruptions(segments);

@@ -548,6 +548,7 @@ mod tests {
             segment: None,
             start_at: None,
             merged: None,
+            clock: None,
         }
     }
 

@@ -38,7 +38,8 @@
 //! | `notes` | array of strings | warnings, e.g. generator saturated, closed-model latency |
 //! | `segment` | object | (segmented runs) `{ "index", "count" }`, 0-based |
 //! | `start_at` | string | (when given) the common start, RFC 3339 |
-//! | `merged` | object | (merged results) `{ "count", "sources": [{ "segment", "host", "started_at", "dir", "interrupted", "exit_code" }], "missing": [index], "hosts_differ" }` |
+//! | `merged` | object | (merged results) `{ "count", "sources": [{ "segment", "host", "started_at", "dir", "interrupted", "exit_code", "clock" }], "missing": [index], "hosts_differ" }`; a source's `clock` is its `meta.clock` (when measured) |
+//! | `clock` | object | (runs with a hub whose heartbeat acks carry its time `ts`) this process's clock offset against the hub: `{ "offset_ms", "uncertainty_ms", "rtt_min_ms", "samples", "against" }`; `offset_ms` = the hub's clock − this process's (positive: the hub is ahead), from the ack with the smallest round trip, true within ± `uncertainty_ms` (half that round trip plus `ts`'s resolution); see `engine::hub::clock` |
 //!
 //! `histograms[]` — one entry per histogram series per phase, plus one with
 //! `"phase": null` merging all phases; series × phase combinations without a
@@ -65,7 +66,7 @@
 //! | `total` | integer | over the whole run |
 //! | `phases` | object | phase name → count in that phase (every phase of the layout) |
 
-use crate::engine::records::{CommandLog, Disruption};
+use crate::engine::records::{ClockOffset, CommandLog, Disruption};
 use crate::metrics::{CounterId, HistId, Layout, Point, Totals};
 use crate::plan::Segment;
 use crate::slo::{PhaseSpan, Verdict};
@@ -149,6 +150,12 @@ pub struct RunMeta {
     /// A merged result: what it was merged from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<MergedFrom>,
+    /// This process's clock offset against the hub, measured from the
+    /// heartbeat acks that carry the hub's time; None without a hub, when
+    /// its acks carry no `ts`, and in a merged result (its sources have
+    /// theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockOffset>,
 }
 
 /// Where a merged result came from (`stampede merge`).
@@ -181,6 +188,32 @@ impl MergedFrom {
     }
 }
 
+impl MergedFrom {
+    /// The segments as a table for people (console, Markdown, HTML): a
+    /// header row, then per segment its `i/n`, host, start, clock offset
+    /// against the hub (`+0.412 ms ±0.650 ms`, or `not measured`) and exit
+    /// code (`3 (interrupted)`).
+    pub fn sources_table(&self) -> Vec<[String; 5]> {
+        let header = ["segment", "host", "started", "clock vs hub", "exit code"].map(String::from);
+        let rows = self.sources.iter().map(|s| {
+            [
+                s.segment.to_string(),
+                s.host.clone(),
+                s.started_at.clone(),
+                s.clock
+                    .as_ref()
+                    .map_or_else(|| "not measured".to_string(), ClockOffset::text),
+                if s.interrupted {
+                    format!("{} (interrupted)", s.exit_code)
+                } else {
+                    s.exit_code.to_string()
+                },
+            ]
+        });
+        std::iter::once(header).chain(rows).collect()
+    }
+}
+
 /// One segment of a merged result.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MergedSource {
@@ -191,6 +224,9 @@ pub struct MergedSource {
     pub dir: String,
     pub interrupted: bool,
     pub exit_code: i32,
+    /// Its clock offset against the hub (its `meta.clock`), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockOffset>,
 }
 
 /// A phase on the run's timeline.
@@ -486,6 +522,7 @@ mod tests {
             segment: None,
             start_at: None,
             merged: None,
+            clock: None,
         }
     }
 
@@ -644,6 +681,49 @@ mod tests {
             Duration::from_secs(4),
         );
         assert_eq!(again, verdicts);
+    }
+
+    /// `meta.clock` and a source's `clock` round-trip; a summary written
+    /// before they existed (neither field) still reads, as not measured.
+    #[test]
+    fn the_clock_offset_round_trips_and_older_summaries_read_without_it() {
+        let clock = ClockOffset {
+            offset_ms: -1.25,
+            uncertainty_ms: 1.5,
+            rtt_min_ms: 1.0,
+            samples: 42,
+            against: "http://hub:80".into(),
+        };
+        let mut meta = meta();
+        meta.clock = Some(clock.clone());
+        meta.merged = Some(MergedFrom {
+            count: 1,
+            sources: vec![MergedSource {
+                segment: Segment { index: 0, count: 1 },
+                host: "loadgen-1".into(),
+                started_at: "2024-11-29T10:00:00Z".into(),
+                dir: "seg-0".into(),
+                interrupted: false,
+                exit_code: 0,
+                clock: Some(clock),
+            }],
+            missing: vec![],
+            hosts_differ: false,
+        });
+        let text = serde_json::to_string(&meta).unwrap();
+        assert_eq!(serde_json::from_str::<RunMeta>(&text).unwrap(), meta);
+        let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+        old.as_object_mut().unwrap().remove("clock");
+        old["merged"]["sources"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("clock");
+        let back: RunMeta = serde_json::from_value(old).unwrap();
+        assert_eq!(back.clock, None);
+        assert_eq!(back.merged.unwrap().sources[0].clock, None);
+        // Not measured: no field at all.
+        let text = serde_json::to_string(&super::tests::meta()).unwrap();
+        assert!(!text.contains("clock"), "{text}");
     }
 
     #[test]

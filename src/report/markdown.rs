@@ -11,7 +11,9 @@
 //!    (`http.latency`, from the intended start, over the whole run).
 //! 4. `Hub`: per hub histogram series (`hub.connect`, `hub.reconnect`…) and
 //!    population, count, p50, p95, p99, max — when the run had agents.
-//! 5. `Errors by kind` and `Notes`, when there are any.
+//! 5. `Segments` (a merged result): per segment its `i/n`, host, start,
+//!    clock offset against the hub and exit code.
+//! 6. `Errors by kind` and `Notes`, when there are any.
 //!
 //! # Escaping
 //! Names that come from a scenario (scenario, population, step, SLO key)
@@ -50,6 +52,7 @@ pub fn render(summary: &Summary) -> String {
     slos(&mut out, summary);
     http_steps(&mut out, summary);
     hub(&mut out, summary);
+    segments(&mut out, summary);
     errors(&mut out, summary);
     if !summary.meta.notes.is_empty() {
         out.push_str("\n**Notes**\n\n");
@@ -103,6 +106,31 @@ fn verdict(out: &mut String, summary: &Summary) {
         text(&meta.stampede_version),
         meta.exit_code
     );
+}
+
+/// A merged result's segments: where and when each ran, its clock
+/// against the hub, its exit code.
+fn segments(out: &mut String, summary: &Summary) {
+    let Some(merged) = &summary.meta.merged else {
+        return;
+    };
+    let table = merged.sources_table();
+    out.push_str("\n**Segments**\n\n");
+    for (i, row) in table.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| match (i, c) {
+                (0, _) => cell.clone(),
+                (_, 1) => code(cell, true),
+                _ => text(cell),
+            })
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+        if i == 0 {
+            out.push_str("|---|---|---|--:|--:|\n");
+        }
+    }
 }
 
 fn slos(out: &mut String, summary: &Summary) {

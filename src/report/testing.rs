@@ -153,6 +153,7 @@ pub fn summary_with(options: SummaryOptions) -> Summary {
         segment: None,
         start_at: None,
         merged: None,
+        clock: None,
     };
     json::build(meta, &spans, &totals, &verdicts)
 }

@@ -62,6 +62,7 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
         segment: (!plan.segment.is_whole()).then_some(plan.segment),
         start_at: options.start_at.map(super::format_start_at),
         merged: None,
+        clock: report.records.clock.clone(),
     };
     let mut verdicts = crate::slo::evaluate(&scenario.slos, &totals, &spans, report.elapsed);
     // The baseline comparison joins the verdicts (and so every report).

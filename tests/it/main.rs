@@ -7,6 +7,7 @@ mod common;
 mod distributed;
 mod engine;
 mod hub;
+mod hub_clock;
 mod hub_faults;
 mod hub_segments;
 mod kubernetes;

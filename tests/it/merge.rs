@@ -13,7 +13,9 @@ use crate::common::Fixture;
 // Two phases of an open-model journey of two steps, on the built-in target.
 use crate::reports::SCENARIO;
 use assert_cmd::Command;
-use stampede::engine::records::{CommandLog, CommandReceived, CommandSent, Disruption};
+use stampede::engine::records::{
+    ClockOffset, CommandLog, CommandReceived, CommandSent, Disruption,
+};
 use stampede::error::ExitStatus;
 use stampede::merge::{merge, MergeOptions};
 use stampede::metrics::{hlog_tag, new_histogram, HlogReader, IntervalStats, Layout, Totals};
@@ -241,6 +243,8 @@ struct Synthetic {
     disruptions: Vec<Disruption>,
     commands: Option<CommandLog>,
     interrupted: bool,
+    /// Its clock offset against the hub (`meta.clock`).
+    clock: Option<ClockOffset>,
 }
 
 impl Synthetic {
@@ -257,6 +261,7 @@ impl Synthetic {
             disruptions: Vec::new(),
             commands: None,
             interrupted: false,
+            clock: None,
         }
     }
 
@@ -324,6 +329,7 @@ impl Synthetic {
             segment: self.segment,
             start_at: None,
             merged: None,
+            clock: self.clock,
         };
         let mut summary = json::build(meta, &spans, &totals, &verdicts);
         summary.disruptions = self.disruptions;
@@ -593,7 +599,12 @@ fn a_missing_segment_is_merged_as_a_loud_partial_result_with_exit_3() {
     let (code, stderr) = merge_cli(&[&dirs[0], &dirs[1]], &out);
     assert_eq!(code, 3, "partial even though every SLO holds: {stderr}");
     assert!(stderr.contains("PARTIAL RESULT: segment 1/3"), "{stderr}");
-    assert!(stderr.contains("clock skew"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{SKEW}clock skew not measured: the hub's heartbeat acks carry no `ts`"
+        )),
+        "{stderr}"
+    );
     let merged = json::read(&out.join("summary.json")).unwrap();
     assert!(merged.verdicts.iter().all(|v| v.pass));
     let from = merged.meta.merged.as_ref().unwrap();
@@ -611,6 +622,165 @@ fn a_missing_segment_is_merged_as_a_loud_partial_result_with_exit_3() {
     let (code, stderr) = merge_cli(&[&dirs[0], &dirs[1]], &out);
     assert_eq!(code, 2);
     assert!(stderr.contains("already holds a result"), "{stderr}");
+}
+
+fn clock(offset_ms: f64, uncertainty_ms: f64) -> Option<ClockOffset> {
+    Some(ClockOffset {
+        offset_ms,
+        uncertainty_ms,
+        rtt_min_ms: 0.4,
+        samples: 120,
+        against: "http://hub:8080".into(),
+    })
+}
+
+/// The skew note's beginning, for hosts `loadgen-1, loadgen-2`.
+const SKEW: &str = "the segments ran on 2 hosts (loadgen-1, loadgen-2): cross-segment latencies \
+    (hub.command.delivery, hub.command.fanout, hub.recovery) include the hosts' clock skew, and \
+    the per-second series are aligned on their clocks; ";
+
+/// Three segments on two hosts whose summaries claim clock offsets against
+/// the hub: the note names the latencies that cross hosts, lists every
+/// offset and bounds the skew by their spread (max − min, ± those two's
+/// uncertainties); every report lists each segment's host, start, offset
+/// and exit code.
+#[test]
+fn segments_on_different_hosts_bound_the_clock_skew_by_their_measured_offsets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s0 = Synthetic::segment(0, 3);
+    s0.clock = clock(0.4, 0.3);
+    let mut s1 = Synthetic::segment(1, 3);
+    s1.host = "loadgen-2".into();
+    s1.started_at = "2026-01-01T00:00:00.250Z".into();
+    s1.clock = clock(-2.1, 0.5);
+    let mut s2 = Synthetic::segment(2, 3);
+    s2.host = "loadgen-2".into();
+    s2.clock = clock(-2.0, 0.6);
+    let dirs = [
+        s0.write(tmp.path(), "seg-0"),
+        s1.write(tmp.path(), "seg-1"),
+        s2.write(tmp.path(), "seg-2"),
+    ];
+    let out = tmp.path().join("merged");
+    let outcome = merge(&dirs, &options(&out)).unwrap();
+    assert_eq!(outcome.exit, ExitStatus::Passed, "{:?}", outcome.warnings);
+    let note = format!(
+        "{SKEW}clock offsets against the hub: 0/3 loadgen-1 +0.400 ms ±0.300 ms, \
+         1/3 loadgen-2 -2.100 ms ±0.500 ms, 2/3 loadgen-2 -2.000 ms ±0.600 ms; \
+         spread (max − min offset) 2.500 ms ±0.800 ms: the skew in those latencies is at most \
+         3.300 ms"
+    );
+    assert_eq!(outcome.warnings, vec![note.clone()]);
+    let merged = json::read(&out.join("summary.json")).unwrap();
+    assert_eq!(merged.meta.notes[0], note);
+    assert_eq!(merged.meta.clock, None, "the merge's own: none");
+    let from = merged.meta.merged.as_ref().unwrap();
+    assert!(from.hosts_differ);
+    assert_eq!(
+        from.sources
+            .iter()
+            .map(|s| s.clock.clone())
+            .collect::<Vec<_>>(),
+        vec![clock(0.4, 0.3), clock(-2.1, 0.5), clock(-2.0, 0.6)]
+    );
+    // Every report lists the segments.
+    let console = stampede::report::console::final_report(&merged);
+    let rows: Vec<Vec<&str>> = console
+        .lines()
+        .skip_while(|l| *l != "segments (merged 3 of 3):")
+        .skip(1)
+        .take(4)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["segment", "host", "started", "clock", "vs", "hub", "exit", "code"],
+            vec![
+                "0/3",
+                "loadgen-1",
+                "2026-01-01T00:00:00.000Z",
+                "+0.400",
+                "ms",
+                "±0.300",
+                "ms",
+                "0"
+            ],
+            vec![
+                "1/3",
+                "loadgen-2",
+                "2026-01-01T00:00:00.250Z",
+                "-2.100",
+                "ms",
+                "±0.500",
+                "ms",
+                "0"
+            ],
+            vec![
+                "2/3",
+                "loadgen-2",
+                "2026-01-01T00:00:00.000Z",
+                "-2.000",
+                "ms",
+                "±0.600",
+                "ms",
+                "0"
+            ],
+        ],
+        "{console}"
+    );
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+    let md = read("summary.md");
+    assert!(
+        md.contains(
+            "**Segments**\n\n| segment | host | started | clock vs hub | exit code |\n\
+             |---|---|---|--:|--:|\n\
+             | 0/3 | `loadgen-1` | 2026-01-01T00:00:00.000Z | +0.400 ms ±0.300 ms | 0 |\n\
+             | 1/3 | `loadgen-2` | 2026-01-01T00:00:00.250Z | -2.100 ms ±0.500 ms | 0 |\n"
+        ),
+        "{md}"
+    );
+    let html = read("report.html");
+    assert!(
+        html.contains(
+            "<tr><td class=\"text\">1/3</td><td class=\"text\">loadgen-2</td>\
+             <td class=\"text\">2026-01-01T00:00:00.250Z</td>\
+             <td class=\"text\">-2.100 ms ±0.500 ms</td><td class=\"text\">0</td></tr>"
+        ),
+        "{html}"
+    );
+}
+
+/// Hosts differ, one segment measured its clock and one did not: the
+/// note says which, and gives no spread.
+#[test]
+fn a_segment_without_a_clock_is_named_as_not_measured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s0 = Synthetic::segment(0, 2);
+    s0.clock = clock(1.25, 0.75);
+    let mut s1 = Synthetic::segment(1, 2);
+    s1.host = "loadgen-2".into();
+    let dirs = [s0.write(tmp.path(), "a"), s1.write(tmp.path(), "b")];
+    let outcome = merge(&dirs, &options(&tmp.path().join("merged"))).unwrap();
+    assert_eq!(
+        outcome.warnings,
+        vec![format!(
+            "{SKEW}clock offsets against the hub: 0/2 loadgen-1 +1.250 ms ±0.750 ms; segment 1/2 \
+             not measured (no `ts` in the hub's heartbeat acks)"
+        )]
+    );
+    let from = outcome.summary.meta.merged.as_ref().unwrap();
+    assert_eq!(
+        from.sources_table()[2],
+        [
+            "1/2",
+            "loadgen-2",
+            "2026-01-01T00:00:00.000Z",
+            "not measured",
+            "0"
+        ]
+        .map(String::from)
+    );
 }
 
 #[test]
@@ -729,9 +899,30 @@ async fn a_hub_run_in_three_segments_merges_recovery_and_fanout_across_them() {
         run_segment(&fixture, Segment { index: 2, count: 3 }),
     );
     let out = fixture.dir.path().join("merged");
-    let outcome = merge(&[a, b, c], &options(&out)).unwrap();
+    let parts = [a, b, c];
+    let outcome = merge(&parts, &options(&out)).unwrap();
     assert_eq!(outcome.exit, ExitStatus::Passed, "{:?}", outcome.warnings);
+    // One host: no clock skew note.
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
     let merged = outcome.summary;
+    // Each segment measured its clock against the hub from every heartbeat
+    // ack (the built-in hub's carry its time); one kernel clock, so the
+    // true offset, 0, is within the bound (+ 0.5 ms for the engine clock's
+    // wall anchor). The merged sources carry them.
+    let sources = &merged.meta.merged.as_ref().unwrap().sources;
+    for (part, source) in parts.iter().zip(sources) {
+        let summary = json::read(&part.join("summary.json")).unwrap();
+        let clock = summary.meta.clock.clone().expect("the hub's acks carry ts");
+        let (_, heartbeats) = hist_by_metric(&summary, "hub.message.rtt");
+        assert_eq!(clock.samples, heartbeats.unwrap().len(), "{clock:?}");
+        assert!(clock.samples > 0);
+        assert_eq!(clock.against, format!("http://{}", hub.addr));
+        assert!(
+            clock.offset_ms.abs() <= clock.uncertainty_ms + 0.5,
+            "{clock:?}"
+        );
+        assert_eq!(source.clock, Some(clock));
+    }
     // One drop of 10 agents (round(30 / 3)), all back.
     assert_eq!(merged.disruptions.len(), 1, "{:?}", merged.disruptions);
     let drop = &merged.disruptions[0];

@@ -6,7 +6,12 @@
 //! one timer (the earliest of heartbeat, status, a delayed reply, an ack
 //! deadline and the Socket.IO ping deadline) and the manager's control
 //! channel. One timer and a few small vectors keep an idle agent cheap.
+//!
+//! An ack of a periodic message that carries the hub's time (`ts`) is a
+//! clock sample (see [`super::clock`]): the agent keeps its best one and
+//! folds it into the fleet's when the session ends, so acks take no lock.
 
+use super::clock::{self, Sampler};
 use super::session::{In, Session, Wire};
 use super::{count, record, slot, DisconnectKind, DropEvent, Fleet, HubErrorKind};
 use crate::engine::driver::mix_seed;
@@ -49,6 +54,9 @@ struct Pending {
     key: Key,
     what: What,
     sent: Instant,
+    /// When it was sent, µs since the Unix epoch (taken just before the
+    /// send: a clock sample's t1).
+    sent_us: u64,
 }
 
 /// How a session ended.
@@ -80,6 +88,8 @@ struct Agent<'a> {
     scratch: String,
     /// The current session got up (registered).
     session_up: bool,
+    /// Clock samples of the current session's acks.
+    clock: Sampler,
 }
 
 impl Agent<'_> {
@@ -154,6 +164,7 @@ pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>, id: u32) {
         iteration: 0,
         scratch: String::new(),
         session_up: false,
+        clock: Sampler::default(),
     };
     agent.rows = (0..shared.scenario.feeders.len())
         .map(|f| shared.scenario.feeders[f].pick(u64::from(id), &mut agent.rng))
@@ -199,6 +210,9 @@ pub async fn run(shared: Arc<Shared>, fleet: Arc<Fleet>, id: u32) {
                 fleet.connected.fetch_add(1, Ordering::Relaxed);
                 let end = session_loop(&mut agent, session, &mut ctl, &mut down).await;
                 fleet.connected.fetch_sub(1, Ordering::Relaxed);
+                if agent.clock.samples() > 0 {
+                    fleet.clock.lock().fold(&mut agent.clock);
+                }
                 end
             }
         };
@@ -255,6 +269,7 @@ async fn send_message(
     }
     let wire = agent.wire();
     let data = (!agent.scratch.is_empty()).then_some(agent.scratch.as_str());
+    let sent_us = super::unix_us_now();
     let ack_id = session
         .send_event(&wire, &message.event, data, message.ack == Ack::SocketIo)
         .await
@@ -271,6 +286,7 @@ async fn send_message(
         key,
         what,
         sent: Instant::now(),
+        sent_us,
     }))
 }
 
@@ -535,6 +551,9 @@ fn acked(
         }
         What::Message(i) => {
             record(agent.shared, agent.ids().rtt[i], took.as_micros() as u64);
+            if let Some(ts) = clock::ack_ts(arg) {
+                agent.clock.add(p.sent_us, super::unix_us_now(), ts);
+            }
             None
         }
     }

@@ -8,6 +8,7 @@
 //! `i/n` lives in slot `k / n`), and the gauges count its own agents (a
 //! merge adds the segments' gauges).
 
+use super::clock::Sampler;
 use super::commands::{CommandTable, Sent, Sweep};
 use super::recovery::DropEvent;
 use super::HubIds;
@@ -67,6 +68,9 @@ pub struct Fleet {
     /// Every drop of the run, settled at its end.
     pub(super) events: Mutex<Vec<Arc<DropEvent>>>,
     commands: CommandTable,
+    /// The agents' clock samples against the hub, folded in as their
+    /// sessions end (see [`super::clock`]).
+    pub(super) clock: Mutex<Sampler>,
 }
 
 impl Fleet {
@@ -100,6 +104,7 @@ impl Fleet {
             server_drop: Mutex::new(None),
             events: Mutex::new(Vec::new()),
             commands: CommandTable::new(!segment.is_whole()),
+            clock: Mutex::new(Sampler::default()),
         }
     }
 
@@ -204,7 +209,8 @@ impl Fleet {
     }
 
     /// The run's raw records (at its end): one [`Disruption`] per drop, in
-    /// order, and the command log (segmented runs).
+    /// order, the command log (segmented runs) and the clock offset
+    /// against the hub (when its acks carried its time).
     ///
     /// [`Disruption`]: crate::engine::records::Disruption
     pub(super) fn records(&self, shared: &Shared) -> Records {
@@ -225,6 +231,7 @@ impl Fleet {
         Records {
             disruptions,
             commands: self.commands.take_log(),
+            clock: self.clock.lock().estimate(&self.endpoint.prefix),
         }
     }
 }

@@ -16,6 +16,8 @@
 //!   commands); [`recovery`]: drop events and their recovery;
 //!   [`commands`]: commands on their way; [`admin`]: the hub's kick call.
 //! - [`series`]: the metric series and their `kind` tags.
+//! - [`clock`]: this process's clock offset against the hub, from the
+//!   acks that carry the hub's time.
 //! - this module: [`run`], which starts the players and settles the books
 //!   at the end.
 //!
@@ -38,7 +40,8 @@
 //! (`{"kicked": n}`). An event that never recovers counts in
 //! `hub.unrecovered`, and an SLO on `hub.recovery` then fails. Every event
 //! keeps when each of its agents came back; [`run`] returns them as
-//! [`Records`] (one `Disruption` per drop, in every run).
+//! [`Records`] (one `Disruption` per drop, in every run), with the
+//! [`clock`] offset against the hub.
 //!
 //! # Segments
 //! A segmented run (`plan.segment` = `i/n`, n > 1) plays its share of the
@@ -94,6 +97,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod clock;
 pub mod commander;
 pub mod commands;
 pub mod fleet;

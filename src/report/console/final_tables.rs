@@ -9,6 +9,8 @@
 //!   commands received; per commander: sent, fan-out and round-trip
 //!   percentiles, undelivered; errors and disconnects by kind, the peak
 //!   connect and reconnect rates, recovery after drops;
+//! - a merged result's segments: host, start, clock offset against the
+//!   hub, exit code;
 //! - HTTP errors by kind, the SLO verdicts and the notes.
 
 use super::table;
@@ -261,8 +263,9 @@ pub fn hub_report(summary: &Summary) -> String {
 
 /// The tables printed at the end of a run, from its summary (so they say
 /// what `summary.md` and `report.html` say): latency, rate and errors per
-/// HTTP step, the hub tables, errors by kind, the SLO verdicts and the
-/// notes.
+/// HTTP step, the hub tables, a merged result's segments (host, start,
+/// clock offset against the hub, exit code), errors by kind, the SLO
+/// verdicts and the notes.
 pub fn final_report(summary: &Summary) -> String {
     let t = Tables { summary };
     let mut out = String::new();
@@ -321,6 +324,18 @@ pub fn final_report(summary: &Summary) -> String {
         out.push_str(&table(&rows));
     }
     out.push_str(&hub_report(summary));
+    if let Some(merged) = &summary.meta.merged {
+        let _ = writeln!(
+            out,
+            "segments (merged {} of {}):",
+            merged.sources.len(),
+            merged.count
+        );
+        let rows: Vec<Vec<String>> = (merged.sources_table().into_iter())
+            .map(Vec::from)
+            .collect();
+        out.push_str(&table(&rows));
+    }
     if !kinds.is_empty() {
         let _ = writeln!(out, "errors by kind:");
         for (kind, n) in &kinds {

@@ -17,7 +17,8 @@
 //! 3. Latency percentile spectrum (HTTP steps; hub events).
 //! 4. Per-step table; hub tables per population and per event.
 //! 5. Generator health (scheduling lag, CPU).
-//! 6. Run metadata.
+//! 6. Run metadata; the clock offset against the hub when measured; a
+//!    merged result's segments (host, start, clock offset, exit code).
 //! 7. The capacity estimate, with every SLO as judged on its window (see
 //!    [`super::capacity`]).
 //!
@@ -346,7 +347,7 @@ impl<'a> Report<'a> {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             ("scenario", escape(&meta.name)),
             (
                 "scenario file",
@@ -383,6 +384,31 @@ impl<'a> Report<'a> {
                 },
             ),
         ];
+        if let Some(c) = &meta.clock {
+            rows.push((
+                "clock vs hub",
+                format!(
+                    "{} <span class=\"muted\">(against {}; smallest round trip {:.3} ms of {} acks)</span>",
+                    escape(&c.text()),
+                    escape(&c.against),
+                    c.rtt_min_ms,
+                    c.samples
+                ),
+            ));
+        }
+        if let Some(merged) = &meta.merged {
+            let mut table = String::from("<table>");
+            for (i, row) in merged.sources_table().iter().enumerate() {
+                let cell = if i == 0 { "th" } else { "td" };
+                table.push_str("<tr>");
+                for value in row {
+                    let _ = write!(table, "<{cell} class=\"text\">{}</{cell}>", escape(value));
+                }
+                table.push_str("</tr>");
+            }
+            table.push_str("</table>");
+            rows.push(("segments", table));
+        }
         out.push_str("<section id=\"run\">\n<h2>Run</h2>\n<table class=\"meta\">\n");
         for (name, value) in rows {
             let _ = writeln!(out, "<tr><th>{name}</th><td>{value}</td></tr>");
@@ -448,6 +474,7 @@ mod tests {
             segment: None,
             start_at: None,
             merged: None,
+            clock: None,
         }
     }
 
