@@ -397,7 +397,7 @@ impl<'a> Report<'a> {
             ));
         }
         if let Some(merged) = &meta.merged {
-            let mut table = String::from("<table>");
+            let mut table = String::from("<table class=\"segments\">");
             for (i, row) in merged.sources_table().iter().enumerate() {
                 let cell = if i == 0 { "th" } else { "td" };
                 table.push_str("<tr>");

@@ -58,6 +58,8 @@ tr:nth-child(even) td{background:#fafbfc}
 .verdict-fail{color:var(--fail);font-weight:700}
 .meta th{width:190px;text-align:left}
 .meta td{text-align:left}
+.meta .segments{width:auto;margin:0}
+.meta .segments th{width:auto}
 figure{margin:12px 0 20px;break-inside:avoid;page-break-inside:avoid}
 figure svg{display:block;width:100%;height:auto}
 figcaption{font-weight:600;margin-bottom:2px}

@@ -20,6 +20,12 @@
 //! agent ids, or `{"sample": n}` (n registered agents picked at random). A
 //! command without an `id` gets one (`cmd-<n>`), added to the payload.
 //!
+//! The heartbeat ack's `ts` (both protocols) is the hub's wall clock in
+//! whole Unix milliseconds: stampede's agents measure their clock offset
+//! against it (`engine::hub::clock`, `meta.clock` of a run), which bounds
+//! the clock skew of a run split across hosts. It stays a whole number, as
+//! clients may read it as an integer.
+//!
 //! # Plain WebSocket — `/ws`
 //!
 //! JSON text frames with a `type`: `register` `{id}` → `{"type":"registered","id":…}`;
