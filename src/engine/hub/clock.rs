@@ -24,6 +24,9 @@
 //! the fastest round trip is the one least affected by either.
 //!
 //! Offsets are positive when the hub's clock is ahead of this process's.
+//! A `ts` more than [`IMPLAUSIBLE_MS`] away from this clock is not Unix
+//! milliseconds (Unix seconds or µs are some 1.7 × 10¹² ms away): such
+//! acks are no samples.
 //!
 //! # Cost
 //! 50,000 agents heartbeat, so the hot path takes no lock: each agent
@@ -35,6 +38,9 @@
 
 use crate::engine::records::ClockOffset;
 use serde_json::Value;
+
+/// Offsets beyond this (30 days, ms) mean `ts` is not Unix milliseconds.
+pub const IMPLAUSIBLE_MS: f64 = 30.0 * 86_400_000.0;
 
 /// One ack with the hub's time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,7 +55,8 @@ impl Sample {
     /// A sample from the send time `t1_us`, the ack's arrival `t4_us` (µs
     /// since the Unix epoch, this process's clock) and the hub's `ts_ms`
     /// (Unix ms). None when t4 is before t1 (cannot happen with one
-    /// monotonic clock) or `ts` is not a finite number.
+    /// monotonic clock), `ts` is not a finite number, or the offset is
+    /// implausible ([`IMPLAUSIBLE_MS`]).
     pub fn new(t1_us: u64, t4_us: u64, ts_ms: f64) -> Option<Sample> {
         if t4_us < t1_us || !ts_ms.is_finite() {
             return None;
@@ -57,9 +64,10 @@ impl Sample {
         // Whole µs: ts is ~1.7e12 ms, so µs still fit an f64 exactly.
         let ts_us = ts_ms * 1000.0;
         let midpoint = t1_us as f64 + (t4_us - t1_us) as f64 / 2.0;
-        Some(Sample {
+        let offset_us = ts_us - midpoint;
+        (offset_us.abs() <= IMPLAUSIBLE_MS * 1000.0).then_some(Sample {
             rtt_us: t4_us - t1_us,
-            offset_us: ts_us - midpoint,
+            offset_us,
         })
     }
 }
@@ -164,6 +172,19 @@ mod tests {
         s.add(T0 + 30, T0 + 20, 1.0);
         assert_eq!(s.samples(), 0);
         assert_eq!(s.estimate("hub"), None);
+    }
+
+    #[test]
+    fn a_ts_in_seconds_or_microseconds_is_no_sample() {
+        let mut s = Sampler::default();
+        s.add(T0, T0 + 100, (T0 / 1_000_000) as f64);
+        s.add(T0, T0 + 100, T0 as f64);
+        assert_eq!((s.samples(), s.estimate("hub")), (0, None));
+        // A clock a day off is a clock a day off.
+        s.add(T0, T0 + 100, (T0 / 1000 + 86_400_000) as f64);
+        assert_eq!(s.samples(), 1);
+        let e = s.estimate("hub").unwrap();
+        assert!(close(e.offset_ms, 86_400_000.0 - 0.05), "{e:?}");
     }
 
     #[test]
