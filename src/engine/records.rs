@@ -113,7 +113,8 @@ pub struct ClockOffset {
     pub rtt_min_ms: f64,
     /// Acks that carried the hub's time.
     pub samples: u64,
-    /// The hub measured against (`scheme://host:port`).
+    /// The hub measured against: its origin, `http(s)://host:port` (a
+    /// `ws(s)://` hub URL is written as the origin it maps to).
     pub against: String,
 }
 
