@@ -232,7 +232,8 @@ fn fanout(inputs: &[Input], layout: &Layout, out: &mut Recomputed) {
 /// which latencies include the hosts' clock skew, each segment's clock
 /// offset against the hub (`meta.clock`) and their spread, max − min
 /// offset, ± the uncertainties of those two: the bound on the skew in
-/// those latencies. A segment without an offset is named as not measured.
+/// those latencies (when all were measured against one hub). A segment
+/// without an offset is named as not measured.
 pub(super) fn skew_note(inputs: &[Input], hosts: &[&str]) -> String {
     let mut note = format!(
         "the segments ran on {} hosts ({}): cross-segment latencies ({HUB_COMMAND_DELIVERY}, \
@@ -276,7 +277,17 @@ pub(super) fn skew_note(inputs: &[Input], hosts: &[&str]) -> String {
     ) else {
         return note;
     };
-    if measured.len() > 1 {
+    let mut hubs: Vec<&str> = measured.iter().map(|(_, c)| c.against.as_str()).collect();
+    hubs.sort_unstable();
+    hubs.dedup();
+    if hubs.len() > 1 {
+        // Offsets against different clocks do not bound the skew.
+        let _ = write!(
+            note,
+            "; measured against different hubs ({}), so their spread is no bound on the skew",
+            hubs.join(", ")
+        );
+    } else if measured.len() > 1 {
         let spread = high.1.offset_ms - low.1.offset_ms;
         let uncertainty = high.1.uncertainty_ms + low.1.uncertainty_ms;
         let _ = write!(

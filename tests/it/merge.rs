@@ -625,12 +625,16 @@ fn a_missing_segment_is_merged_as_a_loud_partial_result_with_exit_3() {
 }
 
 fn clock(offset_ms: f64, uncertainty_ms: f64) -> Option<ClockOffset> {
+    clock_against("http://hub:8080", offset_ms, uncertainty_ms)
+}
+
+fn clock_against(hub: &str, offset_ms: f64, uncertainty_ms: f64) -> Option<ClockOffset> {
     Some(ClockOffset {
         offset_ms,
         uncertainty_ms,
         rtt_min_ms: 0.4,
         samples: 120,
-        against: "http://hub:8080".into(),
+        against: hub.into(),
     })
 }
 
@@ -780,6 +784,28 @@ fn a_segment_without_a_clock_is_named_as_not_measured() {
             "0"
         ]
         .map(String::from)
+    );
+}
+
+/// Offsets measured against two different hubs (two clocks) are listed,
+/// but their spread bounds nothing.
+#[test]
+fn offsets_against_different_hubs_give_no_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s0 = Synthetic::segment(0, 2);
+    s0.clock = clock(0.5, 1.5);
+    let mut s1 = Synthetic::segment(1, 2);
+    s1.host = "loadgen-2".into();
+    s1.clock = clock_against("http://10.0.0.7:8080", -0.5, 1.5);
+    let dirs = [s0.write(tmp.path(), "a"), s1.write(tmp.path(), "b")];
+    let outcome = merge(&dirs, &options(&tmp.path().join("merged"))).unwrap();
+    assert_eq!(
+        outcome.warnings,
+        vec![format!(
+            "{SKEW}clock offsets against the hub: 0/2 loadgen-1 +0.500 ms ±1.500 ms, 1/2 \
+             loadgen-2 -0.500 ms ±1.500 ms; measured against different hubs \
+             (http://10.0.0.7:8080, http://hub:8080), so their spread is no bound on the skew"
+        )]
     );
 }
 
