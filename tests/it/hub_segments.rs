@@ -235,6 +235,7 @@ fn hist_len(totals: &Totals, metric: &str) -> u64 {
 #[tokio::test(start_paused = true)]
 async fn three_segments_share_one_hub_exactly() {
     let (t, scenario, targets) = setup("close").await;
+    let hub = format!("http://{}", t.addr);
     let parts = segments(&scenario, &targets);
     // The ids a single process would drop: the same seeded choice among
     // the planned fleet (the manager's drop rng).
@@ -293,6 +294,17 @@ async fn three_segments_share_one_hub_exactly() {
         assert_eq!(counter(totals, "hub.registrations", None), 10 + mine);
         assert_eq!(counter(totals, "hub.disconnects", Some("client")), mine);
         assert_eq!(counter(totals, "hub.errors", None), 0, "segment {index}");
+        // Its clock against the one hub, from every heartbeat ack.
+        let clock = records
+            .clock
+            .as_ref()
+            .expect("the built-in hub's acks carry ts");
+        assert_eq!(
+            clock.samples,
+            hist_len(totals, "hub.message.rtt"),
+            "{clock:?}"
+        );
+        assert_eq!(clock.against, hub);
         // One disruption, the same ordinal and phase in every segment.
         assert_eq!(records.disruptions.len(), 1, "segment {index}");
         let d = &records.disruptions[0];
