@@ -755,17 +755,24 @@ fn segments_on_different_hosts_bound_the_clock_skew_by_their_measured_offsets() 
     );
 }
 
+/// Segments 0/2 on loadgen-1 and 1/2 on loadgen-2 with these clocks, merged.
+fn merged_on_two_hosts(clocks: [Option<ClockOffset>; 2]) -> stampede::merge::MergeOutcome {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = clocks.into_iter().enumerate().map(|(i, c)| {
+        let mut s = Synthetic::segment(i as u32, 2);
+        s.host = format!("loadgen-{}", i + 1);
+        s.clock = c;
+        s.write(tmp.path(), &format!("seg-{i}"))
+    });
+    let dirs: Vec<PathBuf> = dirs.collect();
+    merge(&dirs, &options(&tmp.path().join("merged"))).unwrap()
+}
+
 /// Hosts differ, one segment measured its clock and one did not: the
 /// note says which, and gives no spread.
 #[test]
 fn a_segment_without_a_clock_is_named_as_not_measured() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut s0 = Synthetic::segment(0, 2);
-    s0.clock = clock(1.25, 0.75);
-    let mut s1 = Synthetic::segment(1, 2);
-    s1.host = "loadgen-2".into();
-    let dirs = [s0.write(tmp.path(), "a"), s1.write(tmp.path(), "b")];
-    let outcome = merge(&dirs, &options(&tmp.path().join("merged"))).unwrap();
+    let outcome = merged_on_two_hosts([clock(1.25, 0.75), None]);
     assert_eq!(
         outcome.warnings,
         vec![format!(
@@ -791,14 +798,10 @@ fn a_segment_without_a_clock_is_named_as_not_measured() {
 /// but their spread bounds nothing.
 #[test]
 fn offsets_against_different_hubs_give_no_bound() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut s0 = Synthetic::segment(0, 2);
-    s0.clock = clock(0.5, 1.5);
-    let mut s1 = Synthetic::segment(1, 2);
-    s1.host = "loadgen-2".into();
-    s1.clock = clock_against("http://10.0.0.7:8080", -0.5, 1.5);
-    let dirs = [s0.write(tmp.path(), "a"), s1.write(tmp.path(), "b")];
-    let outcome = merge(&dirs, &options(&tmp.path().join("merged"))).unwrap();
+    let outcome = merged_on_two_hosts([
+        clock(0.5, 1.5),
+        clock_against("http://10.0.0.7:8080", -0.5, 1.5),
+    ]);
     assert_eq!(
         outcome.warnings,
         vec![format!(
