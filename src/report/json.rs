@@ -167,8 +167,9 @@ pub struct MergedFrom {
     pub sources: Vec<MergedSource>,
     /// Segments missing from the inputs: the result is partial.
     pub missing: Vec<u32>,
-    /// The segments ran on more than one host, so cross-segment times
-    /// (command fan-out, recovery) include the hosts' clock skew.
+    /// The segments ran on more than one host, so cross-segment latencies
+    /// (command delivery and fan-out, recovery) include the hosts' clock
+    /// skew (the merge's note bounds it by the sources' `clock` offsets).
     pub hosts_differ: bool,
 }
 
