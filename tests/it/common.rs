@@ -146,3 +146,18 @@ reconnect = { base = "100ms", max = "300ms", jitter = "none" }
 name = "ops"
 send = { event = "command", to = "agents", data = { op = "refresh" } }
 "#;
+
+/// The rows of a console table: `take` lines after the line `after` (or
+/// after the first line when None), split on whitespace.
+pub fn table_rows<'a>(text: &'a str, after: Option<&str>, take: usize) -> Vec<Vec<&'a str>> {
+    let mut lines: Box<dyn Iterator<Item = &str>> = Box::new(text.lines());
+    if let Some(heading) = after {
+        let heading = heading.to_string();
+        lines = Box::new(lines.skip_while(move |l| *l != heading));
+    }
+    lines
+        .skip(1)
+        .take(take)
+        .map(|l| l.split_whitespace().collect())
+        .collect()
+}

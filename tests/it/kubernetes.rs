@@ -982,6 +982,34 @@ fn the_jobs_command_lines_on_separate_hosts_merge_into_one_exact_result() {
         hosts_seen,
         ["stampede-run-0", "stampede-run-1", "stampede-run-2"]
     );
+    // Each pod measured its clock against the hub from the heartbeat acks
+    // (one kernel clock here: offsets within their uncertainty), and the
+    // merged note bounds the skew in the cross-pod latencies by them.
+    for source in from["sources"].as_array().unwrap() {
+        let clock = &source["clock"];
+        assert!(clock["samples"].as_u64().unwrap() > 10, "{source}");
+        assert_eq!(clock["against"], format!("http://{target}"));
+        let (offset, uncertainty) = (
+            clock["offset_ms"].as_f64().unwrap(),
+            clock["uncertainty_ms"].as_f64().unwrap(),
+        );
+        assert!(offset.abs() <= uncertainty + 0.5, "{source}");
+    }
+    let notes: Vec<&str> = merged["meta"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    let skew = notes
+        .iter()
+        .find(|n| n.contains("clock skew"))
+        .unwrap_or_else(|| panic!("no clock skew note in {notes:?}"));
+    assert!(
+        skew.contains("clock offsets against the hub: 0/3 stampede-run-0 ")
+            && skew.contains("the skew in those latencies is at most"),
+        "{skew}"
+    );
     assert_eq!(counter(&merged, "http.requests"), ARRIVALS * STEPS);
     assert_eq!(counter(&merged, "http.errors"), 0);
     assert_eq!(counter(&merged, "hub.registrations"), AGENTS);

@@ -689,13 +689,7 @@ fn segments_on_different_hosts_bound_the_clock_skew_by_their_measured_offsets() 
     );
     // Every report lists the segments.
     let console = stampede::report::console::final_report(&merged);
-    let rows: Vec<Vec<&str>> = console
-        .lines()
-        .skip_while(|l| *l != "segments (merged 3 of 3):")
-        .skip(1)
-        .take(4)
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let rows = crate::common::table_rows(&console, Some("segments (merged 3 of 3):"), 4);
     assert_eq!(
         rows,
         vec![

@@ -573,12 +573,7 @@ users = { vus = "10 -> 4" }
     // warm: arrivals 0..30, this segment 1, 4, … 28: 10; commands 0..10:
     // 1, 4, 7: 3; agents 1, 4 of 0..7: 2. peak: arrivals 30..40: 31, 34,
     // 37: 3; agents of 0..11: 1, 4, 7, 10: 4. closed: 10 VUs → 3, 4 → 1.
-    let rows: Vec<Vec<&str>> = share
-        .lines()
-        .skip(1)
-        .take(4)
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let rows = crate::common::table_rows(share, None, 4);
     assert_eq!(
         rows,
         [
