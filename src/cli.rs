@@ -345,6 +345,12 @@ pub struct TargetArgs {
     /// process is a whole target with its own state: see below.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub processes: usize,
+    /// With --processes: a worker that dies (a crash, `kill -9`,
+    /// `POST /admin/crash`) is replaced after this delay, as an
+    /// orchestrator restarts a failed instance; the others keep serving.
+    /// Without it, a dead worker stops the target (exit 3).
+    #[arg(long, value_name = "DELAY", value_parser = duration_arg)]
+    pub respawn: Option<Duration>,
     /// Internal: serve as one worker of `--processes` on the reserved port.
     #[arg(long, hide = true)]
     pub worker: bool,
@@ -467,6 +473,7 @@ pub fn target_config(
         allow_non_loopback,
         processes: _,
         worker: _,
+        respawn: _,
     } = args;
     if hub_ping_interval.is_zero() || hub_ping_timeout.is_zero() {
         return Err(CommandError::BadInput(
@@ -506,12 +513,22 @@ pub fn target_config(
 /// parent of N workers ([`crate::target::workers`]).
 async fn target(args: TargetArgs) -> Result<ExitStatus, CommandError> {
     use crate::target::workers;
-    let (processes, worker) = (args.processes, args.worker);
+    let (processes, worker, respawn) = (args.processes, args.worker, args.respawn);
     if processes == 0 {
         return Err(CommandError::BadInput(
             "--processes must be at least 1".into(),
         ));
     }
+    if respawn.is_some() && processes < 2 {
+        return Err(CommandError::BadInput(
+            "--respawn replaces a worker of --processes N (N at least 2): \
+             a single process has no one to restart it"
+                .into(),
+        ));
+    }
+    // A standalone target or a worker may be crashed on purpose (an
+    // instance lost in a failover test); an in-process target may not.
+    crate::target::admin::allow_crash(true);
     let worker_args = (processes > 1).then(|| worker_args(&args));
     let (listen, config) = target_config(args)?;
     // Thousands of agents each hold a descriptor here too.
@@ -526,11 +543,18 @@ async fn target(args: TargetArgs) -> Result<ExitStatus, CommandError> {
             .await
             .map_err(|e| CommandError::Failed(anyhow::anyhow!("{e}")))?;
         drop(reserved);
+        let respawning = match respawn {
+            Some(d) => format!(
+                ", a dead worker replaced after {}",
+                crate::target::format_duration(d)
+            ),
+            None => String::new(),
+        };
         crate::report::console::emit(&format!(
-            "stampede target listening on http://{addr} ({processes} processes; Ctrl-C to stop)\n"
+            "stampede target listening on http://{addr} ({processes} processes{respawning}; Ctrl-C to stop)\n"
         ));
         running
-            .serve_until(workers::interrupted(), Duration::from_secs(10))
+            .serve_until(workers::interrupted(), Duration::from_secs(10), respawn)
             .await
             .map_err(|e| CommandError::Failed(anyhow::anyhow!("{e}")))?;
         return Ok(ExitStatus::Passed);

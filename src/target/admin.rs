@@ -10,6 +10,13 @@
 //! - `POST /admin/stall` with `{"duration":"500ms"}` → starts a stall now
 //!   (`"0"` ends any stall) → 200 `{"stalled_for":"500ms"}`.
 //! - `GET /admin/stats` → `{"requests","in_flight","queued","stalled","rejected","errors_injected"}`.
+//! - `POST /admin/crash` → 202 `{"crashing": pid}`, then the process kills
+//!   itself with SIGKILL a moment later (an instance lost as `kill -9`
+//!   loses it: no graceful close, the kernel resets its connections). For
+//!   failover tests against `stampede target --processes N --respawn D`,
+//!   where one worker dies and is replaced. Only a target that runs as its
+//!   own process allows it ([`allow_crash`]); a target inside `stampede
+//!   run` answers 409, since the crash would end the run itself.
 
 use std::sync::Arc;
 
@@ -26,6 +33,40 @@ use super::knobs::{duration_str, format_duration, ConfigPatch};
 use super::state::TargetState;
 
 type St = State<Arc<TargetState>>;
+
+/// Whether `POST /admin/crash` may kill this process.
+static CRASH_ALLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Let `POST /admin/crash` kill this process: set by `stampede target`
+/// (standalone or a worker), never by a run's in-process target.
+pub fn allow_crash(allowed: bool) {
+    CRASH_ALLOWED.store(allowed, std::sync::atomic::Ordering::Release);
+}
+
+/// How long after answering a crash request the process dies: enough for
+/// the answer to leave, short enough that nothing else is served.
+const CRASH_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
+pub(crate) async fn post_crash() -> Response {
+    if !CRASH_ALLOWED.load(std::sync::atomic::Ordering::Acquire) {
+        return error(
+            StatusCode::CONFLICT,
+            "crash refused: this target runs inside the load generator's own process; \
+             run it as `stampede target --processes N --respawn 1s` to lose an instance"
+                .to_string(),
+        );
+    }
+    let pid = std::process::id();
+    // A thread, not a task: it fires even if the runtime is busy.
+    std::thread::spawn(move || {
+        std::thread::sleep(CRASH_AFTER);
+        // SAFETY: kill(2) on our own pid with SIGKILL.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+    });
+    (StatusCode::ACCEPTED, Json(json!({ "crashing": pid }))).into_response()
+}
 
 pub(crate) async fn get_config(State(state): St) -> Response {
     Json(state.config()).into_response()

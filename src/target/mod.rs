@@ -94,6 +94,7 @@ pub fn router_with_hub(state: Arc<TargetState>, hub: Arc<Hub>) -> Router {
         )
         .route("/admin/stall", post(admin::post_stall))
         .route("/admin/stats", get(admin::get_stats))
+        .route("/admin/crash", post(admin::post_crash))
         .merge(api)
         .with_state(state)
         .merge(hub.routes())

@@ -70,6 +70,10 @@ pub fn bind_shared(addr: SocketAddr) -> io::Result<TcpListener> {
 /// The running workers.
 pub struct Workers {
     children: Vec<Child>,
+    /// How to start one (kept to replace a worker that died).
+    program: std::path::PathBuf,
+    args: Vec<String>,
+    ready_within: Duration,
 }
 
 impl Workers {
@@ -85,56 +89,72 @@ impl Workers {
     ) -> io::Result<Workers> {
         let mut workers = Workers {
             children: Vec::with_capacity(n),
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+            ready_within,
         };
         for _ in 0..n {
-            let mut command = Command::new(program);
-            command
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .process_group(0)
-                .kill_on_drop(true);
-            // SAFETY: prctl(2) only, between fork and exec.
-            #[cfg(target_os = "linux")]
-            unsafe {
-                command.pre_exec(|| {
-                    // The parent gone, even killed: the worker stops too.
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    Ok(())
-                });
-            }
-            workers.children.push(command.spawn()?);
+            let child = workers.spawn()?;
+            workers.children.push(child);
         }
-        for (i, child) in workers.children.iter_mut().enumerate() {
-            let stdout = child.stdout.take().expect("stdout is piped");
-            let mut lines = BufReader::new(stdout).lines();
-            let ready = tokio::time::timeout(ready_within, async {
-                while let Some(line) = lines.next_line().await? {
-                    if line.trim() == READY {
-                        return Ok(true);
-                    }
-                }
-                Ok::<bool, io::Error>(false)
-            })
-            .await;
-            match ready {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) | Ok(Err(_)) => {
-                    return Err(io::Error::other(format!(
-                        "target worker {i} exited before it listened (see its messages above)"
-                    )))
-                }
-                Err(_) => {
-                    return Err(io::Error::other(format!(
-                        "target worker {i} did not listen within {ready_within:?}"
-                    )))
-                }
-            }
-            // Keep draining its stdout so it never blocks on a full pipe.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        for i in 0..n {
+            workers.await_ready(i).await?;
         }
         Ok(workers)
+    }
+
+    /// Start one worker (not yet listening: see [`Self::await_ready`]).
+    fn spawn(&self) -> io::Result<Child> {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .kill_on_drop(true);
+        // SAFETY: prctl(2) only, between fork and exec.
+        #[cfg(target_os = "linux")]
+        unsafe {
+            command.pre_exec(|| {
+                // The parent gone, even killed: the worker stops too.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        command.spawn()
+    }
+
+    /// Wait until worker `i` says it listens, then keep draining its stdout.
+    async fn await_ready(&mut self, i: usize) -> io::Result<()> {
+        let ready_within = self.ready_within;
+        let stdout = self.children[i].stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(ready_within, async {
+            while let Some(line) = lines.next_line().await? {
+                if line.trim() == READY {
+                    return Ok(true);
+                }
+            }
+            Ok::<bool, io::Error>(false)
+        })
+        .await;
+        match ready {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) | Ok(Err(_)) => {
+                return Err(io::Error::other(format!(
+                    "target worker {i} exited before it listened (see its messages above)"
+                )))
+            }
+            Err(_) => {
+                return Err(io::Error::other(format!(
+                    "target worker {i} did not listen within {ready_within:?}"
+                )))
+            }
+        }
+        // Keep draining its stdout so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(())
     }
 
     /// Process ids of the workers.
@@ -153,25 +173,56 @@ impl Workers {
     }
 
     /// Wait until `stop` completes (Ctrl-C / SIGTERM) or a worker exits.
-    /// Then every worker gets SIGTERM and up to `grace` to finish (then
-    /// SIGKILL). Ok when stopped by `stop`; an error naming the worker and
-    /// its exit status when one died first.
+    /// With `respawn`, a worker that exits is replaced by a new one after
+    /// that delay (as an orchestrator restarts a crashed instance: the
+    /// others keep serving meanwhile) and the wait goes on; without it,
+    /// the first exit ends the wait. Then every worker gets SIGTERM and up
+    /// to `grace` to finish (then SIGKILL). Ok when stopped by `stop`; an
+    /// error naming the worker and its exit status when one died first
+    /// (or a replacement could not start).
     pub async fn serve_until(
         mut self,
         stop: impl std::future::Future<Output = ()>,
         grace: Duration,
+        respawn: Option<Duration>,
     ) -> io::Result<()> {
-        let died = {
-            let waits = self
-                .children
-                .iter_mut()
-                .enumerate()
-                .map(|(i, c)| Box::pin(async move { (i, c.wait().await) }));
-            let first_exit = futures_util::future::select_all(waits);
+        let mut stop = std::pin::pin!(stop);
+        let died = loop {
+            let first_exit = {
+                let waits = self
+                    .children
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, c)| Box::pin(async move { (i, c.wait().await) }));
+                futures_util::future::select_all(waits)
+            };
+            let (i, status) = tokio::select! {
+                _ = &mut stop => break None,
+                ((i, status), _, _) = first_exit => (i, status),
+            };
+            let Some(delay) = respawn else {
+                break Some((i, describe(&status)));
+            };
+            say(&format!(
+                "stampede target: worker {i} stopped ({}); starting a new one in {}\n",
+                describe(&status),
+                super::format_duration(delay)
+            ));
             tokio::select! {
-                _ = stop => None,
-                ((i, status), _, _) = first_exit => Some((i, status)),
+                _ = &mut stop => break None,
+                _ = tokio::time::sleep(delay) => {}
             }
+            match self.spawn() {
+                Ok(child) => self.children[i] = child,
+                Err(e) => break Some((i, format!("its replacement could not start: {e}"))),
+            }
+            if let Err(e) = self.await_ready(i).await {
+                break Some((i, format!("its replacement failed: {e}")));
+            }
+            say(&format!(
+                "stampede target: worker {i} serving again (pid {})\n",
+                self.children[i].id().unwrap_or(0)
+            ));
         };
         self.signal(libc::SIGTERM);
         let all = async {
@@ -186,14 +237,23 @@ impl Workers {
         }
         match died {
             None => Ok(()),
-            Some((i, status)) => Err(io::Error::other(format!(
-                "target worker {i} stopped unexpectedly ({}); the others were stopped",
-                match status {
-                    Ok(s) => s.to_string(),
-                    Err(e) => e.to_string(),
-                }
+            Some((i, why)) => Err(io::Error::other(format!(
+                "target worker {i} stopped unexpectedly ({why}); the others were stopped"
             ))),
         }
+    }
+}
+
+/// A line on stderr (the parent's own messages; a closed stderr is not an error).
+fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+fn describe(status: &io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(s) => s.to_string(),
+        Err(e) => e.to_string(),
     }
 }
 
