@@ -17,6 +17,7 @@ mod node_compat;
 mod processes;
 mod protocol;
 mod reports;
+mod scenarios;
 mod schedule;
 mod segments;
 mod target;
