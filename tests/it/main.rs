@@ -21,3 +21,4 @@ mod schedule;
 mod segments;
 mod target;
 mod target_processes;
+mod waits;
