@@ -390,6 +390,44 @@ fn slo_on_unknown_step_is_refused() {
 }
 
 #[test]
+fn polling_keys_are_checked_where_they_are_written() {
+    let step = |keys: &str| {
+        GOOD.replace(
+            "get = \"/api/servers\"",
+            &format!("get = \"/api/servers\", {keys}"),
+        )
+    };
+    bad_input(
+        &step("every = \"1s\""),
+        &[
+            "only apply to a step that polls",
+            "until = {",
+            "bad.toml:7:",
+        ],
+    );
+    bad_input(
+        &step("until = { jsn = { \"$.status\" = \"done\" } }"),
+        &["jsn", "bad.toml:7:"],
+    );
+    bad_input(
+        &step("until = { json = { \"status\" = \"done\" } }"),
+        &[
+            "step `list`: until: check `json`: invalid JSON path",
+            "bad.toml:7:",
+        ],
+    );
+    bad_input(
+        &step("until = { status = 200 }, within = \"0s\""),
+        &["bad.toml:7:"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let good =
+        step("until = { json = { \"$.total\" = 1000 } }, every = \"250ms\", within = \"5s\"");
+    let path = write(dir.path(), "good.toml", &good);
+    stampede().arg("validate").arg(&path).assert().success();
+}
+
+#[test]
 fn undeclared_host_is_refused() {
     bad_input(
         &GOOD.replace(

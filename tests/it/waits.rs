@@ -3,9 +3,10 @@
 //! all under tokio's paused clock against the built-in target on
 //! 127.0.0.1:0 in the same runtime, so the schedule is played exactly.
 
-use crate::common::{api, count, step, Fixture};
+use crate::common::{api, count, step, table_rows, Fixture};
 use hdrhistogram::Histogram;
 use stampede::metrics::{TagFilter, Totals};
+use stampede::report::json;
 use stampede::target::{self, Latency, TargetConfig};
 use std::time::Duration;
 
@@ -83,11 +84,45 @@ users = { rate = "1/s" }
 [[phases]]
 name = "quiet"
 duration = "1s"
+[slo]
+"http.wait{step=status}.mean" = "< 500ms"
+"http.journey{population=shopper}.p95" = "< 300ms"
 "#,
     ));
     let outcome = fixture.run(api(target.addr)).await;
     let t = &outcome.totals;
     assert_eq!(count(t, "http.errors", None), 0);
+    // The SLOs judge the new series: the wait holds, the journey not.
+    let verdicts: Vec<(&str, bool)> = (outcome.verdicts.iter())
+        .map(|v| (v.slo.key.as_str(), v.pass))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("http.journey{population=shopper}.p95", false),
+            ("http.wait{step=status}.mean", true)
+        ]
+    );
+    // Every report shows them.
+    let summary = json::read(&outcome.result_dir.join("summary.json")).unwrap();
+    let console = stampede::report::console::final_report(&summary);
+    let rows = table_rows(&console, Some("waits and journeys:"), 4);
+    assert_eq!(
+        rows[0],
+        ["series", "count", "mean", "p50", "p95", "p99", "max"]
+    );
+    assert_eq!(rows[1][..3], ["http.wait", "status", "1"]);
+    assert_eq!(rows[2][..4], ["http.wait.polls", "status", "1", "5"]);
+    assert_eq!(rows[3][..3], ["http.journey", "shopper", "1"]);
+    let md = std::fs::read_to_string(outcome.result_dir.join("summary.md")).unwrap();
+    assert!(md.contains("**Waits and journeys**"), "{md}");
+    assert!(
+        md.contains("| `http.wait{step=status}` | `shopper` | 1 |"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(outcome.result_dir.join("report.html")).unwrap();
+    assert!(html.contains("<section id=\"waits\">"));
+    assert!(html.contains("http.journey shopper"));
     assert_eq!(t.sum_counters("http.requests", None, &step("status")), 5);
     assert_eq!(count(t, "http.requests", None), 8);
     let wait = hist(t, "http.wait", &step("status")).expect("a wait");
@@ -261,4 +296,77 @@ async fn http_wait_sees_the_job_queue_grow_beyond_capacity() {
             );
         }
     }
+}
+
+/// A run split in two segments, merged: the merged `http.wait`,
+/// `http.wait.polls` and `http.journey` hold every segment's samples (the
+/// whole run's), and the wait_timeout errors add up. Each segment submits
+/// 12 jobs at 10/s onto one worker of 150 ms jobs (6.7/s), polled every
+/// 100 ms within 500 ms, so the backlog makes its later jobs time out.
+#[tokio::test(start_paused = true)]
+async fn segments_merge_their_waits_and_journeys() {
+    use stampede::merge::{merge, MergeOptions};
+    use stampede::plan::Segment;
+    let target = job_target(1, ms(150)).await;
+    let fixture = Fixture::new(&job_scenario(
+        "100ms",
+        "500ms",
+        r#"
+[[phases]]
+name = "submit"
+duration = "1200ms"
+users = { rate = "20/s" }
+[[phases]]
+name = "drain"
+duration = "3s"
+"#,
+    ));
+    let mut dirs = Vec::new();
+    let mut segments = Vec::new();
+    for index in 0..2 {
+        let mut options = fixture.options(api(target.addr));
+        options.segment = Segment { index, count: 2 };
+        let scenario =
+            stampede::scenario::load(&fixture.scenario_path(), &options.overrides).unwrap();
+        let outcome = stampede::run::run_scenario(std::sync::Arc::new(scenario), &options)
+            .await
+            .unwrap();
+        dirs.push(outcome.result_dir.clone());
+        segments.push(outcome.totals);
+    }
+    let merged = merge(
+        &dirs,
+        &MergeOptions {
+            out: Some(fixture.dir.path().join("merged")),
+            quiet: true,
+            silent: true,
+            command_line: vec!["test".into()],
+        },
+    )
+    .unwrap();
+    let merged = &merged.summary;
+    let merged_count = |metric: &str| -> u64 {
+        (merged.histograms.iter())
+            .filter(|h| h.phase.is_none() && h.metric == metric)
+            .map(|h| h.count)
+            .sum()
+    };
+    let all = TagFilter::default();
+    let n = |t: &Totals, metric: &str| hist(t, metric, &all).map_or(0, |h| h.len());
+    for metric in ["http.wait", "http.wait.polls", "http.journey"] {
+        let summed: u64 = segments.iter().map(|t| n(t, metric)).sum();
+        assert!(summed > 0, "{metric}");
+        assert_eq!(merged_count(metric), summed, "{metric}");
+    }
+    let timeouts: u64 = (segments.iter())
+        .map(|t| count(t, "http.errors", Some("wait_timeout")))
+        .sum();
+    assert!(timeouts > 0);
+    let merged_timeouts: u64 = (merged.counters.iter())
+        .filter(|c| c.metric == "http.errors" && c.kind.as_deref() == Some("wait_timeout"))
+        .map(|c| c.total)
+        .sum();
+    assert_eq!(merged_timeouts, timeouts);
+    // Every journey either completed or timed out waiting.
+    assert_eq!(merged_count("http.journey") + timeouts, 24);
 }
