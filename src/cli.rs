@@ -332,9 +332,12 @@ pub struct TargetArgs {
     /// Requests that may wait for the concurrency limit; beyond it: 503.
     #[arg(long, default_value_t = 1024)]
     pub queue: usize,
-    /// How long a submitted job takes to complete.
-    #[arg(long, default_value = "2s", value_parser = duration_arg)]
-    pub job_duration: Duration,
+    /// Workers running submitted jobs (FIFO): capacity = workers / mean job duration.
+    #[arg(long, default_value_t = crate::target::knobs::DEFAULT_JOB_WORKERS)]
+    pub job_workers: usize,
+    /// How long each job runs once a worker takes it: `2s`, `50ms..150ms`, `exp:200ms`.
+    #[arg(long, default_value = "2s")]
+    pub job_duration: String,
     /// Engine.IO ping interval of the built-in Socket.IO hub.
     #[arg(long, default_value = "25s", value_parser = duration_arg)]
     pub hub_ping_interval: Duration,
@@ -474,6 +477,7 @@ pub fn target_config(
         error_rate,
         concurrency,
         queue,
+        job_workers,
         job_duration,
         hub_ping_interval,
         hub_ping_timeout,
@@ -501,6 +505,14 @@ pub fn target_config(
     let latency = latency
         .parse()
         .map_err(|e: String| CommandError::BadInput(format!("--latency {latency}: {e}")))?;
+    if job_workers == 0 {
+        return Err(CommandError::BadInput(
+            "--job-workers must be at least 1".into(),
+        ));
+    }
+    let job_duration = job_duration.parse().map_err(|e: String| {
+        CommandError::BadInput(format!("--job-duration {job_duration}: {e}"))
+    })?;
     Ok((
         listen,
         crate::target::TargetConfig {
@@ -508,6 +520,7 @@ pub fn target_config(
             error_rate,
             concurrency,
             queue,
+            job_workers,
             job_duration,
             hub_ping_interval,
             hub_ping_timeout,
@@ -598,8 +611,10 @@ fn worker_args(args: &TargetArgs) -> Vec<String> {
         args.error_rate.to_string(),
         "--queue".into(),
         args.queue.to_string(),
+        "--job-workers".into(),
+        args.job_workers.to_string(),
         "--job-duration".into(),
-        crate::target::format_duration(args.job_duration),
+        args.job_duration.clone(),
         "--hub-ping-interval".into(),
         crate::target::format_duration(args.hub_ping_interval),
         "--hub-ping-timeout".into(),

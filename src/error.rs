@@ -73,10 +73,13 @@ pub enum ErrorKind {
     Protocol,
     /// In flight when the run was interrupted and the grace period ran out.
     Cancelled,
+    /// A step polling `until` a condition held did not see it within
+    /// `within` (counted on its last poll).
+    WaitTimeout,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::ConnectRefused,
         ErrorKind::Connect,
         ErrorKind::Reset,
@@ -88,6 +91,7 @@ impl ErrorKind {
         ErrorKind::Dropped,
         ErrorKind::Protocol,
         ErrorKind::Cancelled,
+        ErrorKind::WaitTimeout,
     ];
 
     /// The name used in metrics, SLO tags and reports.
@@ -104,6 +108,7 @@ impl ErrorKind {
             ErrorKind::Dropped => "dropped",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::WaitTimeout => "wait_timeout",
         }
     }
 

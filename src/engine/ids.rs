@@ -3,10 +3,13 @@
 //!
 //! Per population × step: `http.latency` (from the intended start: corrected
 //! for coordinated omission), `http.service_time` (from the actual send),
-//! `http.requests` and `http.errors{kind}`. Per run: `generator.lag` (how
+//! `http.requests` and `http.errors{kind}`; a step that polls also
+//! `http.wait` and `http.wait.polls`. Per population: `http.journey`
+//! (journeys that completed). Per run: `generator.lag` (how
 //! late the dispatcher made each arrival) and gauges.
 
 use crate::error::ErrorKind;
+use crate::metrics::catalogue::{HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_POLLS};
 use crate::metrics::{CounterId, GaugeId, HistId, Layout};
 use crate::plan::Plan;
 use crate::scenario::Scenario;
@@ -19,6 +22,8 @@ pub struct StepIds {
     pub requests: CounterId,
     /// Index = [`ErrorKind::index`].
     pub errors: Vec<CounterId>,
+    /// A polling step's `http.wait` and `http.wait.polls`.
+    pub wait: Option<(HistId, HistId)>,
 }
 
 /// Series of a run.
@@ -26,6 +31,8 @@ pub struct StepIds {
 pub struct Ids {
     /// `[population][step]`.
     pub steps: Vec<Vec<StepIds>>,
+    /// `http.journey` per population.
+    pub journeys: Vec<HistId>,
     pub lag: HistId,
     pub cpu: GaugeId,
     pub in_flight: GaugeId,
@@ -67,12 +74,22 @@ impl Ids {
                                 )
                             })
                             .collect(),
+                        wait: step.wait.as_ref().map(|_| {
+                            (
+                                layout.add_hist(HTTP_WAIT, &pop.name, &step.name),
+                                layout.add_hist(HTTP_WAIT_POLLS, &pop.name, &step.name),
+                            )
+                        }),
                     })
                     .collect()
             })
             .collect();
+        let journeys = (scenario.populations.iter())
+            .map(|pop| layout.add_hist(HTTP_JOURNEY, &pop.name, ""))
+            .collect();
         let ids = Ids {
             steps,
+            journeys,
             lag: layout.add_hist("generator.lag", "", ""),
             cpu: layout.add_gauge("generator.cpu"),
             in_flight: layout.add_gauge("users.in_flight"),

@@ -3,6 +3,12 @@
 //! response, judge it (status, checks), extract values for later steps and
 //! record the outcome — one shard lock per request, no message.
 //!
+//! A step with `until` polls: the same request again every `every` until
+//! the condition holds (`http.wait`: first send → that answer, and
+//! `http.wait.polls`) or `within` runs out (error `wait_timeout`, counted
+//! on the last poll); every poll is a request recorded as usual. A journey
+//! whose steps all succeeded records `http.journey`.
+//!
 //! A failed step ends the journey: later steps usually depend on it (a
 //! token, an id), and sending them anyway would count errors the target did
 //! not cause.
@@ -11,7 +17,7 @@ use super::driver::{mix_seed, Arrival};
 use super::Shared;
 use crate::error::ErrorKind;
 use crate::protocol::http::{Conn, OutRequest};
-use crate::scenario::check::ResponseView;
+use crate::scenario::check::{Check, ResponseView};
 use crate::scenario::feeder::{FeedMode, Feeder};
 use crate::scenario::template::RenderCtx;
 use crate::scenario::{Body, Population, Step};
@@ -190,6 +196,13 @@ impl Vu {
             if !ok {
                 break;
             }
+            if index == last {
+                // A journey that completed: from its intended start to the
+                // end of its last step, the think times between steps in.
+                let took = micros(arrival.intended.elapsed());
+                let (id, phase) = (shared.ids.journeys[arrival.population], arrival.phase);
+                shared.metrics.with(|s| s.record(id, phase, took));
+            }
             if let Some(think) = step.think {
                 if index < last || closed {
                     let pause = sample(think, &mut rng);
@@ -267,7 +280,8 @@ impl Vu {
         Ok(())
     }
 
-    /// Send one step; true when it succeeded.
+    /// Send one step (polling it when it has `until`); true when it
+    /// succeeded.
     async fn step(
         &mut self,
         shared: &Shared,
@@ -291,6 +305,72 @@ impl Vu {
                 return false;
             }
         };
+        let Some(wait) = &step.wait else {
+            let sent = self
+                .send(shared, arrival, index, step, intended, None)
+                .await;
+            record(shared, ids, phase, &sent, sent.error);
+            return sent.error.is_none();
+        };
+        // Polling: the same request again `every` after the previous send
+        // (at once when its answer took longer), each poll due at its own
+        // time (its latency counts from there), until `until` holds or the
+        // next poll would be past `within` from the first send.
+        let Some((wait_id, polls_id)) = ids.wait else {
+            unreachable!("a polling step has its wait series registered")
+        };
+        let mut due = intended;
+        let mut first_sent = None;
+        let mut polls = 0u64;
+        loop {
+            let sent = self
+                .send(shared, arrival, index, step, due, Some(&wait.until))
+                .await;
+            polls += 1;
+            let first = *first_sent.get_or_insert(sent.timing.sent);
+            if sent.error.is_some() {
+                record(shared, ids, phase, &sent, sent.error);
+                return false;
+            }
+            if sent.met {
+                record(shared, ids, phase, &sent, None);
+                let waited = micros(sent.timing.done.saturating_duration_since(first));
+                shared.metrics.with(|s| {
+                    s.record(wait_id, phase, waited);
+                    s.record(polls_id, phase, polls);
+                });
+                return true;
+            }
+            let next = sent.timing.sent + wait.every;
+            if next > first + wait.within {
+                tracing::debug!(step = %step.name, polls, "condition not met within the limit");
+                record(shared, ids, phase, &sent, Some(ErrorKind::WaitTimeout));
+                shared.metrics.with(|s| s.record(polls_id, phase, polls));
+                return false;
+            }
+            record(shared, ids, phase, &sent, None);
+            // The run's end (or Ctrl-C) stops a wait at once, unrecorded.
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = shared.live.ended() => return false,
+            }
+            due = next;
+        }
+    }
+
+    /// Send the rendered request once and judge the answer: status and
+    /// `check`, then `until` when polling (values are extracted from an
+    /// answer that passes its checks and, when polling, meets `until`).
+    /// Records nothing: the caller does, once it knows the outcome.
+    async fn send(
+        &mut self,
+        shared: &Shared,
+        arrival: &Arrival,
+        index: usize,
+        step: &Step,
+        intended: Instant,
+        until: Option<&Check>,
+    ) -> Sent {
         let endpoint_index = shared.endpoint(step.origin);
         let endpoint = &shared.endpoints[endpoint_index];
         let conn = &mut self.conns[endpoint_index];
@@ -298,7 +378,7 @@ impl Vu {
             shared,
             population: arrival.population,
             step: index,
-            phase,
+            phase: arrival.phase,
             armed: true,
         };
         let sent = Instant::now();
@@ -314,6 +394,7 @@ impl Vu {
         };
         guard.armed = false;
 
+        let mut met = false;
         let (error, record_latency) = match result {
             Err(_) => {
                 // The connection is in an unknown state: start afresh.
@@ -337,8 +418,14 @@ impl Vu {
                     let view = ResponseView::new(status, &response.headers, &response.body);
                     match step.check.evaluate(&view, timing.latency()) {
                         Ok(()) => {
-                            for (slot, extractor) in &step.extract {
-                                self.vars[*slot] = extractor.extract(&view);
+                            met = until.is_none_or(|until| {
+                                until.status_allowed(status)
+                                    && until.evaluate(&view, timing.latency()).is_ok()
+                            });
+                            if met {
+                                for (slot, extractor) in &step.extract {
+                                    self.vars[*slot] = extractor.extract(&view);
+                                }
                             }
                             None
                         }
@@ -351,20 +438,48 @@ impl Vu {
                 (error, true)
             }
         };
-        let (latency_id, service_id, requests) = (ids.latency, ids.service, ids.requests);
-        let error_id = error.map(|k| ids.errors[k.index()]);
-        shared.metrics.with(|s| {
-            if record_latency {
-                s.record(latency_id, phase, micros(timing.latency()));
-                s.record(service_id, phase, micros(timing.service()));
-            }
-            s.add(requests, phase, 1);
-            if let Some(id) = error_id {
-                s.add(id, phase, 1);
-            }
-        });
-        error.is_none()
+        Sent {
+            timing,
+            error,
+            record_latency,
+            met,
+        }
     }
+}
+
+/// One request sent and judged.
+struct Sent {
+    timing: Timing,
+    error: Option<ErrorKind>,
+    /// False for a connect failure (no request reached the target).
+    record_latency: bool,
+    /// The answer passed its checks and met `until` (always, without one).
+    met: bool,
+}
+
+/// Record one request of step `ids`: latency, service time, count and the
+/// error it is counted under (`error`, which a wait may set).
+fn record(
+    shared: &Shared,
+    ids: &super::ids::StepIds,
+    phase: usize,
+    sent: &Sent,
+    error: Option<ErrorKind>,
+) {
+    let (latency_id, service_id, requests) = (ids.latency, ids.service, ids.requests);
+    let error_id = error.map(|k| ids.errors[k.index()]);
+    let timing = sent.timing;
+    let record_latency = sent.record_latency;
+    shared.metrics.with(|s| {
+        if record_latency {
+            s.record(latency_id, phase, micros(timing.latency()));
+            s.record(service_id, phase, micros(timing.service()));
+        }
+        s.add(requests, phase, 1);
+        if let Some(id) = error_id {
+            s.add(id, phase, 1);
+        }
+    });
 }
 
 #[cfg(test)]

@@ -11,6 +11,14 @@
 pub const HTTP_LATENCY: &str = "http.latency";
 /// HTTP latency from the actual send (µs).
 pub const HTTP_SERVICE_TIME: &str = "http.service_time";
+/// Time a polling step waited for its condition: first send → the
+/// response that met `until` (µs).
+pub const HTTP_WAIT: &str = "http.wait";
+/// Polls a polling step sent per wait (a count, not a duration).
+pub const HTTP_WAIT_POLLS: &str = "http.wait.polls";
+/// Time of a whole journey that completed: intended start → end of its
+/// last step's response, think times between steps included (µs).
+pub const HTTP_JOURNEY: &str = "http.journey";
 /// How late the open-model generator started requests (µs).
 pub const GENERATOR_LAG: &str = "generator.lag";
 /// HTTP requests sent.
@@ -131,10 +139,13 @@ impl MetricKind {
 }
 
 /// Every metric an SLO may name, with its kind.
-const METRICS: [(&str, MetricKind); 23] = [
+const METRICS: [(&str, MetricKind); 26] = [
     (HTTP_LATENCY, MetricKind::Histogram),
     (HTTP_SERVICE_TIME, MetricKind::Histogram),
     (GENERATOR_LAG, MetricKind::Histogram),
+    (HTTP_WAIT, MetricKind::Histogram),
+    (HTTP_WAIT_POLLS, MetricKind::CountHistogram),
+    (HTTP_JOURNEY, MetricKind::Histogram),
     (HTTP_REQUESTS, MetricKind::Counter),
     (HTTP_ERRORS, MetricKind::Ratio(HTTP_REQUESTS)),
     (HUB_CONNECT, MetricKind::Histogram),

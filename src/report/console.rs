@@ -221,6 +221,17 @@ fn describe_users(scenario: &Scenario, plan: &Plan) -> String {
             arrivals as f64 * per_arrival
         );
     }
+    let polling: Vec<&str> = (scenario.populations.iter())
+        .flat_map(|p| p.steps.iter())
+        .filter_map(|s| s.wait.as_ref().map(|_| s.name.as_str()))
+        .collect();
+    if !polling.is_empty() {
+        let _ = writeln!(
+            out,
+            "polling steps ({}) count one request each here; they send one per poll",
+            polling.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "max in flight: {} · queue: {} · request timeout: {}",

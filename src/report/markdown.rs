@@ -51,6 +51,7 @@ pub fn render(summary: &Summary) -> String {
     verdict(&mut out, summary);
     slos(&mut out, summary);
     http_steps(&mut out, summary);
+    waits(&mut out, summary);
     hub(&mut out, summary);
     segments(&mut out, summary);
     errors(&mut out, summary);
@@ -204,6 +205,43 @@ fn http_steps(out: &mut String, summary: &Summary) {
             code(&label, true),
             format::per_second(requests as f64 / secs),
             counter("http.errors", population, step),
+        );
+    }
+}
+
+/// Polling steps' waits and polls, and whole journeys.
+fn waits(out: &mut String, summary: &Summary) {
+    use crate::metrics::catalogue::{HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_POLLS};
+    let hists = overall(summary);
+    let rows: Vec<(&crate::metrics::SeriesDesc, &HistogramEntry)> =
+        (summary.layout.hists.iter().enumerate())
+            .filter(|(_, d)| {
+                [HTTP_WAIT, HTTP_WAIT_POLLS, HTTP_JOURNEY].contains(&d.metric.as_str())
+            })
+            .filter_map(|(i, d)| hists.get(&(i as u32)).map(|h| (d, *h)))
+            .filter(|(_, h)| h.count > 0)
+            .collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("\n**Waits and journeys** (a polling step's first send → condition met; a completed journey's intended start → end of its last step)\n\n");
+    out.push_str("| series | population | count | mean | p50 | p95 | p99 | max |\n");
+    out.push_str("|---|---|--:|--:|--:|--:|--:|--:|\n");
+    for (desc, h) in rows {
+        let series = if desc.step.is_empty() {
+            desc.metric.clone()
+        } else {
+            format!("{}{{step={}}}", desc.metric, desc.step)
+        };
+        let unit = histogram_unit(&desc.metric);
+        let [p50, p95, p99, max] = percentiles(unit, Some(h));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {p50} | {p95} | {p99} | {max} |",
+            code(&series, true),
+            code(&desc.population, true),
+            h.count,
+            crate::slo::format_value(unit, h.mean),
         );
     }
 }

@@ -31,6 +31,7 @@ pub mod tolerances;
 
 pub use compile::{
     ApiTarget, Body, HubTarget, Origin, OriginRef, Phase, Population, Scenario, Step, UserLoad,
+    Wait,
 };
 pub use diagnostic::Diagnostic;
 pub use tolerances::{ToleranceError, Tolerances};

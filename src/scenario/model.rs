@@ -190,6 +190,13 @@ pub struct StepSpec {
     #[serde(default)]
     pub extract: BTreeMap<String, ExtractSpec>,
     pub think: Option<DurRange>,
+    /// Poll: resend the request until this holds (any check).
+    pub until: Option<CheckSpec>,
+    /// Poll interval (with `until`; default 1s).
+    pub every: Option<PositiveDur>,
+    /// Give up polling after this long, error `wait_timeout` (with
+    /// `until`; default 60s).
+    pub within: Option<PositiveDur>,
 }
 
 /// `[[phases]]`: one stretch of the timeline.

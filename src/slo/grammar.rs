@@ -305,6 +305,20 @@ mod tests {
     }
 
     #[test]
+    fn wait_and_journey_metrics_parse_with_their_units() {
+        let slo = ok("http.wait{step=status}.mean", "< 5s");
+        assert_eq!((slo.metric.as_str(), slo.stat), ("http.wait", Stat::Mean));
+        assert_eq!((slo.unit(), slo.threshold), (Unit::Micros, 5e6));
+        assert_eq!(slo.step.as_deref(), Some("status"));
+        let slo = ok("http.wait.polls.p95", "<= 10");
+        assert_eq!(slo.metric, "http.wait.polls");
+        assert_eq!((slo.unit(), slo.threshold), (Unit::Count, 10.0));
+        let slo = ok("http.journey{population=shopper}.p95", "< 2s");
+        assert_eq!(slo.metric, "http.journey");
+        assert_eq!(slo.population.as_deref(), Some("shopper"));
+    }
+
+    #[test]
     fn hub_metrics_parse_with_their_units() {
         let slo = ok("hub.recovery", "< 30s");
         assert_eq!((slo.metric.as_str(), slo.stat), ("hub.recovery", Stat::Max));
@@ -351,7 +365,9 @@ mod tests {
             err.to_string(),
             "unknown metric `http.latncy` (did you mean `http.latency`?)"
         );
-        assert_eq!(known_metrics().len(), 23);
+        assert_eq!(known_metrics().len(), 26);
+        assert!(known_metrics().contains(&"http.wait"));
+        assert!(known_metrics().contains(&"http.journey"));
         assert!(known_metrics().contains(&"hub.recovery"));
         assert!(known_metrics().contains(&"generator.lag"));
     }

@@ -3,7 +3,7 @@
 //! - `GET /admin/config` → the knobs in force, as JSON.
 //! - `POST /admin/config` with a partial JSON object, e.g.
 //!   `{"latency":"5ms","error_rate":0.01,"concurrency":8,"queue":100}`
-//!   (also `job_duration`, `page_size`; `"concurrency": null` removes the
+//!   (also `job_workers`, `job_duration`, `page_size`; `"concurrency": null` removes the
 //!   limit; `hub_ping_interval` / `hub_ping_timeout` only unchanged, they
 //!   are fixed when the target starts) → 200 with the new config, 400
 //!   `bad config: …` on unknown keys or bad values (a [`KnobError`](super::KnobError)).

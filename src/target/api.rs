@@ -5,8 +5,8 @@
 //! | `POST /api/login`       | 200 | 400 no `user`                           |
 //! | `GET /api/servers`      | 200 | 400 bad `page` / `per_page`             |
 //! | `POST /api/servers`     | 201 | 401 no token, 400 no `name`             |
-//! | `POST /api/jobs`        | 202 | 401 no token, 400 body not JSON         |
-//! | `GET /api/jobs/{id}`    | 200 | 404 unknown or malformed id             |
+//! | `POST /api/jobs`        | 202 | 401 no token, 400 body not JSON, 503 queue full |
+//! | `GET /api/jobs/{id}`    | 200 | 404 unknown, forgotten or malformed id  |
 //!
 //! Every error body is `{"error": "..."}` (built by `error`, also for the
 //! admin and hub endpoints, which parse their bodies with `parse_json` /
@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::jobs::Refused;
 use super::knobs::MAX_PAGE_SIZE;
 use super::state::{with_rng, Admission, Server, TargetState};
 
@@ -201,23 +202,33 @@ pub(crate) async fn create_server(State(state): St, headers: HeaderMap, body: By
     Ok((StatusCode::CREATED, Json(state.create_server(name))).into_response())
 }
 
-/// `POST /api/jobs` (any JSON body, or none) → 202 `{"id": "job-<ms>-<seq>", "status": "queued"}`.
+/// `POST /api/jobs` (any JSON body, or none) → 202 `{"id": "job-<ms>-<seq>", "status": "queued"}`;
+/// 503 `job queue full` when [`MAX_JOBS`](super::jobs::MAX_JOBS) jobs are unfinished.
 pub(crate) async fn submit_job(State(state): St, headers: HeaderMap, body: Bytes) -> ApiResult {
     authorized(&headers)?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         parse_json(&body)?;
     }
+    let id = state.new_job().map_err(|refused| {
+        let why = match refused {
+            Refused::Full => "job queue full",
+            Refused::Closed => "shutting down",
+        };
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, why.into())
+    })?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": state.new_job(), "status": "queued" })),
+        Json(json!({ "id": id, "status": "queued" })),
     )
         .into_response())
 }
 
-/// `GET /api/jobs/{id}` → `{"id", "status": "queued" | "running" | "done"}`.
+/// `GET /api/jobs/{id}` → `{"id", "status": "queued" | "running" | "done",
+/// "queued_at", "started_at", "done_at"` (Unix ms; null until then)`,
+/// "queue_ms", "run_ms"}` (time queued, time running so far).
 pub(crate) async fn job(State(state): St, Path(id): Path<String>) -> Response {
-    match state.job_status(&id) {
-        Some(status) => Json(json!({ "id": id, "status": status })).into_response(),
+    match state.jobs.get(&id) {
+        Some(view) => Json(view).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no job `{id}`")),
     }
 }

@@ -217,7 +217,8 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 /// error_rate = 0.01        # fraction of /api requests answered 500
 /// concurrency = 8          # permits; absent = unlimited
 /// queue = 100              # requests that may wait for a permit; more → 503
-/// job_duration = "2s"      # how long a submitted job takes to be `done`
+/// job_workers = 4          # workers running submitted jobs, in FIFO order
+/// job_duration = "2s"      # how long each job runs (a Latency: "exp:200ms", "50ms..150ms")
 /// page_size = 20           # default per_page of GET /api/servers
 /// hub_ping_interval = "25s" # Engine.IO ping interval of the hub
 /// hub_ping_timeout = "20s"  # how long the hub waits for a pong
@@ -234,9 +235,12 @@ pub struct TargetConfig {
     /// With a concurrency limit: how many requests may wait for a permit;
     /// beyond that a request is answered `503 {"error":"overloaded"}` at once.
     pub queue: usize,
-    /// Time from submission until a job reports `done`.
-    #[serde(with = "duration_str")]
-    pub job_duration: Duration,
+    /// Worker tasks running submitted jobs (at least 1): the job
+    /// capacity is `job_workers / mean job_duration`.
+    pub job_workers: usize,
+    /// How long one job runs once a worker takes it, drawn per job from
+    /// this distribution (the [`Latency`] forms).
+    pub job_duration: Latency,
     /// Default `per_page` of `GET /api/servers`.
     pub page_size: usize,
     /// Engine.IO ping interval of the hub's Socket.IO endpoint. Fixed when
@@ -252,6 +256,9 @@ pub struct TargetConfig {
     #[serde(with = "duration_str", skip_serializing_if = "is_default_ping_timeout")]
     pub hub_ping_timeout: Duration,
 }
+
+/// Default number of job workers.
+pub const DEFAULT_JOB_WORKERS: usize = 4;
 
 /// Default Engine.IO ping interval of the hub.
 pub const DEFAULT_HUB_PING_INTERVAL: Duration = Duration::from_secs(25);
@@ -273,7 +280,8 @@ impl Default for TargetConfig {
             error_rate: 0.0,
             concurrency: None,
             queue: 1024,
-            job_duration: Duration::from_secs(2),
+            job_workers: DEFAULT_JOB_WORKERS,
+            job_duration: Latency::Fixed(Duration::from_secs(2)),
             page_size: 20,
             hub_ping_interval: DEFAULT_HUB_PING_INTERVAL,
             hub_ping_timeout: DEFAULT_HUB_PING_TIMEOUT,
@@ -295,6 +303,13 @@ impl TargetConfig {
         }
         if self.concurrency == Some(0) {
             return Err(KnobError::ZeroConcurrency);
+        }
+        if self.job_workers == 0 {
+            return Err(KnobError::OutOfRange {
+                option: "job_workers",
+                value: "0".into(),
+                expected: "at least 1".into(),
+            });
         }
         if self.page_size == 0 || self.page_size > MAX_PAGE_SIZE {
             return Err(KnobError::OutOfRange {
@@ -356,8 +371,8 @@ pub struct ConfigPatch {
     #[serde(deserialize_with = "present")]
     pub concurrency: Option<Option<usize>>,
     pub queue: Option<usize>,
-    #[serde(deserialize_with = "present_duration")]
-    pub job_duration: Option<Duration>,
+    pub job_workers: Option<usize>,
+    pub job_duration: Option<Latency>,
     pub page_size: Option<usize>,
     /// Accepted only unchanged (so a `GET /admin/config` body posts back):
     /// the hub's ping settings are fixed when the target starts.
@@ -392,6 +407,9 @@ impl ConfigPatch {
         }
         if let Some(q) = self.queue {
             c.queue = q;
+        }
+        if let Some(w) = self.job_workers {
+            c.job_workers = w;
         }
         if let Some(j) = self.job_duration {
             c.job_duration = j;
@@ -542,7 +560,7 @@ mod tests {
         assert_eq!(c.error_rate, 0.01);
         assert_eq!(c.concurrency, Some(8));
         assert_eq!(c.queue, 100);
-        assert_eq!(c.job_duration, ms(2000));
+        assert_eq!(c.job_duration, Latency::Fixed(ms(2000)));
         assert_eq!(c.page_size, 20);
         let d: TargetConfig = toml::from_str("").unwrap();
         assert_eq!(d, TargetConfig::default());

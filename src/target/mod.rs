@@ -8,10 +8,10 @@
 //! - `POST /api/login`, `GET|POST /api/servers`, `POST /api/jobs`,
 //!   `GET /api/jobs/{id}` — see [`api`] for bodies and errors.
 //!   `POST`s to servers and jobs require `Authorization: Bearer tok-…`
-//!   (a token from login); the `GET`s are open. Jobs are stateless: the
-//!   id encodes the creation time and the status is computed from it
-//!   (`queued` for the first fifth of `job_duration`, then `running`, then
-//!   `done`). Created servers are kept in a bounded store (10,000, oldest
+//!   (a token from login); the `GET`s are open. Jobs go through a real
+//!   queue: `job_workers` workers take them in FIFO order and run each for
+//!   a time drawn from `job_duration` (`queued` → `running` → `done`, with
+//!   timestamps; see [`jobs`]). Created servers are kept in a bounded store (10,000, oldest
 //!   evicted), so memory stays flat under long load.
 //! - `/admin/*` — read and change the knobs, start a stall, read counters
 //!   (exempt from the knobs); see [`admin`].
@@ -51,6 +51,7 @@ use tokio::task::JoinHandle;
 pub mod admin;
 pub mod api;
 pub mod hub;
+pub mod jobs;
 pub mod knobs;
 pub mod state;
 pub mod workers;
@@ -152,6 +153,7 @@ pub async fn serve_with_hub(
     serve_router(listener, app, async move {
         shutdown.await;
         state.end_stall();
+        state.close_jobs();
         hub.shutdown().await;
     })
     .await

@@ -18,6 +18,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
+use super::jobs::JobQueue;
 use super::knobs::{KnobError, TargetConfig};
 
 /// How many synthetic servers `GET /api/servers` lists before created ones.
@@ -121,10 +122,10 @@ pub struct TargetState {
     stall_until: AtomicU64,
     stall_changed: Notify,
     start: Instant,
-    start_unix_ms: u64,
     counters: Counters,
     next_token: AtomicU64,
-    next_job: AtomicU64,
+    /// Submitted jobs and the workers that run them.
+    pub(crate) jobs: Arc<JobQueue>,
     created: RwLock<CreatedServers>,
 }
 
@@ -150,16 +151,16 @@ impl TargetState {
     pub fn new(config: TargetConfig) -> Result<Arc<TargetState>, KnobError> {
         config.validate()?;
         let limiter = config.concurrency.map(|n| Arc::new(Semaphore::new(n)));
+        let jobs = JobQueue::new(config.job_workers, unix_ms());
         Ok(Arc::new(TargetState {
             live: RwLock::new(Live::new(config, limiter)),
             update: parking_lot::Mutex::new(()),
             stall_until: AtomicU64::new(0),
             stall_changed: Notify::new(),
             start: Instant::now(),
-            start_unix_ms: unix_ms(),
             counters: Counters::default(),
             next_token: AtomicU64::new(1),
-            next_job: AtomicU64::new(0),
+            jobs,
             created: RwLock::new(CreatedServers {
                 items: VecDeque::new(),
                 next_number: SYNTHETIC_SERVERS as u64 + 1,
@@ -197,6 +198,9 @@ impl TargetState {
         } else {
             config.concurrency.map(|n| Arc::new(Semaphore::new(n)))
         };
+        if config.job_workers != current.config.job_workers {
+            self.jobs.set_workers(config.job_workers);
+        }
         *self.live.write() = Live::new(config.clone(), limiter);
         Ok(config)
     }
@@ -306,28 +310,16 @@ impl TargetState {
         format!("tok-{user}-{n}")
     }
 
-    /// A new job id, `job-<created unix ms>-<seq>`.
-    pub(crate) fn new_job(&self) -> String {
-        let seq = self.next_job.fetch_add(1, Ordering::Relaxed);
-        format!("job-{}-{seq}", unix_ms())
+    /// Queue a job whose duration is drawn from `job_duration` now; its
+    /// id, or why it was refused.
+    pub(crate) fn new_job(&self) -> Result<String, super::jobs::Refused> {
+        let duration = with_rng(|rng| self.live().config.job_duration.sample(rng));
+        self.jobs.submit(duration)
     }
 
-    /// The status of a job from its id alone (no per-job memory), or `None`
-    /// if the id is malformed or was not issued by this target.
-    pub(crate) fn job_status(&self, id: &str) -> Option<&'static str> {
-        let rest = id.strip_prefix("job-")?;
-        let (created, seq) = rest.split_once('-')?;
-        let created = parse_u64(created)?;
-        let seq = parse_u64(seq)?;
-        let now = unix_ms();
-        if seq >= self.next_job.load(Ordering::Relaxed)
-            || created < self.start_unix_ms
-            || created > now.saturating_add(1000)
-        {
-            return None;
-        }
-        let elapsed = Duration::from_millis(now.saturating_sub(created));
-        Some(job_status(elapsed, self.live().config.job_duration))
+    /// Stop the job workers (the target is stopping).
+    pub fn close_jobs(&self) {
+        self.jobs.close();
     }
 
     /// Creates a server (kept in a bounded store).
@@ -367,25 +359,6 @@ impl TargetState {
     }
 }
 
-fn parse_u64(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// A job is `queued` for the first fifth of its duration, then `running`,
-/// then `done` once its whole duration has passed.
-pub fn job_status(elapsed: Duration, job_duration: Duration) -> &'static str {
-    if elapsed >= job_duration {
-        "done"
-    } else if elapsed < job_duration / 5 {
-        "queued"
-    } else {
-        "running"
-    }
-}
-
 /// The i-th (0-based) synthetic server: `srv-00001` / `server-0001`, with
 /// a status fixed by its index (7 in 10 running, 2 stopped, 1 provisioning).
 fn synthetic_server(i: usize) -> Server {
@@ -411,37 +384,6 @@ fn synthetic_server(i: usize) -> Server {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn job_status_progresses() {
-        let d = Duration::from_secs(1);
-        assert_eq!(job_status(Duration::ZERO, d), "queued");
-        assert_eq!(job_status(Duration::from_millis(199), d), "queued");
-        assert_eq!(job_status(Duration::from_millis(200), d), "running");
-        assert_eq!(job_status(Duration::from_millis(999), d), "running");
-        assert_eq!(job_status(d, d), "done");
-        assert_eq!(job_status(Duration::ZERO, Duration::ZERO), "done");
-    }
-
-    #[test]
-    fn job_ids_are_checked() {
-        let s = TargetState::new(TargetConfig::default()).unwrap();
-        let id = s.new_job();
-        assert_eq!(s.job_status(&id), Some("queued"));
-        let (_, tail) = id.rsplit_once('-').unwrap();
-        assert_eq!(tail, "0");
-        for bad in [
-            "job-",
-            "job-1-0",
-            "job-abc-0",
-            "jobs-1-0",
-            &format!("{id}x"),
-            &id.replace("-0", "-1"),
-            &id.replace("job-", "job-+"),
-        ] {
-            assert_eq!(s.job_status(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn created_servers_are_bounded() {

@@ -260,28 +260,29 @@ fn has_row(lines: &[String], cells: &[&str]) {
 
 #[test]
 fn validate_prints_the_resolved_plan() {
-    // scenarios/black-friday.toml: three requests per journey (login,
-    // browse, checkout); arrivals per phase = the rate's integral:
-    //   normal     30 s × 40/s            =  1200 journeys,  3600 requests
-    //   ramp       20 s × (40 + 400)/2 /s =  4400 journeys, 13200 requests
-    //   spike      60 s × 400/s           = 24000 journeys, 72000 requests
-    //   cool-down  30 s × (400 + 40)/2 /s =  6600 journeys, 19800 requests
-    //   total                               36200 journeys, 108600 requests
+    // scenarios/black-friday.toml: four steps per journey (login, browse,
+    // checkout, order-status, which polls: counted once); arrivals per
+    // phase = the rate's integral:
+    //   normal     30 s × 40/s            =  1200 journeys,  4800 requests
+    //   ramp       20 s × (40 + 400)/2 /s =  4400 journeys, 17600 requests
+    //   spike      60 s × 400/s           = 24000 journeys, 96000 requests
+    //   cool-down  30 s × (400 + 40)/2 /s =  6600 journeys, 26400 requests
+    //   total                               36200 journeys, 144800 requests
     let out = stdout_lines(&["validate", "scenarios/black-friday.toml"]);
     has_line(&out, "scenario `black-friday` is valid (seed 7)");
     has_row(
         &out,
-        &["normal", "0s", "30s", "rate", "40/s", "1200", "3600"],
+        &["normal", "0s", "30s", "rate", "40/s", "1200", "4800"],
     );
     has_row(
         &out,
         &[
-            "ramp", "30s", "20s", "rate", "40/s", "->", "400/s", "4400", "13200",
+            "ramp", "30s", "20s", "rate", "40/s", "->", "400/s", "4400", "17600",
         ],
     );
     has_row(
         &out,
-        &["spike", "50s", "1m", "rate", "400/s", "24000", "72000"],
+        &["spike", "50s", "1m", "rate", "400/s", "24000", "96000"],
     );
     has_row(
         &out,
@@ -294,17 +295,21 @@ fn validate_prints_the_resolved_plan() {
             "->",
             "40/s",
             "6600",
-            "19800",
+            "26400",
         ],
     );
     has_line(&out, "total duration: 2m20s");
     has_line(
         &out,
-        "peak arrival rate: 400/s (1200 requests/s at 3.00 requests per journey)",
+        "peak arrival rate: 400/s (1600 requests/s at 4.00 requests per journey)",
     );
     has_line(
         &out,
-        "expected requests (open-model phases): 108600 from 36200 journeys",
+        "expected requests (open-model phases): 144800 from 36200 journeys",
+    );
+    has_line(
+        &out,
+        "polling steps (order-status) count one request each here; they send one per poll",
     );
 }
 
@@ -322,7 +327,7 @@ fn set_overrides_any_value() {
     // The spike is 10 s instead of 60 s: 2m20s - 50s, 4000 journeys.
     has_row(
         &out,
-        &["spike", "50s", "10s", "rate", "400/s", "4000", "12000"],
+        &["spike", "50s", "10s", "rate", "400/s", "4000", "16000"],
     );
     has_line(&out, "total duration: 1m30s");
 }
@@ -387,6 +392,44 @@ fn slo_on_unknown_step_is_refused() {
         &with("[slo]\n\"http.latency{step=lst}.p95\" = \"< 200ms\"\n"),
         &["no step is named `lst`", "did you mean `list`?"],
     );
+}
+
+#[test]
+fn polling_keys_are_checked_where_they_are_written() {
+    let step = |keys: &str| {
+        GOOD.replace(
+            "get = \"/api/servers\"",
+            &format!("get = \"/api/servers\", {keys}"),
+        )
+    };
+    bad_input(
+        &step("every = \"1s\""),
+        &[
+            "only apply to a step that polls",
+            "until = {",
+            "bad.toml:7:",
+        ],
+    );
+    bad_input(
+        &step("until = { jsn = { \"$.status\" = \"done\" } }"),
+        &["jsn", "bad.toml:7:"],
+    );
+    bad_input(
+        &step("until = { json = { \"status\" = \"done\" } }"),
+        &[
+            "step `list`: until: check `json`: invalid JSON path",
+            "bad.toml:7:",
+        ],
+    );
+    bad_input(
+        &step("until = { status = 200 }, within = \"0s\""),
+        &["bad.toml:7:"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let good =
+        step("until = { json = { \"$.total\" = 1000 } }, every = \"250ms\", within = \"5s\"");
+    let path = write(dir.path(), "good.toml", &good);
+    stampede().arg("validate").arg(&path).assert().success();
 }
 
 #[test]

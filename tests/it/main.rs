@@ -23,3 +23,4 @@ mod schedule;
 mod segments;
 mod target;
 mod target_processes;
+mod waits;

@@ -495,17 +495,18 @@ async fn the_hlog_reads_back_in_python_hdrhistogram_as_in_summary_json() {
         .collect();
     assert_eq!(requests, [("list", 120), ("health", 120)]);
     // Per request a latency and a service time (2 × 240), per journey a
-    // generator lag (120): every sample is in the log.
+    // generator lag and a journey time (2 × 120): every sample is in the log.
     let per_tag: BTreeMap<&str, u64> = view.tags.iter().map(|(t, v)| (t.as_str(), v.0)).collect();
     assert_eq!(
         per_tag,
         BTreeMap::from([
             ("generator.lag||", 120),
+            ("http.journey|shopper|", 120),
             ("http.latency|shopper|health", 120),
             ("http.latency|shopper|list", 120),
             ("http.service_time|shopper|health", 120),
             ("http.service_time|shopper|list", 120),
         ])
     );
-    assert_eq!(total, 2 * 240 + 120);
+    assert_eq!(total, 2 * 240 + 2 * 120);
 }

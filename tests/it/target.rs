@@ -249,60 +249,67 @@ async fn jobs_need_a_token_and_unknown_ids_are_404() {
     }
 }
 
-/// Job status comes from the wall clock (the job id holds its creation
-/// time in Unix ms), so this polls: 2 s jobs leave the 20 ms poll a 1.6 s
-/// `running` window to see.
-#[tokio::test]
-async fn job_status_progresses_to_done() {
-    let job_duration = ms(2000);
+/// Jobs go through a FIFO queue served by `job_workers` workers. Paused
+/// clock, one worker, 2 s jobs, two jobs submitted at once: the first runs
+/// at once, the second waits for it (queued 2 s, then running), each
+/// answer carries its timestamps (Unix ms) and queue / run times.
+#[tokio::test(start_paused = true)]
+async fn jobs_queue_behind_busy_workers() {
+    let job = ms(2000);
     let (t, c) = start(TargetConfig {
-        job_duration,
+        job_workers: 1,
+        job_duration: Latency::Fixed(job),
         ..Default::default()
     })
     .await;
     let auth = format!("Bearer {}", login(&c, &t).await);
-    let before = Instant::now();
-    let r = c
-        .post(format!("{}/api/jobs", t.url()))
-        .header("Authorization", &auth)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let job: Value = r.json().await.unwrap();
-    let url = format!("{}/api/jobs/{}", t.url(), job["id"].as_str().unwrap());
-
-    let order = ["queued", "running", "done"];
-    let mut seen: Vec<String> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (s, b) = get_json(&c, url.clone()).await;
-        assert_eq!(s, StatusCode::OK);
-        let status = b["status"].as_str().unwrap().to_string();
-        assert!(order.contains(&status.as_str()), "{status}");
-        if seen.last() != Some(&status) {
-            seen.push(status.clone());
-        }
-        if status == "done" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "job never finished: {seen:?}");
-        tokio::time::sleep(ms(20)).await;
+    let mut urls = Vec::new();
+    for _ in 0..2 {
+        let r = c
+            .post(format!("{}/api/jobs", t.url()))
+            .header("Authorization", &auth)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let job: Value = r.json().await.unwrap();
+        assert_eq!(job["status"], "queued");
+        urls.push(format!(
+            "{}/api/jobs/{}",
+            t.url(),
+            job["id"].as_str().unwrap()
+        ));
     }
-    // created_ms is truncated to the millisecond: allow that much early.
-    assert!(before.elapsed() >= job_duration - ms(2), "done too early");
-    let idx: Vec<usize> = seen
-        .iter()
-        .map(|s| order.iter().position(|o| o == s).unwrap())
-        .collect();
-    assert!(
-        idx.windows(2).all(|w| w[0] < w[1]),
-        "status went back: {seen:?}"
+    let get = |i: usize| get_json(&c, urls[i].clone());
+    let (s, first) = get(0).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(first["status"], "running");
+    assert_eq!(first["started_at"], first["queued_at"]);
+    assert_eq!(first["done_at"], Value::Null);
+    let (_, second) = get(1).await;
+    assert_eq!(second["status"], "queued");
+    assert_eq!(second["started_at"], Value::Null);
+    let queued_at = second["queued_at"].as_u64().unwrap();
+
+    tokio::time::sleep(job).await;
+    let (_, first) = get(0).await;
+    assert_eq!(first["status"], "done");
+    assert_eq!(
+        (first["queue_ms"].as_u64(), first["run_ms"].as_u64()),
+        (Some(0), Some(2000))
     );
-    assert!(
-        seen.contains(&"running".to_string()),
-        "never running: {seen:?}"
+    let (_, second) = get(1).await;
+    assert_eq!(second["status"], "running");
+    assert_eq!(second["started_at"].as_u64(), Some(queued_at + 2000));
+
+    tokio::time::sleep(job).await;
+    let (_, second) = get(1).await;
+    assert_eq!(second["status"], "done");
+    assert_eq!(second["done_at"].as_u64(), Some(queued_at + 4000));
+    assert_eq!(
+        (second["queue_ms"].as_u64(), second["run_ms"].as_u64()),
+        (Some(2000), Some(2000))
     );
 }
 
@@ -561,7 +568,7 @@ async fn admin_config_round_trips_and_rejects_bad_values() {
     assert_eq!(
         initial,
         json!({"latency": "0", "error_rate": 0.0, "concurrency": null, "queue": 1024,
-               "job_duration": "2s", "page_size": 20})
+               "job_workers": 4, "job_duration": "2s", "page_size": 20})
     );
 
     let (s, b) = post_json(
@@ -572,7 +579,7 @@ async fn admin_config_round_trips_and_rejects_bad_values() {
     .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let expected = json!({"latency": "2ms..5ms", "error_rate": 0.01, "concurrency": 8,
-                          "queue": 100, "job_duration": "2s", "page_size": 20});
+                          "queue": 100, "job_workers": 4, "job_duration": "2s", "page_size": 20});
     assert_eq!(b, expected);
     let (_, now) = get_json(&c, url.clone()).await;
     assert_eq!(now, expected);
@@ -594,6 +601,18 @@ async fn admin_config_round_trips_and_rejects_bad_values() {
     assert_eq!(b["concurrency"], Value::Null);
     assert_eq!(b["queue"], 100);
 
+    let (s, b) = post_json(
+        &c,
+        url.clone(),
+        json!({"job_workers": 2, "job_duration": "50ms..150ms"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["job_workers"].as_u64(), b["job_duration"].as_str()),
+        (Some(2), Some("50ms..150ms"))
+    );
+
     let before = get_json(&c, url.clone()).await.1;
     for bad in [
         json!({"error_rate": 1.5}),
@@ -606,6 +625,7 @@ async fn admin_config_round_trips_and_rejects_bad_values() {
         json!({"queue": "big"}),
         json!({"page_size": 0}),
         json!({"job_duration": "2"}),
+        json!({"job_workers": 0}),
         json!({"bogus": 1}),
         json!("latency"),
     ] {

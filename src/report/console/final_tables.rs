@@ -261,6 +261,42 @@ pub fn hub_report(summary: &Summary) -> String {
     out
 }
 
+/// Polling steps (`http.wait`, `http.wait.polls`) and completed journeys
+/// (`http.journey`): count, mean and percentiles of each series with
+/// samples; empty without any.
+fn wait_report(summary: &Summary) -> String {
+    use crate::metrics::catalogue::{histogram_unit, HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_POLLS};
+    let mut rows = vec![["series", "count", "mean", "p50", "p95", "p99", "max"]
+        .map(String::from)
+        .to_vec()];
+    for metric in [HTTP_WAIT, HTTP_WAIT_POLLS, HTTP_JOURNEY] {
+        for h in (summary.histograms.iter())
+            .filter(|h| h.phase.is_none() && h.metric == metric && h.count > 0)
+        {
+            let unit = histogram_unit(metric);
+            let value = |v: f64| crate::slo::format_value(unit, v);
+            let tag = if h.step.is_empty() {
+                &h.population
+            } else {
+                &h.step
+            };
+            rows.push(vec![
+                format!("{metric} {tag}"),
+                h.count.to_string(),
+                value(h.mean),
+                value(h.p50 as f64),
+                value(h.p95 as f64),
+                value(h.p99 as f64),
+                value(h.max as f64),
+            ]);
+        }
+    }
+    if rows.len() == 1 {
+        return String::new();
+    }
+    format!("waits and journeys:\n{}", table(&rows))
+}
+
 /// The tables printed at the end of a run, from its summary (so they say
 /// what `summary.md` and `report.html` say): latency, rate and errors per
 /// HTTP step, the hub tables, a merged result's segments (host, start,
@@ -323,6 +359,7 @@ pub fn final_report(summary: &Summary) -> String {
         );
         out.push_str(&table(&rows));
     }
+    out.push_str(&wait_report(summary));
     out.push_str(&hub_report(summary));
     if let Some(merged) = &summary.meta.merged {
         let _ = writeln!(

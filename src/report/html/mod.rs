@@ -81,6 +81,7 @@ pub fn render(summary: &Summary) -> anyhow::Result<String> {
     report.over_time(&mut body)?;
     report.spectrum(&mut body)?;
     report.step_table(&mut body);
+    report.wait_table(&mut body);
     report.hub_tables(&mut body);
     report.generator(&mut body)?;
     report.metadata(&mut body);
@@ -100,7 +101,7 @@ pub fn render(summary: &Summary) -> anyhow::Result<String> {
 
 /// Histogram series whose values are counts, not durations.
 fn is_count_metric(metric: &str) -> bool {
-    metric == "hub.reconnect.attempts"
+    metric == "hub.reconnect.attempts" || metric == crate::metrics::catalogue::HTTP_WAIT_POLLS
 }
 
 /// What the sections share.
@@ -221,6 +222,7 @@ impl<'a> Report<'a> {
             ("over-time", "Over time"),
             ("spectrum", "Percentiles"),
             ("steps", "Steps"),
+            ("waits", "Waits"),
             ("hub", "Hub"),
             ("generator", "Generator"),
             ("run", "Run"),

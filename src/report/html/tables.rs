@@ -105,6 +105,46 @@ impl Report<'_> {
         out.push_str("</table>\n</section>\n");
     }
 
+    /// Polling steps (`http.wait`, `http.wait.polls`) and whole journeys
+    /// (`http.journey`), the series that have samples.
+    pub(super) fn wait_table(&self, out: &mut String) {
+        use crate::metrics::catalogue::{HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_POLLS};
+        let rows: Vec<(&SeriesDesc, &crate::report::json::HistogramEntry)> =
+            (self.summary.layout.hists.iter().enumerate())
+                .filter(|(_, d)| {
+                    [HTTP_WAIT, HTTP_WAIT_POLLS, HTTP_JOURNEY].contains(&d.metric.as_str())
+                })
+                .filter_map(|(i, d)| self.overall(i).map(|h| (d, h)))
+                .filter(|(_, h)| h.count > 0)
+                .collect();
+        if rows.is_empty() {
+            return;
+        }
+        out.push_str("<section id=\"waits\">\n<h2>Waits and journeys</h2>\n<p class=\"muted\">http.wait: a polling step's first send until its condition held; http.wait.polls: polls per wait; http.journey: a completed journey's intended start until the end of its last step, think times included.</p>\n<table>\n<tr><th class=\"text\">series</th><th>count</th><th>mean</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>\n");
+        for (desc, h) in rows {
+            let counts = is_count_metric(&desc.metric);
+            let label = if desc.metric == HTTP_JOURNEY {
+                format!("{} {}", desc.metric, desc.population)
+            } else {
+                format!("{} {}", desc.metric, self.step_label(desc))
+            };
+            let mean = if counts {
+                format!("{:.1}", h.mean)
+            } else {
+                latency(h.mean.round() as u64)
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"text\">{}</td><td>{}</td><td>{}</td>{}</tr>",
+                escape(&label),
+                grouped(h.count),
+                mean,
+                self.latency_cells(Some((h.p50, h.p95, h.p99, h.max)), counts),
+            );
+        }
+        out.push_str("</table>\n</section>\n");
+    }
+
     pub(super) fn hub_tables(&self, out: &mut String) {
         if !self.hub {
             return;

@@ -93,7 +93,23 @@ pub struct Step {
     pub think: Option<DurRange>,
     /// Whether the response body is needed (checks or extractors).
     pub needs_body: bool,
+    /// Polling (`until`, `every`, `within`): None for a plain step.
+    pub wait: Option<Wait>,
 }
+
+/// How a step polls: the request is sent again every `every` until the
+/// `until` check holds, for at most `within` from its first send.
+#[derive(Debug, Clone)]
+pub struct Wait {
+    pub until: Check,
+    pub every: Duration,
+    pub within: Duration,
+}
+
+/// Poll interval when a step with `until` gives no `every`.
+pub const DEFAULT_WAIT_EVERY: Duration = Duration::from_secs(1);
+/// Polling limit when a step with `until` gives no `within`.
+pub const DEFAULT_WAIT_WITHIN: Duration = Duration::from_secs(60);
 
 /// One compiled `[[users]]` population.
 #[derive(Debug, Clone)]

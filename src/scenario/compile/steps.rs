@@ -8,7 +8,10 @@ use std::path::Path;
 
 use toml::Spanned;
 
-use super::{ApiTarget, Body, Diags, HttpSettings, OriginRef, Population, Step};
+use super::{
+    ApiTarget, Body, Diags, HttpSettings, OriginRef, Population, Step, Wait, DEFAULT_WAIT_EVERY,
+    DEFAULT_WAIT_WITHIN,
+};
 use crate::protocol::Origin;
 use crate::scenario::check::{Check, Extractor};
 use crate::scenario::feeder::Feeder;
@@ -339,10 +342,35 @@ fn compile_step(
             ),
         }
     }
+    let wait = match &spec.until {
+        Some(until) => match Check::compile(until) {
+            Ok(until) => Some(Wait {
+                until,
+                every: spec.every.map_or(DEFAULT_WAIT_EVERY, |d| d.0),
+                within: spec.within.map_or(DEFAULT_WAIT_WITHIN, |d| d.0),
+            }),
+            Err(e) => {
+                diags.at(url.span(), format!("step `{name}`: until: {e}"), None);
+                None
+            }
+        },
+        None => {
+            if spec.every.is_some() || spec.within.is_some() {
+                diags.at(
+                    url.span(),
+                    format!("step `{name}`: `every` and `within` only apply to a step that polls"),
+                    Some("add the condition to wait for, e.g. until = { json = { \"$.status\" = \"done\" } }".into()),
+                );
+            }
+            None
+        }
+    };
     if diags.list.len() > before {
         return None;
     }
-    let needs_body = check.needs_body() || extract.iter().any(|(_, x)| x.needs_body());
+    let needs_body = check.needs_body()
+        || extract.iter().any(|(_, x)| x.needs_body())
+        || wait.as_ref().is_some_and(|w| w.until.needs_body());
     Some(Step {
         name,
         method,
@@ -356,5 +384,6 @@ fn compile_step(
         extract,
         think: spec.think.or(users.think),
         needs_body,
+        wait,
     })
 }
