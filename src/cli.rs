@@ -824,3 +824,40 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
         Command::Target(args) => target(args).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn target_args(flags: &[&str]) -> TargetArgs {
+        let argv = ["stampede", "target"].iter().chain(flags);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Target(args) => args,
+            _ => unreachable!("parsed as `target`"),
+        }
+    }
+
+    #[test]
+    fn job_flags_set_the_queue_and_reach_the_workers() {
+        let args = target_args(&["--job-workers", "2", "--job-duration", "exp:100ms"]);
+        let forwarded = worker_args(&args);
+        let (_, config) = target_config(args).unwrap();
+        assert_eq!(config.job_workers, 2);
+        assert_eq!(
+            config.job_duration,
+            crate::target::Latency::Exponential {
+                mean: Duration::from_millis(100)
+            }
+        );
+        let pairs: Vec<&[String]> = forwarded.windows(2).collect();
+        assert!(pairs.contains(&&["--job-workers".to_string(), "2".into()][..]));
+        assert!(pairs.contains(&&["--job-duration".to_string(), "exp:100ms".into()][..]));
+        let defaults = target_config(target_args(&[])).unwrap().1;
+        assert_eq!(defaults, crate::target::TargetConfig::default());
+        for bad in [&["--job-workers", "0"][..], &["--job-duration", "soon"]] {
+            let e = target_config(target_args(bad)).unwrap_err();
+            assert!(e.to_string().contains(bad[0]), "{e}");
+        }
+    }
+}

@@ -41,8 +41,10 @@ use crate::report::compare::{change_text, series_name, value};
 pub use crate::report::compare::{markdown, text, Change, Comparison, Row};
 
 /// Latency-like metrics compared by percentile.
-pub const LATENCY_METRICS: [&str; 9] = [
+pub const LATENCY_METRICS: [&str; 11] = [
     "http.latency",
+    "http.wait",
+    "http.journey",
     "hub.connect",
     "hub.register",
     "hub.message.rtt",
@@ -520,6 +522,28 @@ mod tests {
         );
         assert_eq!(row(&c, "http.latency", "p95").verdict, Change::Improvement);
         assert_eq!(c.regressions, 0);
+    }
+
+    #[test]
+    fn waits_and_journeys_are_compared_like_latency() {
+        let as_journey = |mut s: Summary| {
+            for h in &mut s.histograms {
+                h.metric = "http.journey".into();
+                h.step.clear();
+            }
+            s
+        };
+        let c = compare(
+            &as_journey(run("a", &[10_000u64; 20], 100, 0, "list")),
+            &as_journey(run("a", &[12_000u64; 20], 100, 0, "list")),
+            &Tolerances::default(),
+        );
+        let p95 = row(&c, "http.journey", "p95");
+        assert_eq!(
+            (p95.verdict, p95.population.as_str()),
+            (Change::Regression, "u")
+        );
+        assert!(LATENCY_METRICS.contains(&"http.wait"));
     }
 
     #[test]

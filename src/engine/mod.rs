@@ -12,7 +12,7 @@
 //!   on a rate curve, with their lateness (arrivals, commands, agent
 //!   connections).
 //! - [`user`]: a VU walking a journey: render, send, read, check, extract,
-//!   record.
+//!   record; poll a step `until` its condition holds; time the journey.
 //! - [`hub`]: agents and commanders on a WebSocket / Socket.IO hub.
 //! - [`ids`]: the metric series of a run, registered before it starts.
 //! - [`actions`]: the scenario's fault actions (commands, admin calls),

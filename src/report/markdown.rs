@@ -9,6 +9,8 @@
 //! 2. `SLOs`: slo, target, measured, ✅ / ❌.
 //! 3. `HTTP steps`: per step, requests, rate, errors, p50, p95, p99, max
 //!    (`http.latency`, from the intended start, over the whole run).
+//!    Then `Waits and journeys`: per `http.wait`, `http.wait.polls` and
+//!    `http.journey` series with samples, count, mean, p50, p95, p99, max.
 //! 4. `Hub`: per hub histogram series (`hub.connect`, `hub.reconnect`…) and
 //!    population, count, p50, p95, p99, max — when the run had agents.
 //! 5. `Segments` (a merged result): per segment its `i/n`, host, start,

@@ -12,8 +12,9 @@
 //! # Metrics and their stats
 //! | metric | kind | stats | value written as | canonical unit |
 //! |---|---|---|---|---|
-//! | `http.latency`, `http.service_time`, `generator.lag` | histogram | percentiles, `max`, `min`, `mean` | duration with unit: `850us`/`850µs`, `200ms`, `1.5s`, `2m`, `1h` | µs |
+//! | `http.latency`, `http.service_time`, `http.wait`, `http.journey`, `generator.lag` | histogram | percentiles, `max`, `min`, `mean` | duration with unit: `850us`/`850µs`, `200ms`, `1.5s`, `2m`, `1h` | µs |
 //! | (same) | histogram | `count` | integer | samples |
+//! | `http.wait.polls` | histogram of counts | percentiles, `max`, `min`, `mean`, `count` | a number | polls |
 //! | `http.requests` | counter | `count` / `rate` | integer / `500/s`, `30/m`, `2/h` or a number (per second) | requests / per second |
 //! | `http.errors` | counter | `count` / `rate` | integer / `0.1%` or a fraction (`0.001`) | errors / errors ÷ requests |
 //!

@@ -9,7 +9,8 @@
 //!   `bad config: …` on unknown keys or bad values (a [`KnobError`](super::KnobError)).
 //! - `POST /admin/stall` with `{"duration":"500ms"}` → starts a stall now
 //!   (`"0"` ends any stall) → 200 `{"stalled_for":"500ms"}`.
-//! - `GET /admin/stats` → `{"requests","in_flight","queued","stalled","rejected","errors_injected"}`.
+//! - `GET /admin/stats` → `{"requests","in_flight","queued","stalled","rejected","errors_injected",
+//!   "jobs_queued","jobs_running"}`.
 //! - `POST /admin/crash` → 202 `{"crashing": pid}`, then the process kills
 //!   itself with SIGKILL a moment later (an instance lost as `kill -9`
 //!   loses it: no graceful close, the kernel resets its connections). For

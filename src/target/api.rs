@@ -224,8 +224,8 @@ pub(crate) async fn submit_job(State(state): St, headers: HeaderMap, body: Bytes
 }
 
 /// `GET /api/jobs/{id}` → `{"id", "status": "queued" | "running" | "done",
-/// "queued_at", "started_at", "done_at"` (Unix ms; null until then)`,
-/// "queue_ms", "run_ms"}` (time queued, time running so far).
+/// "queued_at", "started_at", "done_at", "queue_ms", "run_ms"}`: times in
+/// Unix ms (null until then), time queued and time running so far.
 pub(crate) async fn job(State(state): St, Path(id): Path<String>) -> Response {
     match state.jobs.get(&id) {
         Some(view) => Json(view).into_response(),

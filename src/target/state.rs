@@ -63,6 +63,10 @@ pub struct TargetStats {
     pub rejected: u64,
     /// Requests answered 500 by error injection.
     pub errors_injected: u64,
+    /// Jobs waiting for a worker.
+    pub jobs_queued: u64,
+    /// Jobs a worker is running.
+    pub jobs_running: u64,
 }
 
 #[derive(Default)]
@@ -208,6 +212,7 @@ impl TargetState {
     /// The counters now.
     pub fn stats(&self) -> TargetStats {
         let c = &self.counters;
+        let (jobs_queued, jobs_running) = self.jobs.depth();
         TargetStats {
             requests: c.requests.load(Ordering::Relaxed),
             in_flight: c.in_flight.load(Ordering::Relaxed),
@@ -215,6 +220,8 @@ impl TargetState {
             stalled: c.stalled.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
             errors_injected: c.errors_injected.load(Ordering::Relaxed),
+            jobs_queued: jobs_queued as u64,
+            jobs_running: jobs_running as u64,
         }
     }
 

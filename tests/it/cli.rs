@@ -695,6 +695,68 @@ fn sigterm_drains_writes_complete_results_and_exits_3() {
     interrupted_run_writes_complete_results(libc::SIGTERM);
 }
 
+/// Ctrl-C stops a step that is polling: jobs of an hour, polled every
+/// 100 ms within 10 minutes, and a grace period of 5 s. The waits end at
+/// the interruption (inside the grace period, so nothing is counted
+/// `cancelled`), none is recorded and none fails as `wait_timeout`.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_polling_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+name = "polling"
+[target]
+api = "builtin"
+[target.builtin]
+job_workers = 1
+job_duration = "1h"
+[[users]]
+name = "u"
+steps = [
+  { name = "login", post = "/api/login", json = { user = "u" }, extract = { token = "$.token" } },
+  { name = "submit", post = "/api/jobs", headers = { Authorization = "Bearer {{ token }}" }, extract = { job = "$.id" } },
+  { name = "status", get = "/api/jobs/{{ job }}", until = { json = { "$.status" = "done" } }, every = "100ms", within = "10m" },
+]
+[[phases]]
+name = "p"
+duration = "1h"
+users = { rate = "5/s" }
+"#;
+    let path = write(dir.path(), "polling.toml", text);
+    let reports = dir.path().join("reports");
+    let mut child = spawn_run(&path, &reports, &["--quiet", "--grace", "5s"]);
+    wait_for_first_interval(&reports, &mut child);
+    signal(&child, libc::SIGINT);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let summary = crate::common::summary_value(&only_result(&reports));
+    let polls = summary["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["metric"] == "http.requests" && c["step"] == "status")
+        .map(|c| c["total"].as_u64().unwrap())
+        .sum::<u64>();
+    assert!(polls > 0, "it was polling");
+    assert_eq!(crate::common::counter_total(&summary, "http.errors"), 0);
+    let notes = summary["meta"]["notes"].as_array().unwrap();
+    assert!(
+        !notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("cancelled")),
+        "every wait ended within the grace period: {notes:?}"
+    );
+    let waits = summary["histograms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["metric"] == "http.wait" && h["phase"].is_null())
+        .map(|h| h["count"].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(waits, 0);
+}
+
 #[cfg(unix)]
 #[test]
 fn a_second_ctrl_c_stops_draining_and_counts_cancelled() {

@@ -290,6 +290,14 @@ async fn jobs_queue_behind_busy_workers() {
     let (_, second) = get(1).await;
     assert_eq!(second["status"], "queued");
     assert_eq!(second["started_at"], Value::Null);
+    let (_, stats) = get_json(&c, format!("{}/admin/stats", t.url())).await;
+    assert_eq!(
+        (
+            stats["jobs_queued"].as_u64(),
+            stats["jobs_running"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
     let queued_at = second["queued_at"].as_u64().unwrap();
 
     tokio::time::sleep(job).await;
@@ -377,7 +385,7 @@ async fn concurrency_limit_queues_then_rejects() {
     assert_eq!(
         stats,
         json!({"requests": 4, "in_flight": 0, "queued": 0, "stalled": 0,
-               "rejected": 1, "errors_injected": 0})
+               "rejected": 1, "errors_injected": 0, "jobs_queued": 0, "jobs_running": 0})
     );
 }
 

@@ -122,6 +122,7 @@ duration = "1s"
     );
     let html = std::fs::read_to_string(outcome.result_dir.join("report.html")).unwrap();
     assert!(html.contains("<section id=\"waits\">"));
+    assert!(html.contains("<a href=\"#waits\">Waits</a>"));
     assert!(html.contains("http.journey shopper"));
     assert_eq!(t.sum_counters("http.requests", None, &step("status")), 5);
     assert_eq!(count(t, "http.requests", None), 8);

@@ -4,6 +4,8 @@
 //!
 //! - per HTTP step: requests, rate, p50 / p95 / p99 / max of `http.latency`
 //!   (from the intended start), errors;
+//! - polling steps' waits and polls, and completed journeys: count, mean,
+//!   p50 / p95 / p99 / max;
 //! - per agent population and commander: connects, errors, connect
 //!   percentiles, registrations, disconnects, reconnect and delivery p95,
 //!   commands received; per commander: sent, fan-out and round-trip

@@ -1,4 +1,4 @@
-//! The tables of `report.html`: per HTTP step, per hub population and
+//! The tables of `report.html`: per HTTP step, waits and journeys, per hub population and
 //! event, and the capacity estimate with every SLO as judged on its window.
 
 use super::{escape, is_count_metric, Report};
