@@ -291,3 +291,147 @@ pub fn record(totals: &mut Totals, disruptions: &[HttpDisruption]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Layout;
+    use std::time::Duration;
+
+    /// One step's series; each second: (requests, errors, p95 µs).
+    fn run(seconds: &[(u64, u64, u64)]) -> Totals {
+        let mut layout = Layout {
+            phases: vec!["p".into()],
+            ..Layout::default()
+        };
+        layout.add_hist(HTTP_LATENCY, "u", "s");
+        layout.add_counter(HTTP_REQUESTS, "u", "s", None);
+        layout.add_counter(HTTP_ERRORS, "u", "s", Some("http_5xx"));
+        layout.add_hist(crate::metrics::catalogue::HTTP_RECOVERY, "", "");
+        layout.add_counter(HTTP_UNRECOVERED, "", "", None);
+        let mut totals = Totals::new(layout);
+        for (i, &(requests, errors, p95)) in seconds.iter().enumerate() {
+            let latency = IntervalStats {
+                count: requests,
+                p50: p95 / 2,
+                p95,
+                p99: p95,
+                max: p95,
+            };
+            totals.push_point(Point {
+                elapsed_s: (i + 1) as f64,
+                hists: vec![latency, IntervalStats::default()],
+                counters: vec![requests, errors, 0],
+                gauges: Vec::new(),
+            });
+        }
+        totals
+    }
+
+    fn phases(n: usize) -> Vec<PhaseSpan> {
+        vec![PhaseSpan {
+            name: "p".into(),
+            start: Duration::ZERO,
+            end: Duration::from_secs(n as u64),
+        }]
+    }
+
+    fn slo(key: &str, target: &str) -> Slo {
+        super::super::parse(key, target).unwrap()
+    }
+
+    const OK: (u64, u64, u64) = (100, 0, 10_000);
+    const FAILING: (u64, u64, u64) = (100, 50, 10_000);
+    const SLOW: (u64, u64, u64) = (100, 0, 900_000);
+
+    #[test]
+    fn a_burst_recovers_at_the_end_of_three_steady_seconds() {
+        let series = [OK, OK, FAILING, FAILING, OK, OK, OK, OK];
+        let totals = run(&series);
+        let slos = [slo("http.errors.rate", "< 1%")];
+        let found = http_disruptions(&slos, &totals, &phases(series.len()), &[]);
+        assert_eq!(found.len(), 1);
+        let d = &found[0];
+        assert_eq!((d.cause.as_str(), d.start_s, d.bad_s), ("errors", 2.0, 2.0));
+        // Burst of 2 s (from 2 s), steady 4..7: recovered at 7 s.
+        assert_eq!(d.recovery_s, Some(5.0));
+        let mut totals = totals;
+        record(&mut totals, &found);
+        let h = totals
+            .select_hist(
+                crate::metrics::catalogue::HTTP_RECOVERY,
+                &TagFilter::default(),
+            )
+            .unwrap();
+        assert_eq!((h.len(), h.max()), (1, h.highest_equivalent(5_000_000)));
+    }
+
+    #[test]
+    fn errors_within_the_slo_are_no_burst_but_any_error_is_without_one() {
+        let few = (100, 1, 10_000);
+        let series = [OK, few, OK, OK, OK];
+        let totals = run(&series);
+        let within = [slo("http.errors.rate", "< 5%")];
+        assert!(http_disruptions(&within, &totals, &phases(5), &[]).is_empty());
+        let found = http_disruptions(&[], &totals, &phases(5), &[]);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].start_s, found[0].recovery_s), (1.0, Some(4.0)));
+    }
+
+    #[test]
+    fn slow_seconds_delay_recovery_but_do_not_start_a_burst_alone() {
+        let slos = [
+            slo("http.errors.rate", "< 1%"),
+            slo("http.latency.p95", "< 500ms"),
+        ];
+        // Slow only: nothing.
+        let totals = run(&[OK, SLOW, SLOW, OK, OK, OK]);
+        assert!(http_disruptions(&slos, &totals, &phases(6), &[]).is_empty());
+        // Errors, then slow: recovered only after the slow seconds.
+        let totals = run(&[OK, FAILING, SLOW, OK, SLOW, OK, OK, OK]);
+        let found = http_disruptions(&slos, &totals, &phases(8), &[]);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].bad_s, found[0].recovery_s), (3.0, Some(7.0)));
+    }
+
+    #[test]
+    fn a_fault_action_starts_the_clock_and_an_open_burst_is_unrecovered() {
+        let series = [OK, OK, SLOW, FAILING, OK, OK, OK];
+        let totals = run(&series);
+        let slos = [slo("http.latency.p99", "< 500ms")];
+        let kill = [ActionMark {
+            name: "kill".into(),
+            at_s: 1.5,
+        }];
+        let found = http_disruptions(&slos, &totals, &phases(7), &kill);
+        assert_eq!(found.len(), 1);
+        let d = &found[0];
+        assert_eq!(
+            (d.cause.as_str(), d.action.as_deref()),
+            ("action", Some("kill"))
+        );
+        assert_eq!((d.start_s, d.recovery_s), (1.5, Some(5.5)));
+        // Still failing at the end: not recovered, counted.
+        let mut totals = run(&[OK, FAILING, OK, FAILING]);
+        let found = http_disruptions(&slos, &totals, &phases(4), &[]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].recovery_s, None);
+        record(&mut totals, &found);
+        assert_eq!(
+            totals.sum_counters(HTTP_UNRECOVERED, None, &TagFilter::default()),
+            1
+        );
+    }
+
+    #[test]
+    fn idle_seconds_neither_start_nor_finish_a_recovery() {
+        let idle = (0, 0, 0);
+        let totals = run(&[FAILING, idle, idle, OK, OK, idle, OK]);
+        let found = http_disruptions(&[], &totals, &phases(7), &[]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].recovery_s, None,
+            "never three steady seconds in a row"
+        );
+    }
+}
