@@ -205,3 +205,73 @@ async fn a_few_lost_agents_are_no_disruption() {
     let json = summary(&outcome.result_dir);
     assert!(json.get("disruptions").is_none(), "{}", json["disruptions"]);
 }
+
+/// A kick from outside during a run of two processes: each segment finds
+/// its share of the wave, the merge makes one disruption of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kick_seen_by_two_processes_is_one_disruption_in_the_merge() {
+    let t = hub().await;
+    let text = fleet(t.addr, "").replace("duration = \"3s\"", "duration = \"4s\"");
+    let fixture = Fixture::new(&text);
+    let mut child = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("stampede"))
+        .env_remove("STAMPEDE_LOG")
+        .args(["run", "--quiet", "--processes", "2", "--out"])
+        .arg(fixture.out_dir())
+        .arg(fixture.scenario_path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the whole fleet is registered, then kick half.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while t.hub().stats().registered < 30 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            t.hub().stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let body: Value = reqwest::Client::new()
+        .post(format!("{}/admin/hub/kick", t.url()))
+        .json(&json!({"fraction": 0.5}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kicked = body["kicked"].as_u64().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the run ends")
+        .unwrap();
+    t.shutdown().await;
+    assert_eq!(status.code(), Some(0));
+    let dirs: Vec<_> = std::fs::read_dir(fixture.out_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let merged = summary(&dirs[0]);
+    let list = merged["disruptions"]
+        .as_array()
+        .expect("merged disruptions");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["cause"], "detected");
+    assert_eq!(list[0]["lost"].as_u64(), Some(kicked));
+    assert_eq!(
+        list[0]["back_unix_us"].as_array().unwrap().len() as u64,
+        kicked
+    );
+    let parts: Vec<u64> = (0..2)
+        .map(|i| {
+            let s = summary(&dirs[0].join("segments").join(i.to_string()));
+            s["disruptions"][0]["lost"].as_u64().unwrap_or(0)
+        })
+        .collect();
+    assert!(
+        parts.iter().all(|&n| n > 0),
+        "each segment saw its share: {parts:?}"
+    );
+    assert_eq!(parts.iter().sum::<u64>(), kicked);
+}

@@ -247,7 +247,7 @@ pub fn hub_report(summary: &Summary) -> String {
         if recovery.is_some() || unrecovered > 0 {
             let _ = writeln!(
                 out,
-                "recovery after drops: {} recovered (max {}){}",
+                "recovery after disruptions: {} recovered (max {}){}",
                 recovery.as_ref().map_or(0, |h| h.count),
                 format::optional_latency(recovery.as_ref().map(|h| h.max)),
                 if unrecovered > 0 {
