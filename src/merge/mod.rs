@@ -253,6 +253,16 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
 
     let spans = phase_spans(&phase_entries);
     let slos = inputs::slos(&first.summary);
+    // HTTP bursts, judged on the merged series (actions: segment 0's).
+    let marks: Vec<crate::slo::recovery::ActionMark> = (segments.iter())
+        .flat_map(|s| &s.summary.actions)
+        .map(|a| crate::slo::recovery::ActionMark {
+            name: a.name.clone(),
+            at_s: (a.at_unix_us as i64 - earliest.timestamp_micros()) as f64 / 1e6,
+        })
+        .collect();
+    let http_disruptions = crate::slo::recovery::http_disruptions(&slos, &totals, &spans, &marks);
+    crate::slo::recovery::record(&mut totals, &http_disruptions);
     let verdicts = crate::slo::evaluate(
         &slos,
         &totals,
@@ -333,6 +343,7 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
         .flat_map(|s| s.summary.actions.iter().cloned())
         .collect();
     summary.actions.sort_by_key(|a| a.at_unix_us);
+    summary.http_disruptions = http_disruptions;
     Ok(Merged {
         summary,
         hlog,
@@ -370,26 +381,34 @@ fn phase_spans(phases: &[PhaseEntry]) -> Vec<crate::slo::PhaseSpan> {
         .collect()
 }
 
-/// Each drop once, for the whole fleet: lost summed, every agent's return.
+/// Each disruption once, for the whole fleet (grouped as
+/// [`fleet::disruption_groups`] says): lost summed, every agent's return;
+/// numbered again in order.
 fn whole_fleet_disruptions(segments: &[Input]) -> Vec<Disruption> {
-    let mut by_ordinal: BTreeMap<u32, Disruption> = BTreeMap::new();
-    for d in segments.iter().flat_map(|s| &s.summary.disruptions) {
-        match by_ordinal.get_mut(&d.ordinal) {
-            Some(whole) => {
+    let mut all: Vec<Disruption> = fleet::disruption_groups(segments)
+        .into_iter()
+        .filter_map(|parts| {
+            let mut whole = (*parts.first()?).clone();
+            for d in &parts[1..] {
                 whole.lost += d.lost;
                 whole.at_unix_us = whole.at_unix_us.min(d.at_unix_us);
                 whole.back_unix_us.extend(&d.back_unix_us);
             }
-            None => {
-                by_ordinal.insert(d.ordinal, d.clone());
-            }
-        }
-    }
-    let mut all: Vec<Disruption> = by_ordinal.into_values().collect();
-    for d in &mut all {
-        d.back_unix_us.sort_unstable();
+            whole.back_unix_us.sort_unstable();
+            Some(whole)
+        })
+        .collect();
+    all.sort_by_key(|d| d.at_unix_us);
+    // Waves keep the numbers after the drops', in time order.
+    let drops = all.iter().filter(|d| !is_wave(d)).count() as u32;
+    for (k, d) in all.iter_mut().filter(|d| is_wave(d)).enumerate() {
+        d.ordinal = drops + k as u32;
     }
     all
+}
+
+fn is_wave(d: &Disruption) -> bool {
+    matches!(d.cause.as_str(), "detected" | "action")
 }
 
 /// Every command sent, with its receipts in all segments; None unless

@@ -16,7 +16,9 @@
 //! | `histograms` | array | see below |
 //! | `counters` | array | see below |
 //! | `series` | array | one point per interval (1 s): `{ "elapsed_s", "hists": [{ "count", "p50", "p95", "p99", "max" }], "counters": [increment], "gauges": [value] }`, arrays indexed like `layout.hists` / `layout.counters` / `layout.gauges` |
-//! | `disruptions` | array | (when any) waves of lost agents: `{ "ordinal", "phase", "cause", "at_unix_us", "lost", "recovered_fraction", "back_unix_us": [µs] }`, see `engine::records::Disruption` |
+//! | `disruptions` | array | (when any) waves of lost agents: `{ "ordinal", "phase", "cause", "action", "at_unix_us", "lost", "recovered_fraction", "back_unix_us": [µs] }`, `cause` one of `drop`, `server`, `action` (with `action`, its name), `detected`; see `engine::records::Disruption` |
+//! | `actions` | array | (when any) fault actions: `{ "name", "phase", "kind", "at_unix_us", "duration_us", "exit_status" \| "http_status", "ok", "error", "output" }`, see `engine::records::ActionRecord` |
+//! | `http_disruptions` | array | (when any) HTTP error bursts: `{ "phase", "cause", "action", "start_s", "bad_s", "recovery_s" }` (`recovery_s` `null`: not recovered), see `slo::recovery` |
 //! | `commands` | object | (segmented hub runs) `{ "sent": [{ "id", "commander", "phase", "sent_unix_us", "expected" }], "received": [{ "id", "count", "last_unix_us" }] }`, see `engine::records::CommandLog` |
 //! | `verdicts` | array | one per SLO: `{ "slo": { "key", "target", "metric", "population", "step", "phase", "stat", "op", "threshold" }, "measured", "measured_text", "pass" }`; `measured` is `null` when there was no data; units of `threshold` / `measured`: µs, a fraction (error rate), per second, or a count |
 //!
@@ -117,6 +119,10 @@ pub struct Summary {
     /// keeps them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<ActionRecord>,
+    /// HTTP error bursts and their recovery (`http.recovery`; a merge
+    /// computes them again on the merged series).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_disruptions: Vec<crate::slo::recovery::HttpDisruption>,
 }
 
 /// About the run (filled in by the caller).
@@ -358,6 +364,7 @@ pub fn build(
         verdicts: verdicts.to_vec(),
         disruptions: Vec::new(),
         actions: Vec::new(),
+        http_disruptions: Vec::new(),
         commands: None,
     }
 }

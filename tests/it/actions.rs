@@ -82,11 +82,25 @@ async fn a_failing_command_is_recorded_with_its_output_and_the_run_goes_on() {
         at + 5_000 >= started + 200_000,
         "started {started}, action at {at}"
     );
-    // The reader is told.
+    // The reader is told, in every report.
     let notes = json["meta"]["notes"].to_string();
     assert!(
         notes.contains("say-hi") && notes.contains("exit status 3"),
         "{notes}"
+    );
+    let read = |name: &str| std::fs::read_to_string(outcome.result_dir.join(name)).unwrap();
+    let md = read("summary.md");
+    assert!(
+        md.contains("**Fault actions**") && md.contains("`FAILED: exit status 3`"),
+        "{md}"
+    );
+    let html = read("report.html");
+    assert!(html.contains("<h3>Fault actions</h3>") && html.contains("say-hi"));
+    assert!(html.contains("action say-hi"), "marked on the time charts");
+    let junit = read("junit.xml");
+    assert!(
+        junit.contains("name=\"action say-hi\"") && junit.contains("type=\"action\""),
+        "{junit}"
     );
 }
 
@@ -229,4 +243,47 @@ fn exec_without_allow_exec_is_refused_before_anything_starts() {
         stdout.contains("needs --allow-exec") && stdout.contains("`kill-hub`"),
         "{stdout}"
     );
+}
+
+#[test]
+fn in_a_run_of_three_processes_only_segment_0_runs_the_actions_and_the_merge_keeps_them() {
+    let fixture = Fixture::new(&with_actions(
+        "2s",
+        r#"{ at = "500ms", name = "mark", exec = ["sh", "-c", "echo ran >> \"$MARKER\""] },"#,
+    ));
+    let marker = fixture.dir.path().join("marker");
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("stampede"))
+        .env("MARKER", &marker)
+        .args([
+            "run",
+            "--quiet",
+            "--processes",
+            "3",
+            "--allow-exec",
+            "--out",
+        ])
+        .arg(fixture.out_dir())
+        .arg(fixture.scenario_path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Ran once, not once per process.
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    let dirs: Vec<_> = std::fs::read_dir(fixture.out_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let merged = summary(&dirs[0]);
+    let actions = merged["actions"].as_array().expect("merged actions");
+    assert_eq!(actions.len(), 1);
+    assert_eq!(
+        (actions[0]["name"].as_str(), actions[0]["ok"].as_bool()),
+        (Some("mark"), Some(true))
+    );
+    let segment = |i: usize| summary(&dirs[0].join("segments").join(i.to_string()));
+    assert_eq!(segment(0)["actions"].as_array().map(Vec::len), Some(1));
+    assert!(segment(1).get("actions").is_none() && segment(2).get("actions").is_none());
+    assert!(dirs[0].join("segments/0/actions/01-mark.out").exists());
 }

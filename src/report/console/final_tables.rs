@@ -249,7 +249,7 @@ pub fn hub_report(summary: &Summary) -> String {
         if recovery.is_some() || unrecovered > 0 {
             let _ = writeln!(
                 out,
-                "recovery after drops: {} recovered (max {}){}",
+                "recovery after disruptions: {} recovered (max {}){}",
                 recovery.as_ref().map_or(0, |h| h.count),
                 format::optional_latency(recovery.as_ref().map(|h| h.max)),
                 if unrecovered > 0 {
@@ -297,6 +297,26 @@ fn wait_report(summary: &Summary) -> String {
         return String::new();
     }
     format!("waits and journeys:\n{}", table(&rows))
+}
+
+/// The disruptions and the fault actions, when there are any.
+fn events_tables(out: &mut String, summary: &Summary) {
+    use crate::report::events;
+    let with_header = |header: [&str; 6], rows: Vec<[String; 6]>| -> Vec<Vec<String>> {
+        std::iter::once(header.iter().map(|h| h.to_string()).collect())
+            .chain(rows.into_iter().map(Vec::from))
+            .collect()
+    };
+    let disruptions = events::disruption_rows(summary);
+    if !disruptions.is_empty() {
+        let _ = writeln!(out, "disruptions:");
+        out.push_str(&table(&with_header(events::DISRUPTION_HEADER, disruptions)));
+    }
+    let actions = events::action_rows(summary);
+    if !actions.is_empty() {
+        let _ = writeln!(out, "fault actions:");
+        out.push_str(&table(&with_header(events::ACTION_HEADER, actions)));
+    }
 }
 
 /// The tables printed at the end of a run, from its summary (so they say
@@ -363,6 +383,7 @@ pub fn final_report(summary: &Summary) -> String {
     }
     out.push_str(&wait_report(summary));
     out.push_str(&hub_report(summary));
+    events_tables(&mut out, summary);
     if let Some(merged) = &summary.meta.merged {
         let _ = writeln!(
             out,
