@@ -26,6 +26,8 @@
 # Environment: HUBS (3), SOURCES (0: no mapping printed), LIFETIME (0: until
 # stopped), PING_INTERVAL / PING_TIMEOUT (ms, the hubs' Engine.IO pings).
 set -euo pipefail
+# nginx and redis-server are in sbin on Debian, not always on a user's PATH.
+PATH=$PATH:/usr/sbin:/sbin
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 node_dir=$(cd "$here/../../tests/node" && pwd)
