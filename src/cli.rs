@@ -269,6 +269,10 @@ pub struct RunArgs {
     /// merge their results (see README, "--processes").
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub processes: u32,
+    /// Let the scenario's `exec` actions run commands on this machine
+    /// (a scenario with one is refused without it, exit 2).
+    #[arg(long)]
+    pub allow_exec: bool,
     #[command(flatten)]
     pub child: ChildArgs,
 }
@@ -381,6 +385,7 @@ fn overrides(args: ScenarioArgs) -> Result<(PathBuf, Overrides), CommandError> {
             hub,
             sets,
             insecure,
+            allow_exec: false,
         },
     ))
 }
@@ -397,6 +402,7 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         segment: SegmentArg { segment },
         start_at,
         processes: _,
+        allow_exec,
         child:
             ChildArgs {
                 result_dir,
@@ -407,6 +413,7 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
             },
     } = args;
     let (scenario, mut overrides) = overrides(scenario)?;
+    overrides.allow_exec = allow_exec;
     let source_addrs = source_addrs
         .map(|s| crate::protocol::net::SourceAddrs::parse(&s))
         .transpose()
@@ -667,6 +674,9 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             let scenario = crate::run::load(&path, &overrides)?;
             let plan = crate::plan::Plan::new(&scenario);
             let mut text = crate::report::console::describe(&scenario, &plan);
+            if let Some(refusal) = crate::scenario::actions::exec_refusal(&scenario.actions) {
+                text.push_str(&format!("needs --allow-exec to run: {refusal}\n"));
+            }
             if let Some(segment) = segment {
                 text.push_str(&crate::report::console::describe_segment(
                     &scenario,

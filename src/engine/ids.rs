@@ -34,6 +34,8 @@ pub struct Ids {
     pub offered: GaugeId,
     /// Agents and commanders (None without them).
     pub hub: Option<super::hub::HubIds>,
+    /// Fault actions (None without them).
+    pub actions: Option<super::actions::ActionIds>,
 }
 
 impl Ids {
@@ -78,9 +80,11 @@ impl Ids {
             queued: layout.add_gauge("users.queued"),
             offered: layout.add_gauge("users.arrivals"),
             hub: None,
+            actions: None,
         };
         let mut ids = ids;
         ids.hub = super::hub::HubIds::register(&mut layout, scenario);
+        ids.actions = super::actions::ActionIds::register(&mut layout, scenario);
         (layout, ids)
     }
 }

@@ -15,6 +15,8 @@
 //!   record.
 //! - [`hub`]: agents and commanders on a WebSocket / Socket.IO hub.
 //! - [`ids`]: the metric series of a run, registered before it starts.
+//! - [`actions`]: the scenario's fault actions (commands, admin calls),
+//!   each at its time.
 //! - [`records`]: raw events a merge of segments needs (disruptions and
 //!   their recovery, commands and their receipts).
 //!
@@ -31,6 +33,7 @@
 //! `abort_on_fail`) stops new arrivals; in-flight journeys drain up to a grace period; what is
 //! still in flight then is cancelled and counted (`cancelled`), never lost.
 
+pub mod actions;
 pub mod driver;
 pub mod hub;
 pub mod ids;
@@ -171,6 +174,8 @@ pub struct Shared {
     pub start: Instant,
     /// The agent fleet, when the scenario has agents or commanders.
     pub hub: Option<Arc<hub::Fleet>>,
+    /// Where fault actions write their output and send.
+    pub actions: actions::ActionSetup,
 }
 
 impl Shared {
@@ -235,6 +240,7 @@ impl Engine {
             let shared = self.shared.clone();
             tokio::spawn(hub::run(shared, fleet))
         });
+        let actions = tokio::spawn(actions::run(self.shared.clone()));
         let mut report = driver::run(self.shared.clone(), grace).await;
         if let Some(task) = fleet {
             match task.await {
@@ -242,6 +248,14 @@ impl Engine {
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(_) => {}
             }
+        }
+        match actions.await {
+            Ok(outcome) => {
+                report.records.actions = outcome.records;
+                report.records.aborted_by = outcome.aborted_by;
+            }
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => {}
         }
         report
     }

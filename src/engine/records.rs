@@ -125,10 +125,44 @@ impl ClockOffset {
     }
 }
 
+/// One fault action as it ran (summary.json `actions`; see
+/// [`crate::engine::actions`]). Only segment 0 of a segmented run runs
+/// actions; a merge keeps its list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ActionRecord {
+    pub name: String,
+    /// Phase name it ran in.
+    pub phase: String,
+    /// `exec` or `http`.
+    pub kind: String,
+    /// When it started, µs since the Unix epoch.
+    pub at_unix_us: u64,
+    /// How long it took (to its exit, answer, or timeout), µs.
+    pub duration_us: u64,
+    /// An exec action's exit status (None: it did not exit by itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i64>,
+    /// An HTTP action's response status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// It succeeded (exit 0 / 2xx, or its `expect`).
+    pub ok: bool,
+    /// Why not, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its output file, relative to the result directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
 /// Everything of this module one run produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Records {
     pub disruptions: Vec<Disruption>,
+    /// The fault actions run, in the order they started.
+    pub actions: Vec<ActionRecord>,
+    /// A failed action with `fail = "abort"` that stopped the run.
+    pub aborted_by: Option<String>,
     /// Kept only in a segmented run.
     pub commands: Option<CommandLog>,
     /// None without a hub, or when its acks carry no time.

@@ -327,6 +327,12 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
     let mut summary = json::build(meta, &spans, &totals, &verdicts);
     summary.disruptions = whole_fleet_disruptions(segments);
     summary.commands = whole_fleet_commands(segments);
+    // Only segment 0 runs actions: its list is the run's.
+    summary.actions = segments
+        .iter()
+        .flat_map(|s| s.summary.actions.iter().cloned())
+        .collect();
+    summary.actions.sort_by_key(|a| a.at_unix_us);
     Ok(Merged {
         summary,
         hlog,

@@ -53,6 +53,11 @@ pub const HUB_COMMAND_RECEIVED: &str = "hub.command.received";
 /// [`HUB_RECOVERY`] fails when it is not zero).
 pub const UNRECOVERED: &str = "hub.unrecovered";
 
+/// Fault actions run.
+pub const ACTIONS: &str = "actions";
+/// Fault actions that failed (error kind `action`).
+pub const ACTIONS_ERRORS: &str = "actions.errors";
+
 /// What a metric is, which decides its stats and units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
@@ -126,7 +131,7 @@ impl MetricKind {
 }
 
 /// Every metric an SLO may name, with its kind.
-const METRICS: [(&str, MetricKind); 21] = [
+const METRICS: [(&str, MetricKind); 23] = [
     (HTTP_LATENCY, MetricKind::Histogram),
     (HTTP_SERVICE_TIME, MetricKind::Histogram),
     (GENERATOR_LAG, MetricKind::Histogram),
@@ -148,6 +153,8 @@ const METRICS: [(&str, MetricKind); 21] = [
     (HUB_RECONNECTS, MetricKind::Counter),
     (HUB_COMMANDS, MetricKind::Counter),
     (HUB_COMMAND_RECEIVED, MetricKind::Counter),
+    (ACTIONS, MetricKind::Counter),
+    (ACTIONS_ERRORS, MetricKind::Ratio(ACTIONS)),
 ];
 
 /// Metrics whose SLO key may omit the stat; the stat they mean.

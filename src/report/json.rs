@@ -66,7 +66,7 @@
 //! | `total` | integer | over the whole run |
 //! | `phases` | object | phase name → count in that phase (every phase of the layout) |
 
-use crate::engine::records::{ClockOffset, CommandLog, Disruption};
+use crate::engine::records::{ActionRecord, ClockOffset, CommandLog, Disruption};
 use crate::metrics::{CounterId, HistId, Layout, Point, Totals};
 use crate::plan::Segment;
 use crate::slo::{PhaseSpan, Verdict};
@@ -113,6 +113,10 @@ pub struct Summary {
     /// `hub.command.fanout` across them); None otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commands: Option<CommandLog>,
+    /// The fault actions run (segment 0's in a segmented run; a merge
+    /// keeps them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionRecord>,
 }
 
 /// About the run (filled in by the caller).
@@ -353,6 +357,7 @@ pub fn build(
         series: totals.series().to_vec(),
         verdicts: verdicts.to_vec(),
         disruptions: Vec::new(),
+        actions: Vec::new(),
         commands: None,
     }
 }

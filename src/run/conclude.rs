@@ -44,6 +44,7 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     } = finished;
     let spans = phase_spans(plan, report.elapsed);
     let interrupted = report.stopped_early && !aborted;
+    let action_abort = report.records.aborted_by.clone();
     let mut meta = RunMeta {
         name: scenario.name.clone(),
         scenario_path: options.scenario.display().to_string(),
@@ -91,8 +92,24 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     if aborted {
         notes.push("stopped early: an SLO failed and abort_on_fail is set".into());
     }
-    if interrupted {
+    if let Some(why) = &action_abort {
+        notes.push(format!("stopped: {why}"));
+    } else if interrupted {
         notes.push("interrupted: the run was stopped before the end of its plan".into());
+    }
+    let failed_actions: Vec<String> = report
+        .records
+        .actions
+        .iter()
+        .filter(|a| !a.ok)
+        .map(|a| format!("`{}` ({})", a.name, a.error.as_deref().unwrap_or("failed")))
+        .collect();
+    if !failed_actions.is_empty() && action_abort.is_none() {
+        notes.push(format!(
+            "{} fault action(s) failed (error kind `action`), the run went on: {}",
+            failed_actions.len(),
+            failed_actions.join(", ")
+        ));
     }
     if let Some(c) = &comparison {
         notes.extend(c.warnings.iter().map(|w| format!("baseline: {w}")));
@@ -108,6 +125,7 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     let mut summary = crate::report::json::build(meta, &spans, &totals, &verdicts);
     summary.disruptions = report.records.disruptions;
     summary.commands = report.records.commands;
+    summary.actions = report.records.actions;
     write_results(&dir, &summary, comparison.as_ref())?;
     let silent = matches!(options.progress, Progress::Silent | Progress::Json);
     if !silent && (options.progress != Progress::Quiet || exit != ExitStatus::Passed) {

@@ -117,6 +117,7 @@ pub async fn run_scenario(
     scenario: Arc<Scenario>,
     options: &RunOptions,
 ) -> Result<RunOutcome, CommandError> {
+    check_exec_allowed(&scenario, &options.overrides)?;
     let mut signals = signals::Signals::listen();
     let plan = Plan::new(&scenario).segment(options.segment);
     // Bad input and unreachable targets stop the run before anything is written.
@@ -156,6 +157,10 @@ pub async fn run_scenario(
         live: live.clone(),
         start,
         hub: fleet,
+        actions: crate::engine::actions::ActionSetup {
+            result_dir: Some(dir.clone()),
+            hub: targets.hub.clone(),
+        },
     });
     if !matches!(
         options.progress,
@@ -191,6 +196,15 @@ pub async fn run_scenario(
         aborted,
         baseline,
     })
+}
+
+/// A scenario with `exec` actions runs only with `--allow-exec` (bad
+/// input otherwise, before anything starts, naming each action).
+pub fn check_exec_allowed(scenario: &Scenario, overrides: &Overrides) -> Result<(), CommandError> {
+    match crate::scenario::actions::exec_refusal(&scenario.actions) {
+        Some(message) if !overrides.allow_exec => Err(CommandError::BadInput(message)),
+        _ => Ok(()),
+    }
 }
 
 /// `--baseline`: a summary.json or its result directory; unreadable is bad

@@ -97,6 +97,7 @@ pub fn setup_margin(processes: u32) -> Duration {
 /// `stampede run --processes N`.
 pub async fn run(options: RunOptions, processes: u32) -> Result<RunOutcome, CommandError> {
     let scenario = super::load(&options.scenario, &options.overrides)?;
+    super::check_exec_allowed(&scenario, &options.overrides)?;
     if !options.segment.is_whole() || options.start_at.is_some() {
         return Err(CommandError::BadInput(
             "--processes chooses each child's --segment and a common --start-at itself: give \
@@ -362,6 +363,9 @@ fn scenario_flags(overrides: &Overrides) -> Vec<OsString> {
     }
     if overrides.insecure {
         args.push("--insecure".into());
+    }
+    if overrides.allow_exec {
+        args.push("--allow-exec".into());
     }
     args
 }

@@ -15,7 +15,9 @@
 //! - `template`, `check`, `feeder`: what a step or message is made of.
 //! - `diagnostic`: errors located in the file.
 //! - `tolerances`: `[compare]`; `backoff`: agents' reconnect delays.
+//! - `actions`: the phases' fault actions (model and runtime form).
 
+pub mod actions;
 pub mod backoff;
 pub mod check;
 pub mod compile;
@@ -75,6 +77,9 @@ pub struct Overrides {
     pub sets: Vec<(String, String)>,
     /// `--insecure`: skip TLS verification.
     pub insecure: bool,
+    /// `stampede run --allow-exec`: the scenario's `exec` actions may run
+    /// (without it a scenario with one is refused before anything starts).
+    pub allow_exec: bool,
 }
 
 /// Load, override, parse and compile a scenario file.

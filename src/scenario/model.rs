@@ -201,6 +201,9 @@ pub struct PhaseSpec {
     pub users: Option<Spanned<UsersLoad>>,
     pub agents: Option<Spanned<AgentsLoadSpec>>,
     pub commanders: Option<Spanned<CommandersLoadSpec>>,
+    /// Fault actions at offsets into the phase (see [`super::actions`]).
+    #[serde(default)]
+    pub actions: Vec<Spanned<super::actions::ActionSpec>>,
 }
 
 /// A phase's HTTP load: `rate` (open model) or `vus` (closed model).

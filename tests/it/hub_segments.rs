@@ -177,6 +177,7 @@ fn part(
         live: Arc::new(Live::default()),
         start,
         hub: Some(fleet.clone()),
+        actions: Default::default(),
     });
     Part {
         engine,

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per topic.
 
+mod actions;
 mod agents;
 mod browser;
 mod cli;

@@ -65,6 +65,8 @@ pub struct Fleet {
     pub(super) client_drop: Mutex<Option<Arc<DropEvent>>>,
     /// The server kick being attributed.
     pub(super) server_drop: Mutex<Option<Arc<DropEvent>>>,
+    /// The last fault action started and when (opens a disruption window).
+    pub(super) last_action: Mutex<Option<(String, tokio::time::Instant)>>,
     /// Every drop of the run, settled at its end.
     pub(super) events: Mutex<Vec<Arc<DropEvent>>>,
     commands: CommandTable,
@@ -103,6 +105,7 @@ impl Fleet {
             client_drop: Mutex::new(None),
             server_drop: Mutex::new(None),
             events: Mutex::new(Vec::new()),
+            last_action: Mutex::new(None),
             commands: CommandTable::new(!segment.is_whole()),
             clock: Mutex::new(Sampler::default()),
         }
@@ -165,6 +168,11 @@ impl Fleet {
     /// Peek at this agent's requests without clearing them.
     pub fn requests(&self, id: u32) -> u8 {
         self.slot(id).load(Ordering::Acquire) & !slot::STATE
+    }
+
+    /// A fault action started now: agents lost soon after are its doing.
+    pub fn action_started(&self, name: &str) {
+        *self.last_action.lock() = Some((name.to_string(), tokio::time::Instant::now()));
     }
 
     /// The client drop event this agent was selected by.
@@ -230,6 +238,8 @@ impl Fleet {
             .collect();
         Records {
             disruptions,
+            actions: Vec::new(),
+            aborted_by: None,
             commands: self.commands.take_log(),
             clock: self.clock.lock().estimate(&self.endpoint.prefix),
         }

@@ -11,6 +11,7 @@
 //! - `crowd`: `[hub]`, `[[agents]]` and `[[commanders]]`.
 //! - `phases`: `[[phases]]`, the load of each population per phase.
 //! - `judging`: `[slo]` and `[compare]`.
+//! - `actions`: the phases' fault actions.
 
 use super::check::{Check, Extractor};
 use super::diagnostic::Diagnostic;
@@ -26,6 +27,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
+mod actions;
 mod crowd;
 mod judging;
 mod phases;
@@ -159,6 +161,8 @@ pub struct Scenario {
     pub feeders: Vec<Feeder>,
     pub populations: Vec<Population>,
     pub phases: Vec<Phase>,
+    /// Every phase's fault actions, in phase order.
+    pub actions: Vec<super::actions::Action>,
     pub slos: Vec<Slo>,
     pub abort_on_fail: bool,
     /// Tolerances of a baseline comparison (`[compare]`).
@@ -225,6 +229,7 @@ pub(crate) fn compile(
         &targets,
         diags,
     );
+    let actions = actions::actions(&file.phases, &targets, diags);
     target::check_api_declared(&targets, &populations, target_span, diags);
     let (slos, abort_on_fail) = judging::slos(
         &file.slo,
@@ -261,6 +266,7 @@ pub(crate) fn compile(
         feeders,
         populations,
         phases,
+        actions,
         slos,
         abort_on_fail,
         compare,
