@@ -22,3 +22,4 @@ mod schedule;
 mod segments;
 mod target;
 mod target_processes;
+mod topology;
