@@ -230,7 +230,10 @@ io.on("connection", (socket) => {
     const id = payload && payload.command_id !== undefined ? String(payload.command_id) : "";
     const sender = senders.get(id);
     const routed = sender && sender.connected ? 1 : 0;
-    if (id !== "" && (routed || redisUrl !== "")) io.to(commandRoom(id)).emit("result", payload);
+    // The sender here: straight to it; elsewhere (with Redis): to the
+    // command's room, which the sender's instance joined it to.
+    if (routed) sender.emit("result", payload);
+    else if (id !== "" && redisUrl !== "") io.to(commandRoom(id)).emit("result", payload);
     ack(fn, { ok: true, routed: routed === 1 });
     say(`RESULT ${id || "-"} ${routed}`);
   });
