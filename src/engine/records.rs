@@ -50,8 +50,13 @@ pub struct Disruption {
     /// Phase name it happened in.
     pub phase: String,
     /// What caused it: `drop` (a scenario drop by close / reset),
-    /// `server` (a scenario drop by the hub's kick endpoint).
+    /// `server` (a scenario drop by the hub's kick endpoint), `action` (a
+    /// wave of losses right after a fault action), `detected` (a wave of
+    /// losses nothing in the scenario caused: a hub crash, a deploy).
     pub cause: String,
+    /// The fault action, when `cause` is `action`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
     /// When it happened, µs since the Unix epoch.
     pub at_unix_us: u64,
     /// Agents of this process it took down.

@@ -2,8 +2,9 @@
 //! recomputed from the raw records each segment keeps
 //! (`engine::records`):
 //!
-//! - `hub.recovery`: the disruptions are grouped by ordinal (the same drop
-//!   has the same ordinal in every segment); `lost` is summed, every
+//! - `hub.recovery`: the disruptions are grouped, scenario drops by
+//!   ordinal (the same drop has the same ordinal in every segment), waves
+//!   the segments detected by time ([`disruption_groups`]); `lost` is summed, every
 //!   agent's `back_unix_us` sorted, and the drop is recovered when
 //!   `need = ceil(recovered_fraction × lost)` agents are back: at
 //!   `back[need − 1]`. The recovery time is that minus the earliest
@@ -28,7 +29,7 @@
 //! series and the merged `metrics.hlog`.
 
 use super::inputs::Input;
-use crate::engine::records::ClockOffset;
+use crate::engine::records::{ClockOffset, Disruption};
 use crate::metrics::catalogue::{
     HUB_COMMAND_DELIVERY, HUB_COMMAND_FANOUT, HUB_RECOVERY, UNRECOVERED,
 };
@@ -119,13 +120,7 @@ fn recovery(inputs: &[Input], layout: &Layout, out: &mut Recomputed) {
     out.hists.insert(hist);
     out.counters.insert(counter);
     let last_phase = layout.phases.len().saturating_sub(1);
-    let mut by_ordinal: BTreeMap<u32, Vec<&crate::engine::records::Disruption>> = BTreeMap::new();
-    for input in inputs {
-        for d in &input.summary.disruptions {
-            by_ordinal.entry(d.ordinal).or_default().push(d);
-        }
-    }
-    for parts in by_ordinal.values() {
+    for parts in &disruption_groups(inputs) {
         let lost: u64 = parts.iter().map(|d| d.lost).sum();
         if lost == 0 {
             continue;
@@ -152,6 +147,42 @@ fn recovery(inputs: &[Input], layout: &Layout, out: &mut Recomputed) {
             }),
         }
     }
+}
+
+/// Two segments' detected waves this close together are one event.
+const COALESCE_US: u64 = 5_000_000;
+
+/// The segments' disruptions, one group per real event: scenario drops
+/// (`drop`, `server`) by ordinal (every segment plays every drop); waves
+/// the segments detected (`detected`, `action`) by time, a segment's wave
+/// joining a group that started at most 5 s before it (each segment
+/// detects its own share of one crash a few milliseconds apart).
+pub(super) fn disruption_groups(inputs: &[Input]) -> Vec<Vec<&Disruption>> {
+    let mut by_ordinal: BTreeMap<u32, Vec<&Disruption>> = BTreeMap::new();
+    let mut waves: Vec<&Disruption> = Vec::new();
+    for d in inputs.iter().flat_map(|i| &i.summary.disruptions) {
+        if matches!(d.cause.as_str(), "detected" | "action") {
+            waves.push(d);
+        } else {
+            by_ordinal.entry(d.ordinal).or_default().push(d);
+        }
+    }
+    let mut groups: Vec<Vec<&Disruption>> = by_ordinal.into_values().collect();
+    waves.sort_by_key(|d| d.at_unix_us);
+    let mut current: Vec<&Disruption> = Vec::new();
+    for d in waves {
+        if current
+            .first()
+            .is_some_and(|first| d.at_unix_us > first.at_unix_us + COALESCE_US)
+        {
+            groups.push(std::mem::take(&mut current));
+        }
+        current.push(d);
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
 }
 
 fn fanout(inputs: &[Input], layout: &Layout, out: &mut Recomputed) {

@@ -370,26 +370,34 @@ fn phase_spans(phases: &[PhaseEntry]) -> Vec<crate::slo::PhaseSpan> {
         .collect()
 }
 
-/// Each drop once, for the whole fleet: lost summed, every agent's return.
+/// Each disruption once, for the whole fleet (grouped as
+/// [`fleet::disruption_groups`] says): lost summed, every agent's return;
+/// numbered again in order.
 fn whole_fleet_disruptions(segments: &[Input]) -> Vec<Disruption> {
-    let mut by_ordinal: BTreeMap<u32, Disruption> = BTreeMap::new();
-    for d in segments.iter().flat_map(|s| &s.summary.disruptions) {
-        match by_ordinal.get_mut(&d.ordinal) {
-            Some(whole) => {
+    let mut all: Vec<Disruption> = fleet::disruption_groups(segments)
+        .into_iter()
+        .filter_map(|parts| {
+            let mut whole = (*parts.first()?).clone();
+            for d in &parts[1..] {
                 whole.lost += d.lost;
                 whole.at_unix_us = whole.at_unix_us.min(d.at_unix_us);
                 whole.back_unix_us.extend(&d.back_unix_us);
             }
-            None => {
-                by_ordinal.insert(d.ordinal, d.clone());
-            }
-        }
-    }
-    let mut all: Vec<Disruption> = by_ordinal.into_values().collect();
-    for d in &mut all {
-        d.back_unix_us.sort_unstable();
+            whole.back_unix_us.sort_unstable();
+            Some(whole)
+        })
+        .collect();
+    all.sort_by_key(|d| d.at_unix_us);
+    // Waves keep the numbers after the drops', in time order.
+    let drops = all.iter().filter(|d| !is_wave(d)).count() as u32;
+    for (k, d) in all.iter_mut().filter(|d| is_wave(d)).enumerate() {
+        d.ordinal = drops + k as u32;
     }
     all
+}
+
+fn is_wave(d: &Disruption) -> bool {
+    matches!(d.cause.as_str(), "detected" | "action")
 }
 
 /// Every command sent, with its receipts in all segments; None unless

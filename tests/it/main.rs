@@ -5,6 +5,7 @@ mod agents;
 mod browser;
 mod cli;
 mod common;
+mod disruptions;
 mod distributed;
 mod engine;
 mod hub;

@@ -348,6 +348,7 @@ fn drop_at(ordinal: u32, at: u64, lost: u64, back: &[u64]) -> Disruption {
         ordinal,
         phase: "drop".into(),
         cause: "drop".into(),
+        action: None,
         at_unix_us: at,
         lost,
         recovered_fraction: 0.75,
@@ -433,6 +434,54 @@ fn recovery_is_measured_on_the_whole_fleet_and_the_slo_judged_again() {
     let hdr_300ms = new_histogram().highest_equivalent(300 * ms);
     assert_eq!(outcome.summary.verdicts[0].measured, Some(hdr_300ms as f64));
     assert_eq!(counter_total(&outcome.summary, "hub.unrecovered"), 0);
+}
+
+#[test]
+fn waves_each_segment_detected_of_one_crash_merge_into_one_disruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ms = 1_000;
+    let wave = |ordinal: u32, at: u64, lost: u64, back: &[u64]| Disruption {
+        cause: "detected".into(),
+        ..drop_at(ordinal, at, lost, back)
+    };
+    // One crash seen by both segments 3 ms apart (their own numbering
+    // differs: segment 1 also played drop 0 before it), and a second
+    // crash 20 s later seen by segment 0 only.
+    let mut s0 = Synthetic::segment(0, 2);
+    s0.slos = vec![("hub.recovery", "< 1s")];
+    s0.disruptions = vec![
+        drop_at(0, T0, 1, &[T0 + 50 * ms]),
+        wave(1, T0 + 1_000 * ms, 2, &[T0 + 1_100 * ms, T0 + 1_200 * ms]),
+        wave(
+            2,
+            T0 + 21_000 * ms,
+            2,
+            &[T0 + 21_100 * ms, T0 + 21_100 * ms],
+        ),
+    ];
+    let mut s1 = Synthetic::segment(1, 2);
+    s1.slos = s0.slos.clone();
+    s1.disruptions = vec![
+        drop_at(0, T0 + 2 * ms, 1, &[T0 + 40 * ms]),
+        wave(1, T0 + 1_003 * ms, 2, &[T0 + 1_150 * ms, T0 + 1_900 * ms]),
+    ];
+    let dirs = [s0.write(tmp.path(), "a"), s1.write(tmp.path(), "b")];
+    let outcome = merge(&dirs, &options(&tmp.path().join("merged"))).unwrap();
+    let merged = outcome.summary;
+    let causes: Vec<(&str, u32, u64)> = (merged.disruptions.iter())
+        .map(|d| (d.cause.as_str(), d.ordinal, d.lost))
+        .collect();
+    assert_eq!(
+        causes,
+        vec![("drop", 0, 2), ("detected", 1, 4), ("detected", 2, 2)]
+    );
+    assert_eq!(merged.disruptions[1].at_unix_us, T0 + 1_000 * ms);
+    // 75 % of 4 = 3 back: the third return, 1.2 s, is 200 ms after the first loss.
+    let (_, recovery) = hist_by_metric(&merged, "hub.recovery");
+    let recovery = recovery.unwrap();
+    assert_eq!(recovery.len(), 3);
+    assert_eq!(recovery.max(), recovery.highest_equivalent(200 * ms));
+    assert_eq!(outcome.exit, ExitStatus::Passed);
 }
 
 #[test]

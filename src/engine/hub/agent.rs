@@ -623,8 +623,12 @@ fn lose(agent: &mut Agent<'_>, registered: bool, kind: DisconnectKind) -> End {
     let requests = fleet.take_requests(agent.id);
     let event = if requests & slot::DROP != 0 {
         fleet.client_drop()
-    } else if matches!(kind, DisconnectKind::ServerClose | DisconnectKind::Reset) && registered {
-        fleet.attribute_server_close()
+    } else if registered {
+        // A server kick's, or else part of a wave nobody planned.
+        let kicked = matches!(kind, DisconnectKind::ServerClose | DisconnectKind::Reset)
+            .then(|| fleet.attribute_server_close())
+            .flatten();
+        kicked.or_else(|| Some(fleet.lost_unplanned(agent.shared)))
     } else {
         None
     };

@@ -65,6 +65,9 @@ pub struct Fleet {
     pub(super) client_drop: Mutex<Option<Arc<DropEvent>>>,
     /// The server kick being attributed.
     pub(super) server_drop: Mutex<Option<Arc<DropEvent>>>,
+    /// The wave of unplanned losses gathering now, if any (see
+    /// [`Fleet::lost_unplanned`]).
+    pub(super) detecting: Mutex<Option<Arc<DropEvent>>>,
     /// The last fault action started and when (opens a disruption window).
     pub(super) last_action: Mutex<Option<(String, tokio::time::Instant)>>,
     /// Every drop of the run, settled at its end.
@@ -106,6 +109,7 @@ impl Fleet {
             server_drop: Mutex::new(None),
             events: Mutex::new(Vec::new()),
             last_action: Mutex::new(None),
+            detecting: Mutex::new(None),
             commands: CommandTable::new(!segment.is_whole()),
             clock: Mutex::new(Sampler::default()),
         }
@@ -175,6 +179,44 @@ impl Fleet {
         *self.last_action.lock() = Some((name.to_string(), tokio::time::Instant::now()));
     }
 
+    /// A registered agent lost its connection and no scenario drop claims
+    /// it: it joins the wave of losses gathering now, or starts one (the
+    /// `[hub] disruption` rule decides, once the wave's window is over,
+    /// whether it was a disruption). A wave that starts within
+    /// [`ACTION_WINDOW`](super::recovery::ACTION_WINDOW) of a fault
+    /// action is that action's. The agent counts itself back to the wave.
+    pub fn lost_unplanned(&self, shared: &Shared) -> Arc<DropEvent> {
+        let mut detecting = self.detecting.lock();
+        if let Some(event) = detecting.as_ref() {
+            if event.is_open() && event.attribute() {
+                return event.clone();
+            }
+        }
+        let rule = shared.scenario.hub_settings.disruption;
+        // This agent is still counted as registered.
+        let registered = self.registered.load(Ordering::Relaxed).max(1) as f64;
+        let count = u64::from(self.segment.count.max(1));
+        let min = u64::from(rule.min).div_ceil(count);
+        let min_lost = min.max((rule.lost.0 * registered).ceil() as u64);
+        let action = self
+            .last_action
+            .lock()
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() <= super::recovery::ACTION_WINDOW)
+            .map(|(name, _)| name.clone());
+        let event = Arc::new(DropEvent::detected(
+            min_lost,
+            rule.within.0,
+            action,
+            shared.scenario.hub_settings.recovered,
+            shared.live.phase.load(Ordering::Relaxed),
+        ));
+        event.attribute();
+        self.events.lock().push(event.clone());
+        *detecting = Some(event.clone());
+        event
+    }
+
     /// The client drop event this agent was selected by.
     pub fn client_drop(&self) -> Option<Arc<DropEvent>> {
         self.client_drop.lock().clone()
@@ -222,18 +264,34 @@ impl Fleet {
     ///
     /// [`Disruption`]: crate::engine::records::Disruption
     pub(super) fn records(&self, shared: &Shared) -> Records {
+        // Scenario drops are numbered in order (the same in every
+        // segment); detected waves after every drop the plan has.
+        let planned = shared
+            .plan
+            .phases
+            .iter()
+            .filter(|p| p.agents.as_ref().is_some_and(|a| a.drop.is_some()))
+            .count() as u32;
+        let (mut drops, mut detected) = (0u32, 0u32);
         let disruptions = self
             .events
             .lock()
             .iter()
-            .enumerate()
-            .map(|(ordinal, event)| {
+            .filter(|event| event.qualifies())
+            .map(|event| {
                 let phase = shared
                     .plan
                     .phases
                     .get(event.phase())
                     .map_or("", |p| p.name.as_str());
-                event.disruption(ordinal as u32, phase)
+                let ordinal = if event.is_detected() {
+                    detected += 1;
+                    planned + detected - 1
+                } else {
+                    drops += 1;
+                    drops - 1
+                };
+                event.disruption(ordinal, phase)
             })
             .collect();
         Records {

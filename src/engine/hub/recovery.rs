@@ -29,6 +29,10 @@ pub(super) const KICKED_UNKNOWN: u64 = u64::MAX - 1;
 /// How long after a kick the server's closes are attributed to it.
 const ATTRIBUTION_WINDOW: Duration = Duration::from_secs(5);
 
+/// A wave of unplanned losses that starts this soon after a fault action
+/// is that action's doing (cause `action`).
+pub const ACTION_WINDOW: Duration = Duration::from_secs(10);
+
 /// One reconnect wave.
 #[derive(Debug)]
 pub struct DropEvent {
@@ -47,6 +51,13 @@ pub struct DropEvent {
     recovered: f64,
     done: AtomicBool,
     phase: usize,
+    /// A wave no scenario drop caused, found by watching losses
+    /// (`[hub] disruption`): it is a disruption only once at least
+    /// `min_lost` agents were lost in its window.
+    detected: bool,
+    min_lost: u64,
+    /// The fault action it followed (cause `action`).
+    action: Option<String>,
 }
 
 impl DropEvent {
@@ -63,7 +74,40 @@ impl DropEvent {
             recovered,
             done: AtomicBool::new(false),
             phase,
+            detected: false,
+            min_lost: 0,
+            action: None,
         }
+    }
+
+    /// A wave of unplanned losses that starts now (its first loss is
+    /// attributed by the caller): it gathers the losses of the next
+    /// `within` and is a disruption when they are at least `min_lost`.
+    /// `action`: the fault action it follows, if any.
+    pub(super) fn detected(
+        min_lost: u64,
+        within: Duration,
+        action: Option<String>,
+        recovered: f64,
+        phase: usize,
+    ) -> DropEvent {
+        let mut event = DropEvent::new(DropHow::Server, KICKED_UNKNOWN, recovered, phase);
+        event.window_end = event.at + within;
+        event.detected = true;
+        event.min_lost = min_lost.max(1);
+        event.action = action;
+        event
+    }
+
+    /// Is it a disruption? A scenario drop always is; a detected wave once
+    /// its window is over and it lost enough agents.
+    pub(super) fn qualifies(&self) -> bool {
+        !self.detected || self.lost().is_some_and(|lost| lost >= self.min_lost)
+    }
+
+    /// Still gathering losses (a detected wave inside its window).
+    pub(super) fn is_open(&self) -> bool {
+        Instant::now() <= self.window_end
     }
 
     /// The number of agents it took down, once known.
@@ -87,6 +131,9 @@ impl DropEvent {
     /// threshold's agent came back (not the time of the check, which for a
     /// kick of unknown size comes only after the attribution window).
     pub(super) fn check(&self, shared: &Shared, ids: &HubIds) {
+        if !self.qualifies() {
+            return;
+        }
         let Some(threshold) = self.threshold() else {
             return;
         };
@@ -131,7 +178,10 @@ impl DropEvent {
     pub(super) fn unrecovered(&self, shared: &Shared, ids: &HubIds) -> bool {
         self.check(shared, ids);
         let expected = self.expected.load(Ordering::Acquire);
-        !self.done.load(Ordering::Acquire) && expected > 0 && expected < KICKED_UNKNOWN
+        self.qualifies()
+            && !self.done.load(Ordering::Acquire)
+            && expected > 0
+            && expected < KICKED_UNKNOWN
     }
 
     /// One of its agents is registered again.
@@ -170,16 +220,24 @@ impl DropEvent {
         Disruption {
             ordinal,
             phase: phase.to_string(),
-            cause: match self.how {
-                DropHow::Server => "server",
-                DropHow::Close | DropHow::Reset => "drop",
+            cause: match (self.detected, &self.action, self.how) {
+                (true, Some(_), _) => "action",
+                (true, None, _) => "detected",
+                (false, _, DropHow::Server) => "server",
+                (false, _, DropHow::Close | DropHow::Reset) => "drop",
             }
             .to_string(),
+            action: self.action.clone(),
             at_unix_us: self.at_unix_us,
             lost,
             recovered_fraction: self.recovered,
             back_unix_us: back,
         }
+    }
+
+    /// A detected wave (not a scenario drop).
+    pub(super) fn is_detected(&self) -> bool {
+        self.detected
     }
 
     /// The phase it happened in (index in the plan).

@@ -42,6 +42,7 @@ pub(super) fn crowd(
             },
         },
         recovered: file.hub.recovered.0,
+        disruption: file.hub.disruption,
     };
     let no_vars: Vec<String> = Vec::new();
     let mut hc = HubCompiler {

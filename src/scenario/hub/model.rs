@@ -23,6 +23,9 @@ pub struct HubSection {
     /// `hub.recovery`: from a drop until this fraction of the dropped agents
     /// are registered again.
     pub recovered: Fraction,
+    /// What counts as a disruption nobody planned (a hub crash, a deploy):
+    /// `{ lost = "5%", min = 5, within = "2s" }`.
+    pub disruption: DisruptionSpec,
 }
 
 impl Default for HubSection {
@@ -31,6 +34,28 @@ impl Default for HubSection {
             timeout: PositiveDur(Duration::from_secs(10)),
             sources: None,
             recovered: Fraction(0.99),
+            disruption: DisruptionSpec::default(),
+        }
+    }
+}
+
+/// `[hub] disruption`: a wave of agents lost without a scenario drop is a
+/// disruption when, within `within` of its first loss, at least `min`
+/// agents and at least `lost` of the registered fleet were lost.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisruptionSpec {
+    pub lost: Fraction,
+    pub min: u32,
+    pub within: PositiveDur,
+}
+
+impl Default for DisruptionSpec {
+    fn default() -> Self {
+        DisruptionSpec {
+            lost: Fraction(0.05),
+            min: 5,
+            within: PositiveDur(Duration::from_secs(2)),
         }
     }
 }

@@ -15,6 +15,9 @@ pub struct HubSettings {
     pub timeout: Duration,
     pub sources: Option<SourcesAddrs>,
     pub recovered: f64,
+    /// `[hub] disruption`: what makes a wave of unplanned losses a
+    /// disruption.
+    pub disruption: super::model::DisruptionSpec,
 }
 
 /// Source addresses for agent connections.
