@@ -344,7 +344,6 @@ commanders = {{ rate = "{COMMAND_RATE}/s" }}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the detected disruptions of wt-disrupt (summary.json `disruptions` for a fault action)"]
 async fn a_hub_killed_behind_nginx_is_a_disruption_the_fleet_recovers_from() {
     if let Some(what) = missing() {
         let message = format!(
@@ -475,6 +474,9 @@ async fn a_hub_killed_behind_nginx_is_a_disruption_the_fleet_recovers_from() {
         "cause {} (expected action or detected)\n{context}",
         d["cause"]
     );
+    if d["cause"] == "action" {
+        assert_eq!(d["action"], "kill-hub", "{d}\n{context}");
+    }
     assert_eq!(
         d["lost"].as_u64(),
         Some(lost.len() as u64),
@@ -523,6 +525,13 @@ async fn a_hub_killed_behind_nginx_is_a_disruption_the_fleet_recovers_from() {
         .as_f64()
         .unwrap_or_else(|| panic!("hub.recovery not measured: {recovery}\n{context}"));
     assert!(measured > 0.0, "hub.recovery {measured} µs\n{context}");
+    eprintln!(
+        "killed {} holding {} of {AGENTS} agents: disruption {}, hub.recovery {:.0} ms",
+        Topology::name(victim),
+        lost.len(),
+        d["cause"],
+        measured / 1000.0
+    );
     assert_eq!(
         recovery["pass"], true,
         "hub.recovery: {recovery}\n{context}"
