@@ -6,11 +6,14 @@
 //!
 //! `stampede` runs as its own process: agents from several loopback source
 //! addresses (`[hub] sources`), so nginx spreads them over the three hubs by
-//! address; a commander through nginx; one hub killed mid-run with `kill -9`
-//! by the scenario's own fault action (`--allow-exec`). Checked against the
-//! hubs' own output (each hub prints what it registered and fanned out):
+//! address; a commander through nginx; one hub killed mid-run with `kill -9`,
+//! by the scenario's own fault action (`--allow-exec`) in one test, from
+//! outside stampede (a crash it did not cause) in the other. Checked against
+//! the hubs' own output (each hub prints what it registered, fanned out and
+//! routed back):
 //!
-//! - the disruption is detected with exactly the agents the killed hub held;
+//! - the disruption is found, caused by the action or detected, with
+//!   exactly the agents the killed hub held;
 //! - every one of them registers again through the other two hubs;
 //! - `hub.recovery` is measured and judged by the scenario's SLO;
 //! - commands sent through one hub reach the agents of all three (the Redis
@@ -281,9 +284,28 @@ fn fanouts(log: &[String]) -> Vec<(String, Option<u64>)> {
         .collect()
 }
 
+/// How the victim dies.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kill {
+    /// By the scenario's own fault action, 1 s into `failover`.
+    Action,
+    /// By the test, from outside stampede (a crash nobody announced), once
+    /// the commander's hub has fanned out every command of `steady`.
+    Outside,
+}
+
 /// The scenario: the fleet settles, commands go out, the victim is killed
-/// by the scenario's own action, more commands once the fleet is back.
-fn scenario(hub_url: &str) -> String {
+/// (by the scenario's own action, or from outside), more commands once the
+/// fleet is back.
+fn scenario(hub_url: &str, kill: Kill) -> String {
+    let actions = match kill {
+        Kill::Action => {
+            r#"actions = [
+  { at = "1s", name = "kill-hub", exec = ["kill", "-9", "{{ env.VICTIM_PID }}"], timeout = "10s" },
+]"#
+        }
+        Kill::Outside => "",
+    };
     format!(
         r#"
 name = "topology"
@@ -325,9 +347,7 @@ commanders = {{ rate = "{COMMAND_RATE}/s" }}
 [[phases]]
 name = "failover"
 duration = "12s"
-actions = [
-  {{ at = "1s", name = "kill-hub", exec = ["kill", "-9", "{{{{ env.VICTIM_PID }}}}"], timeout = "10s" }},
-]
+{actions}
 
 [[phases]]
 name = "after"
@@ -344,7 +364,18 @@ commanders = {{ rate = "{COMMAND_RATE}/s" }}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hub_killed_behind_nginx_is_a_disruption_the_fleet_recovers_from() {
+async fn a_hub_killed_by_the_scenarios_action_is_a_disruption_the_fleet_recovers_from() {
+    failover(Kill::Action).await;
+}
+
+/// The failover of issue 13 as a user first met it: the hub crashes and
+/// stampede did not cause it. The wave of lost agents is detected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_crash_stampede_did_not_cause_is_detected_and_recovered_from() {
+    failover(Kill::Outside).await;
+}
+
+async fn failover(kill: Kill) {
     if let Some(what) = missing() {
         let message = format!(
             "{what} missing: the hub topology (nginx, three node hubs, Redis) was NOT tested \
@@ -394,20 +425,64 @@ async fn a_hub_killed_behind_nginx_is_a_disruption_the_fleet_recovers_from() {
     let victim_pid = topology.var(&format!("HUB{victim}_PID")).to_owned();
     let url = topology.var("HUB_URL").to_owned();
 
+    let commander_hub = (1..=HUBS)
+        .find(|&i| Topology::name(i) == commander)
+        .unwrap();
+    let steady = (COMMAND_RATE * 5) as usize;
+
     let scenario_path = tmp.path().join("scenario.toml");
-    std::fs::write(&scenario_path, scenario(&url)).unwrap();
+    std::fs::write(&scenario_path, scenario(&url, kill)).unwrap();
     let out_dir = tmp.path().join("out");
     let mut run = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("stampede"));
-    run.arg("run")
-        .arg(&scenario_path)
-        .arg("--allow-exec")
-        .arg("--quiet")
+    run.arg("run").arg(&scenario_path);
+    if kill == Kill::Action {
+        run.arg("--allow-exec").env("VICTIM_PID", &victim_pid);
+    }
+    run.arg("--quiet")
         .arg("--out")
         .arg(&out_dir)
-        .env("VICTIM_PID", &victim_pid)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let output = tokio::time::timeout(RUN_LIMIT, run.output())
-        .await
+    let child = run.spawn().expect("run stampede");
+    // From outside: kill -9 once the last command of `steady` went out and
+    // every agent of the victim answered it (conditions on the hubs' own
+    // output, polled), so that no command is cut short by the kill.
+    let outside = async {
+        if kill == Kill::Outside {
+            let deadline = tokio::time::Instant::now() + RUN_LIMIT;
+            let answered = || {
+                let sent = fanouts(&topology.log(commander_hub));
+                let Some((last, _)) = sent.get(steady - 1) else {
+                    return false;
+                };
+                let log = topology.log(victim);
+                let results = log
+                    .iter()
+                    .filter(|l| {
+                        l.strip_prefix("RESULT ").and_then(|r| r.split(' ').next()) == Some(last)
+                    })
+                    .count();
+                results > 0 && results == registered_at_end(&log).len()
+            };
+            while !answered() {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the victim's agents never answered the last command of steady\n{}",
+                    topology.context()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let pid: i32 = victim_pid.parse().unwrap();
+            // SAFETY: kill(2) of the hub process the script started.
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0, "kill {pid}");
+        }
+    };
+    let (output, ()) = tokio::join!(
+        tokio::time::timeout(RUN_LIMIT, child.wait_with_output()),
+        outside
+    );
+    let output = output
         .unwrap_or_else(|_| {
             panic!(
                 "the run did not end within {RUN_LIMIT:?}\n{}",
@@ -445,18 +520,20 @@ async fn a_hub_killed_behind_nginx_is_a_disruption_the_fleet_recovers_from() {
         "the victim exited by itself instead of being killed\n{context}"
     );
 
-    // The kill was the scenario's action, and it succeeded.
-    let actions = s["actions"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no actions in summary.json\n{context}"));
-    assert_eq!(actions.len(), 1, "actions {actions:?}\n{context}");
-    assert_eq!(actions[0]["name"], "kill-hub", "{context}");
-    assert_eq!(
-        actions[0]["ok"], true,
-        "the kill action failed: {:?}\n{context}",
-        actions[0]
-    );
-    assert_eq!(actions[0]["exit_status"], 0, "{context}");
+    // With an action: the kill was it, and it succeeded.
+    let actions = s["actions"].as_array().cloned().unwrap_or_default();
+    if kill == Kill::Action {
+        assert_eq!(actions.len(), 1, "actions {actions:?}\n{context}");
+        assert_eq!(actions[0]["name"], "kill-hub", "{context}");
+        assert_eq!(
+            actions[0]["ok"], true,
+            "the kill action failed: {:?}\n{context}",
+            actions[0]
+        );
+        assert_eq!(actions[0]["exit_status"], 0, "{context}");
+    } else {
+        assert!(actions.is_empty(), "actions {actions:?}\n{context}");
+    }
 
     // Detected: one disruption, exactly the agents the victim held, all back.
     let disruptions = s["disruptions"]
@@ -468,14 +545,21 @@ async fn a_hub_killed_behind_nginx_is_a_disruption_the_fleet_recovers_from() {
         "disruptions {disruptions:?}\n{context}"
     );
     let d = &disruptions[0];
-    assert_eq!(d["phase"], "failover", "{d}\n{context}");
-    assert!(
-        d["cause"] == "action" || d["cause"] == "detected",
-        "cause {} (expected action or detected)\n{context}",
-        d["cause"]
-    );
-    if d["cause"] == "action" {
-        assert_eq!(d["action"], "kill-hub", "{d}\n{context}");
+    match kill {
+        Kill::Action => {
+            assert_eq!(d["phase"], "failover", "{d}\n{context}");
+            assert_eq!(d["cause"], "action", "{d}\n{context}");
+            assert_eq!(d["action"], "kill-hub", "{d}\n{context}");
+        }
+        Kill::Outside => {
+            // Killed right after the last command of steady: at the end of
+            // steady or early in failover.
+            assert!(
+                d["phase"] == "steady" || d["phase"] == "failover",
+                "{d}\n{context}"
+            );
+            assert_eq!(d["cause"], "detected", "{d}\n{context}");
+        }
     }
     assert_eq!(
         d["lost"].as_u64(),
@@ -526,7 +610,7 @@ async fn a_hub_killed_behind_nginx_is_a_disruption_the_fleet_recovers_from() {
         .unwrap_or_else(|| panic!("hub.recovery not measured: {recovery}\n{context}"));
     assert!(measured > 0.0, "hub.recovery {measured} µs\n{context}");
     eprintln!(
-        "killed {} holding {} of {AGENTS} agents: disruption {}, hub.recovery {:.0} ms",
+        "killed {} ({kill:?}) holding {} of {AGENTS} agents: disruption {}, hub.recovery {:.0} ms",
         Topology::name(victim),
         lost.len(),
         d["cause"],
@@ -544,9 +628,6 @@ async fn a_hub_killed_behind_nginx_is_a_disruption_the_fleet_recovers_from() {
     // Commands: all through the commander's hub (nginx kept its address
     // there), each delivered — by the Redis adapter — to agents on all
     // three hubs.
-    let commander_hub = (1..=HUBS)
-        .find(|&i| Topology::name(i) == commander)
-        .unwrap();
     let sent = fanouts(&logs[commander_hub - 1]);
     let commands = counter(&s, "hub.commands");
     assert_eq!(
@@ -601,7 +682,6 @@ async fn a_hub_killed_behind_nginx_is_a_disruption_the_fleet_recovers_from() {
         "agents by hub {held:?}\n{context}"
     );
     let local = held[commander_hub - 1];
-    let steady = (COMMAND_RATE * 5) as usize;
     for (id, delivered) in &sent[..steady] {
         assert_eq!(
             *delivered,
