@@ -85,7 +85,7 @@ down() {
     done
     wait 2>/dev/null || true
     exec 3>&- 2>/dev/null || true
-    [[ -n $temp_dir ]] && rm -rf "$temp_dir"
+    if [[ -n $temp_dir ]]; then rm -rf "$temp_dir"; fi
 }
 trap down EXIT
 trap 'down; exit 130' INT
