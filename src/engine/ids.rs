@@ -82,6 +82,13 @@ impl Ids {
             hub: None,
             actions: None,
         };
+        // `http.recovery` is measured after the run, from the per-second
+        // series (`slo::recovery`): its series are registered here so the
+        // layout is the same in every segment.
+        if !scenario.populations.is_empty() {
+            layout.add_hist(crate::metrics::catalogue::HTTP_RECOVERY, "", "");
+            layout.add_counter(crate::slo::recovery::HTTP_UNRECOVERED, "", "", None);
+        }
         let mut ids = ids;
         ids.hub = super::hub::HubIds::register(&mut layout, scenario);
         ids.actions = super::actions::ActionIds::register(&mut layout, scenario);

@@ -88,6 +88,12 @@ fn counter_ids(layout: &Layout, metric: &str) -> Vec<usize> {
 /// Recompute what the records allow (see the module docs).
 pub(super) fn recompute(inputs: &[Input], layout: &Layout) -> Recomputed {
     let mut out = Recomputed::default();
+    // `http.recovery` is judged again on the merged per-second series
+    // (see `merged_summary`): no segment's own figures are kept.
+    out.hists
+        .extend(hist_ids(layout, crate::metrics::catalogue::HTTP_RECOVERY));
+    out.counters
+        .extend(counter_ids(layout, crate::slo::recovery::HTTP_UNRECOVERED));
     recovery(inputs, layout, &mut out);
     fanout(inputs, layout, &mut out);
     out

@@ -253,6 +253,16 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
 
     let spans = phase_spans(&phase_entries);
     let slos = inputs::slos(&first.summary);
+    // HTTP bursts, judged on the merged series (actions: segment 0's).
+    let marks: Vec<crate::slo::recovery::ActionMark> = (segments.iter())
+        .flat_map(|s| &s.summary.actions)
+        .map(|a| crate::slo::recovery::ActionMark {
+            name: a.name.clone(),
+            at_s: (a.at_unix_us as i64 - earliest.timestamp_micros()) as f64 / 1e6,
+        })
+        .collect();
+    let http_disruptions = crate::slo::recovery::http_disruptions(&slos, &totals, &spans, &marks);
+    crate::slo::recovery::record(&mut totals, &http_disruptions);
     let verdicts = crate::slo::evaluate(
         &slos,
         &totals,
@@ -333,6 +343,7 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
         .flat_map(|s| s.summary.actions.iter().cloned())
         .collect();
     summary.actions.sort_by_key(|a| a.at_unix_us);
+    summary.http_disruptions = http_disruptions;
     Ok(Merged {
         summary,
         hlog,

@@ -53,6 +53,9 @@ pub const HUB_COMMAND_RECEIVED: &str = "hub.command.received";
 /// [`HUB_RECOVERY`] fails when it is not zero).
 pub const UNRECOVERED: &str = "hub.unrecovered";
 
+/// Time from the start of an HTTP error burst (or a fault action) until
+/// errors and latency are back within the SLOs for a few seconds (µs).
+pub const HTTP_RECOVERY: &str = "http.recovery";
 /// Fault actions run.
 pub const ACTIONS: &str = "actions";
 /// Fault actions that failed (error kind `action`).
@@ -131,7 +134,7 @@ impl MetricKind {
 }
 
 /// Every metric an SLO may name, with its kind.
-const METRICS: [(&str, MetricKind); 23] = [
+const METRICS: [(&str, MetricKind); 24] = [
     (HTTP_LATENCY, MetricKind::Histogram),
     (HTTP_SERVICE_TIME, MetricKind::Histogram),
     (GENERATOR_LAG, MetricKind::Histogram),
@@ -153,12 +156,13 @@ const METRICS: [(&str, MetricKind); 23] = [
     (HUB_RECONNECTS, MetricKind::Counter),
     (HUB_COMMANDS, MetricKind::Counter),
     (HUB_COMMAND_RECEIVED, MetricKind::Counter),
+    (HTTP_RECOVERY, MetricKind::Histogram),
     (ACTIONS, MetricKind::Counter),
     (ACTIONS_ERRORS, MetricKind::Ratio(ACTIONS)),
 ];
 
 /// Metrics whose SLO key may omit the stat; the stat they mean.
-const BARE: [(&str, Stat); 1] = [(HUB_RECOVERY, Stat::Max)];
+const BARE: [(&str, Stat); 2] = [(HUB_RECOVERY, Stat::Max), (HTTP_RECOVERY, Stat::Max)];
 
 const METRIC_NAMES: [&str; METRICS.len()] = {
     let mut names = [""; METRICS.len()];

@@ -142,6 +142,8 @@ pub struct TimeChart<'a> {
     /// Description and scale of the right-hand axis, for lines with
     /// `right_axis`.
     pub y2: Option<(&'a str, Scale)>,
+    /// Vertical marks with a label: fault actions and disruptions.
+    pub marks: &'a [crate::report::events::Mark],
 }
 
 /// Highest finite y of `lines` (of one axis), with headroom; at least 1.
@@ -315,6 +317,32 @@ pub fn time_chart(chart: &TimeChart) -> Svg {
                         .into_font()
                         .color(&RGBColor(80, 90, 110))
                         .pos(Pos::new(HPos::Left, VPos::Top)),
+                )))
+                .map_err(err)?;
+            }
+        }
+        // Marks: a red vertical line and its label, staggered down the
+        // plot so that marks close together stay readable.
+        for (index, mark) in chart.marks.iter().enumerate() {
+            let x = mark.at_s / unit;
+            if !(0.0..=x_end).contains(&x) {
+                continue;
+            }
+            ctx.draw_series(std::iter::once(PathElement::new(
+                vec![(x, 0.0), (x, y1)],
+                RGBColor(200, 40, 40).stroke_width(1),
+            )))
+            .map_err(err)?;
+            let y = y1 * (0.92 - 0.08 * (index % 4) as f64);
+            let room = ((x_end - x) / x_end * plot_px / 6.5) as usize;
+            if let Some(label) = fit(&mark.label, room.saturating_sub(1)) {
+                ctx.draw_series(std::iter::once(Text::new(
+                    label,
+                    (x, y),
+                    ("sans-serif", 12)
+                        .into_font()
+                        .color(&RGBColor(170, 30, 30))
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
                 )))
                 .map_err(err)?;
             }
@@ -572,6 +600,10 @@ mod tests {
             y_desc: "requests/s",
             y_scale: Scale::Number,
             y2: Some(("users", Scale::Number)),
+            marks: &[crate::report::events::Mark {
+                at_s: 45.0,
+                label: "action kill-hub".into(),
+            }],
         })
         .unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
@@ -583,5 +615,6 @@ mod tests {
         );
         assert!(!svg.contains("<b>"));
         assert!(svg.contains("requests/s"));
+        assert!(svg.contains("action kill-hub"), "the mark is labelled");
     }
 }

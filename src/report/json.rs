@@ -117,6 +117,10 @@ pub struct Summary {
     /// keeps them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<ActionRecord>,
+    /// HTTP error bursts and their recovery (`http.recovery`; a merge
+    /// computes them again on the merged series).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_disruptions: Vec<crate::slo::recovery::HttpDisruption>,
 }
 
 /// About the run (filled in by the caller).
@@ -358,6 +362,7 @@ pub fn build(
         verdicts: verdicts.to_vec(),
         disruptions: Vec::new(),
         actions: Vec::new(),
+        http_disruptions: Vec::new(),
         commands: None,
     }
 }

@@ -31,6 +31,8 @@
 //!   written, `classname` is `stampede.<scenario name>`. A failed SLO has a
 //!   `<failure type="slo" message="measured X, target Y">` (`measured no
 //!   data` when nothing matched); a held one says the same in `<system-out>`.
+//! - One `<testcase>` per fault action, named `action <name>`: a failed
+//!   one has a `<failure type="action">` saying why.
 //! - The run itself is a test case named `run` only when there is something
 //!   to say about it: an **interrupted** run has one with
 //!   `<error type="interrupted">` (the SLO cases of the partial run are
@@ -67,8 +69,9 @@ pub fn render(summary: &Summary) -> String {
     let meta = &summary.meta;
     let classname = format!("stampede.{}", meta.name);
     let run_case = run_case(summary);
-    let tests = summary.verdicts.len() + usize::from(run_case.is_some());
-    let failures = summary.verdicts.iter().filter(|v| !v.pass).count();
+    let tests = summary.verdicts.len() + summary.actions.len() + usize::from(run_case.is_some());
+    let failures = summary.verdicts.iter().filter(|v| !v.pass).count()
+        + summary.actions.iter().filter(|a| !a.ok).count();
     let errors = usize::from(matches!(
         run_case,
         Some(RunCase::Interrupted | RunCase::Partial(_))
@@ -137,6 +140,31 @@ pub fn render(summary: &Summary) -> String {
                 "\n      <failure message=\"{}\" type=\"slo\">{}</failure>",
                 attr(&outcome),
                 text(&detail)
+            );
+        }
+        out.push_str("\n    </testcase>\n");
+    }
+    for action in &summary.actions {
+        let _ = write!(
+            out,
+            "    <testcase name=\"action {}\" classname=\"{}\" time=\"{}\">",
+            attr(&action.name),
+            attr(&classname),
+            crate::units::format::seconds(action.duration_us as f64 / 1e6)
+        );
+        if action.ok {
+            out.push_str("\n      <system-out>the fault action succeeded</system-out>");
+        } else {
+            let message = format!(
+                "fault action `{}` failed: {}",
+                action.name,
+                action.error.as_deref().unwrap_or("failed")
+            );
+            let _ = write!(
+                out,
+                "\n      <failure message=\"{}\" type=\"action\">{}; the run went on unless it said fail = \"abort\"</failure>",
+                attr(&message),
+                text(&message)
             );
         }
         out.push_str("\n    </testcase>\n");

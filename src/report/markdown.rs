@@ -11,9 +11,12 @@
 //!    (`http.latency`, from the intended start, over the whole run).
 //! 4. `Hub`: per hub histogram series (`hub.connect`, `hub.reconnect`…) and
 //!    population, count, p50, p95, p99, max — when the run had agents.
-//! 5. `Segments` (a merged result): per segment its `i/n`, host, start,
+//! 5. `Disruptions` (hub waves and HTTP bursts: when, cause, lost, back,
+//!    recovery) and `Fault actions` (when, phase, status, duration,
+//!    result), when there are any.
+//! 6. `Segments` (a merged result): per segment its `i/n`, host, start,
 //!    clock offset against the hub and exit code.
-//! 6. `Errors by kind` and `Notes`, when there are any.
+//! 7. `Errors by kind` and `Notes`, when there are any.
 //!
 //! # Escaping
 //! Names that come from a scenario (scenario, population, step, SLO key)
@@ -52,6 +55,7 @@ pub fn render(summary: &Summary) -> String {
     slos(&mut out, summary);
     http_steps(&mut out, summary);
     hub(&mut out, summary);
+    events(&mut out, summary);
     segments(&mut out, summary);
     errors(&mut out, summary);
     if !summary.meta.notes.is_empty() {
@@ -236,6 +240,33 @@ fn hub(out: &mut String, summary: &Summary) {
             code(&desc.population, true),
             h.count
         );
+    }
+}
+
+/// `Disruptions` and `Fault actions`, when there are any.
+fn events(out: &mut String, summary: &Summary) {
+    use super::events;
+    for (title, header, rows) in [
+        (
+            "Disruptions",
+            events::DISRUPTION_HEADER,
+            events::disruption_rows(summary),
+        ),
+        (
+            "Fault actions",
+            events::ACTION_HEADER,
+            events::action_rows(summary),
+        ),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = write!(out, "\n**{title}**\n\n| {} |\n", header.join(" | "));
+        let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+        for row in rows {
+            let cells: Vec<String> = row.iter().map(|c| code(c, true)).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
     }
 }
 

@@ -21,11 +21,14 @@
 //! - [`compare`]: the result of comparing two runs, as Markdown and plain
 //!   text.
 //! - [`console`]: what the terminal shows.
+//! - [`events`]: disruptions and fault actions as rows and chart marks,
+//!   alike in every report.
 
 pub mod capacity;
 pub mod charts;
 pub mod compare;
 pub mod console;
+pub mod events;
 pub mod html;
 pub mod json;
 pub mod junit;

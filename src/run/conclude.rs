@@ -65,6 +65,15 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
         merged: None,
         clock: report.records.clock.clone(),
     };
+    // HTTP bursts, judged on the per-second series against the SLOs.
+    let mut totals = totals;
+    let http_disruptions = crate::slo::recovery::http_disruptions(
+        &scenario.slos,
+        &totals,
+        &spans,
+        &action_marks(&report.records.actions, started_at.timestamp_micros()),
+    );
+    crate::slo::recovery::record(&mut totals, &http_disruptions);
     let mut verdicts = crate::slo::evaluate(&scenario.slos, &totals, &spans, report.elapsed);
     // The baseline comparison joins the verdicts (and so every report).
     let comparison = baseline.as_ref().map(|b| {
@@ -126,6 +135,7 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     summary.disruptions = report.records.disruptions;
     summary.commands = report.records.commands;
     summary.actions = report.records.actions;
+    summary.http_disruptions = http_disruptions;
     write_results(&dir, &summary, comparison.as_ref())?;
     let silent = matches!(options.progress, Progress::Silent | Progress::Json);
     if !silent && (options.progress != Progress::Quiet || exit != ExitStatus::Passed) {
@@ -141,6 +151,20 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
         totals,
         elapsed: report.elapsed,
     })
+}
+
+/// The fault actions on the run's timeline (seconds from `started_us`).
+pub fn action_marks(
+    actions: &[crate::engine::records::ActionRecord],
+    started_us: i64,
+) -> Vec<crate::slo::recovery::ActionMark> {
+    actions
+        .iter()
+        .map(|a| crate::slo::recovery::ActionMark {
+            name: a.name.clone(),
+            at_s: (a.at_unix_us as i64 - started_us) as f64 / 1e6,
+        })
+        .collect()
 }
 
 /// summary.json first (what `stampede report DIR` rebuilds from), the

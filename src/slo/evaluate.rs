@@ -5,8 +5,18 @@
 use std::time::Duration;
 
 use super::{format_value, PhaseSpan, Slo, Stat, Verdict};
-use crate::metrics::catalogue::{metric_kind, MetricKind, HUB_RECOVERY, UNRECOVERED};
+use crate::metrics::catalogue::{
+    metric_kind, MetricKind, HTTP_RECOVERY, HUB_RECOVERY, UNRECOVERED,
+};
 use crate::metrics::{TagFilter, Totals};
+
+/// The verdict's text for a recovery SLO in a run without disruptions.
+pub const NOTHING_DISRUPTED: &str = "nothing was disrupted";
+
+/// `hub.recovery` and `http.recovery`: measured only after a disruption.
+fn is_recovery(metric: &str) -> bool {
+    metric == HUB_RECOVERY || metric == HTTP_RECOVERY
+}
 
 /// Judge every SLO on the totals. `run_duration` is the measured length of
 /// the run (for unscoped rates); a phase-scoped SLO uses that phase's span.
@@ -27,6 +37,12 @@ pub fn evaluate(
                     ..TagFilter::default()
                 };
                 totals.sum_counters(UNRECOVERED, None, &filter)
+            } else if slo.metric == HTTP_RECOVERY {
+                totals.sum_counters(
+                    super::recovery::HTTP_UNRECOVERED,
+                    None,
+                    &TagFilter::default(),
+                )
             } else {
                 0
             };
@@ -35,10 +51,26 @@ pub fn evaluate(
                     slo: slo.clone(),
                     measured: None,
                     measured_text: format!(
-                        "not recovered ({unrecovered} drop event{})",
+                        "not recovered ({unrecovered} {}{})",
+                        if slo.metric == HUB_RECOVERY {
+                            "drop event"
+                        } else {
+                            "error burst"
+                        },
                         if unrecovered == 1 { "" } else { "s" }
                     ),
                     pass: false,
+                };
+            }
+            // A recovery SLO in a run where nothing was disrupted has no
+            // time to judge: it holds (a gate on recovery passes when there
+            // was nothing to recover from), and the verdict says why.
+            if measured.is_none() && is_recovery(&slo.metric) {
+                return Verdict {
+                    slo: slo.clone(),
+                    measured: None,
+                    measured_text: NOTHING_DISRUPTED.to_owned(),
+                    pass: true,
                 };
             }
             Verdict {

@@ -351,7 +351,7 @@ mod tests {
             err.to_string(),
             "unknown metric `http.latncy` (did you mean `http.latency`?)"
         );
-        assert_eq!(known_metrics().len(), 23);
+        assert_eq!(known_metrics().len(), 24);
         assert!(known_metrics().contains(&"hub.recovery"));
         assert!(known_metrics().contains(&"generator.lag"));
     }

@@ -25,6 +25,8 @@
 //! - `grammar`: [`parse`], a key and a target into an [`Slo`].
 //! - `evaluate`: [`evaluate`] and [`measure`], an [`Slo`] on the [`Totals`].
 //! - `format`: [`format_value`] and [`format_target`], values for people.
+//! - [`recovery`]: `http.recovery`, HTTP disruptions found in the
+//!   per-second series against the SLOs.
 //!
 //! # Evaluation
 //! Histogram stats read the merge of every series of the metric matching the
@@ -32,7 +34,10 @@
 //! count over the phase's span when the SLO is phase-scoped, else over the
 //! run's measured duration. `http.errors.rate` is errors ÷ requests under the
 //! same tags. When nothing matches (no series, no samples, zero requests for
-//! an error rate, an unknown phase), the verdict is "no data" and fails.
+//! an error rate, an unknown phase), the verdict is "no data" and fails —
+//! except a recovery SLO (`hub.recovery`, `http.recovery`) with no
+//! recovery measured and none left unrecovered: there was no disruption,
+//! the verdict says "nothing was disrupted" and passes.
 
 use std::fmt;
 use std::time::Duration;
@@ -40,6 +45,7 @@ use std::time::Duration;
 mod evaluate;
 mod format;
 mod grammar;
+pub mod recovery;
 
 pub use crate::metrics::catalogue::{
     histogram_unit, known_metrics, ratio_denominator, Stat, Unit, UNRECOVERED,

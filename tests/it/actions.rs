@@ -82,11 +82,25 @@ async fn a_failing_command_is_recorded_with_its_output_and_the_run_goes_on() {
         at + 5_000 >= started + 200_000,
         "started {started}, action at {at}"
     );
-    // The reader is told.
+    // The reader is told, in every report.
     let notes = json["meta"]["notes"].to_string();
     assert!(
         notes.contains("say-hi") && notes.contains("exit status 3"),
         "{notes}"
+    );
+    let read = |name: &str| std::fs::read_to_string(outcome.result_dir.join(name)).unwrap();
+    let md = read("summary.md");
+    assert!(
+        md.contains("**Fault actions**") && md.contains("`FAILED: exit status 3`"),
+        "{md}"
+    );
+    let html = read("report.html");
+    assert!(html.contains("<h3>Fault actions</h3>") && html.contains("say-hi"));
+    assert!(html.contains("action say-hi"), "marked on the time charts");
+    let junit = read("junit.xml");
+    assert!(
+        junit.contains("name=\"action say-hi\"") && junit.contains("type=\"action\""),
+        "{junit}"
     );
 }
 

@@ -105,6 +105,17 @@ async fn a_kick_from_outside_the_run_is_a_detected_disruption_and_recovers() {
     assert_eq!(h.len(), 1);
     assert_eq!(h.max(), h.highest_equivalent(50_000));
     assert_eq!(count(&outcome.totals, "hub.reconnects", None), kicked);
+    // Listed in the reports, marked on the charts.
+    let md = std::fs::read_to_string(outcome.result_dir.join("summary.md")).unwrap();
+    assert!(
+        md.contains("**Disruptions**") && md.contains("`detected`"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(outcome.result_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains(&format!("{kicked} lost (detected)")),
+        "chart mark"
+    );
 }
 
 // The built-in hub times its refusal on the wall clock: this one runs in

@@ -8,6 +8,7 @@ mod common;
 mod disruptions;
 mod distributed;
 mod engine;
+mod http_recovery;
 mod hub;
 mod hub_clock;
 mod hub_faults;

@@ -261,6 +261,26 @@ pub fn hub_report(summary: &Summary) -> String {
     out
 }
 
+/// The disruptions and the fault actions, when there are any.
+fn events_tables(out: &mut String, summary: &Summary) {
+    use crate::report::events;
+    let with_header = |header: [&str; 6], rows: Vec<[String; 6]>| -> Vec<Vec<String>> {
+        std::iter::once(header.iter().map(|h| h.to_string()).collect())
+            .chain(rows.into_iter().map(Vec::from))
+            .collect()
+    };
+    let disruptions = events::disruption_rows(summary);
+    if !disruptions.is_empty() {
+        let _ = writeln!(out, "disruptions:");
+        out.push_str(&table(&with_header(events::DISRUPTION_HEADER, disruptions)));
+    }
+    let actions = events::action_rows(summary);
+    if !actions.is_empty() {
+        let _ = writeln!(out, "fault actions:");
+        out.push_str(&table(&with_header(events::ACTION_HEADER, actions)));
+    }
+}
+
 /// The tables printed at the end of a run, from its summary (so they say
 /// what `summary.md` and `report.html` say): latency, rate and errors per
 /// HTTP step, the hub tables, a merged result's segments (host, start,
@@ -324,6 +344,7 @@ pub fn final_report(summary: &Summary) -> String {
         out.push_str(&table(&rows));
     }
     out.push_str(&hub_report(summary));
+    events_tables(&mut out, summary);
     if let Some(merged) = &summary.meta.merged {
         let _ = writeln!(
             out,

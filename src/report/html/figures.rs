@@ -32,7 +32,7 @@ impl<'a> Report<'a> {
         Ok(())
     }
 
-    fn chart(&self, lines: Vec<Line>, y_desc: &'a str, y_scale: Scale) -> TimeChart<'a> {
+    fn chart(&self, lines: Vec<Line>, y_desc: &'a str, y_scale: Scale) -> TimeChart<'_> {
         TimeChart {
             lines,
             phases: &self.summary.phases,
@@ -40,6 +40,7 @@ impl<'a> Report<'a> {
             y_desc,
             y_scale,
             y2: None,
+            marks: &self.marks,
         }
     }
 

@@ -15,7 +15,8 @@
 //!    latency p50 / p95 / p99, active users, hub connections, errors by
 //!    kind, reconnect waves.
 //! 3. Latency percentile spectrum (HTTP steps; hub events).
-//! 4. Per-step table; hub tables per population and per event.
+//! 4. Per-step table; hub tables per population and per event; the
+//!    disruptions and fault actions (also marked on the time charts).
 //! 5. Generator health (scheduling lag, CPU).
 //! 6. Run metadata; the clock offset against the hub when measured; a
 //!    merged result's segments (host, start, clock offset, exit code).
@@ -82,6 +83,7 @@ pub fn render(summary: &Summary) -> anyhow::Result<String> {
     report.spectrum(&mut body)?;
     report.step_table(&mut body);
     report.hub_tables(&mut body);
+    report.events(&mut body);
     report.generator(&mut body)?;
     report.metadata(&mut body);
     report.capacity(&mut body);
@@ -116,6 +118,8 @@ struct Report<'a> {
     x_end: f64,
     /// Interval end times (x of every time-series point).
     xs: Vec<f64>,
+    /// Fault actions and disruptions, marked on the time charts.
+    marks: Vec<crate::report::events::Mark>,
 }
 
 impl<'a> Report<'a> {
@@ -144,6 +148,7 @@ impl<'a> Report<'a> {
             hub,
             x_end,
             xs,
+            marks: crate::report::events::marks(summary),
         }
     }
 

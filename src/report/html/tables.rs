@@ -105,6 +105,39 @@ impl Report<'_> {
         out.push_str("</table>\n</section>\n");
     }
 
+    /// The disruptions and the fault actions, when there are any.
+    pub(super) fn events(&self, out: &mut String) {
+        use crate::report::events;
+        let disruptions = events::disruption_rows(self.summary);
+        let actions = events::action_rows(self.summary);
+        if disruptions.is_empty() && actions.is_empty() {
+            return;
+        }
+        out.push_str("<section id=\"events\">\n<h2>Disruptions and fault actions</h2>\n");
+        for (title, header, rows) in [
+            ("Disruptions", events::DISRUPTION_HEADER, disruptions),
+            ("Fault actions", events::ACTION_HEADER, actions),
+        ] {
+            if rows.is_empty() {
+                continue;
+            }
+            let _ = write!(out, "<h3>{title}</h3>\n<table>\n<tr>");
+            for h in header {
+                let _ = write!(out, "<th class=\"text\">{h}</th>");
+            }
+            out.push_str("</tr>\n");
+            for row in rows {
+                out.push_str("<tr>");
+                for cell in row {
+                    let _ = write!(out, "<td class=\"text\">{}</td>", escape(&cell));
+                }
+                out.push_str("</tr>\n");
+            }
+            out.push_str("</table>\n");
+        }
+        out.push_str("</section>\n");
+    }
+
     pub(super) fn hub_tables(&self, out: &mut String) {
         if !self.hub {
             return;
