@@ -25,4 +25,5 @@ mod schedule;
 mod segments;
 mod target;
 mod target_processes;
+mod topology;
 mod waits;
