@@ -83,6 +83,11 @@ struct Parsed {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
+    /// The stream it runs on.
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+
     pub fn new(stream: S) -> Self {
         H1Conn {
             stream,

@@ -158,8 +158,13 @@ fn io_kind(e: &std::io::Error) -> ErrorKind {
 }
 
 /// Whether a failure on a reused HTTP/1.1 connection means the server had
-/// closed it while idle (nothing of a response arrived): then one retry on a
-/// fresh connection is what every client does, not an error of the target.
+/// closed it (nothing of a response arrived). For an idempotent request one
+/// retry on a fresh connection is what clients do (RFC 9110 §9.2.2), not an
+/// error of the target; a POST or PATCH is not resent: the server may have
+/// acted on it before it went away (an instance killed mid-request), so
+/// that is an error of kind `reset`. A connection the server closed while
+/// it sat idle is caught before it is reused ([`closed_by_peer`]),
+/// so the retry is rarely needed for those.
 fn closed_while_idle(e: &H1Error) -> bool {
     match e {
         H1Error::Closed { before_response } => *before_response,
@@ -198,6 +203,36 @@ pub struct Conn {
     sender: Option<Sender>,
     /// Requests served on the current connection.
     served: u64,
+    /// When its last response ended.
+    idle_since: Option<tokio::time::Instant>,
+}
+
+/// A keep-alive connection idle at least this long is checked for a close
+/// by the server before it is reused (one non-blocking read): long enough
+/// that back-to-back requests never pay for the check, short enough that a
+/// VU thinking between steps does not send into a connection whose server
+/// has gone (restarted, crashed, idle timeout) and count that as an error.
+const IDLE_CHECK: Duration = Duration::from_millis(50);
+
+/// Methods a client may resend after a reused connection failed before any
+/// of the response arrived (RFC 9110 §9.2.2).
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// Whether the peer has closed (or reset) an idle connection, or sent
+/// something unasked: either way it must not carry the next request. One
+/// non-blocking read on the TCP socket; under TLS the raw bytes are read,
+/// which is harmless since a connection that had any is dropped.
+fn closed_by_peer(tcp: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    match tcp.try_read(&mut byte) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Ok(_) | Err(_) => true,
+    }
 }
 
 impl Client {
@@ -294,9 +329,12 @@ impl Conn {
         request: &OutRequest,
         keep: bool,
     ) -> Result<InResponse, HttpError> {
+        let check = self.idle_since.is_some_and(|t| t.elapsed() >= IDLE_CHECK);
         let reusable = match &self.sender {
-            Some(Sender::H1(c)) => c.is_reusable(),
-            Some(Sender::H1Tls(c)) => c.is_reusable(),
+            Some(Sender::H1(c)) => c.is_reusable() && !(check && closed_by_peer(c.stream())),
+            Some(Sender::H1Tls(c)) => {
+                c.is_reusable() && !(check && closed_by_peer(c.stream().get_ref().0))
+            }
             Some(Sender::H2(s)) => !s.is_closed(),
             None => false,
         };
@@ -304,14 +342,19 @@ impl Conn {
             self.sender = None;
         }
         let result = match self.try_send(client, endpoint, request, keep).await {
-            Err(HttpError::H1(e)) if self.served > 0 && closed_while_idle(&e) => {
+            Err(HttpError::H1(e))
+                if self.served > 0 && closed_while_idle(&e) && idempotent(&request.method) =>
+            {
                 self.sender = None;
                 self.try_send(client, endpoint, request, keep).await
             }
             other => other,
         };
         match &result {
-            Ok(_) => self.served += 1,
+            Ok(_) => {
+                self.served += 1;
+                self.idle_since = Some(tokio::time::Instant::now());
+            }
             Err(_) => self.sender = None,
         }
         result
