@@ -240,6 +240,10 @@ fn exec_without_allow_exec_is_refused_before_anything_starts() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
+        stdout.contains("kill-hub at 1s (p + 1s): exec [\"kill\", \"-9\", \"1\"]"),
+        "{stdout}"
+    );
+    assert!(
         stdout.contains("needs --allow-exec") && stdout.contains("`kill-hub`"),
         "{stdout}"
     );
