@@ -398,6 +398,23 @@ fn whole_fleet_disruptions(segments: &[Input]) -> Vec<Disruption> {
             Some(whole)
         })
         .collect();
+    // Only segment 0 runs the fault actions: the other segments saw the
+    // same wave as `detected`. A wave that started within the action
+    // window after an action is that action's, as in a whole run.
+    let actions: Vec<&crate::engine::records::ActionRecord> =
+        segments.iter().flat_map(|s| &s.summary.actions).collect();
+    let window_us = crate::engine::hub::recovery::ACTION_WINDOW.as_micros() as u64;
+    for d in all.iter_mut().filter(|d| is_wave(d)) {
+        let by = (actions.iter())
+            .filter(|a| {
+                a.at_unix_us <= d.at_unix_us + 1_000 && d.at_unix_us <= a.at_unix_us + window_us
+            })
+            .max_by_key(|a| a.at_unix_us);
+        if let Some(action) = by {
+            d.cause = "action".into();
+            d.action = Some(action.name.clone());
+        }
+    }
     all.sort_by_key(|d| d.at_unix_us);
     // Waves keep the numbers after the drops', in time order.
     let drops = all.iter().filter(|d| !is_wave(d)).count() as u32;
