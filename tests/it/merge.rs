@@ -415,7 +415,7 @@ fn recovery_is_measured_on_the_whole_fleet_and_the_slo_judged_again() {
     assert!(!merged.verdicts[0].pass);
     assert!(merged.verdicts[0]
         .measured_text
-        .contains("not recovered (1 drop event)"));
+        .contains("not recovered (1 disruption)"));
     assert_eq!(outcome.exit, ExitStatus::SloFailed);
 
     // Without the unrecovered drop the merged recovery (300 ms) passes

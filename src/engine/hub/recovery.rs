@@ -91,6 +91,8 @@ impl DropEvent {
         recovered: f64,
         phase: usize,
     ) -> DropEvent {
+        // Counted like a server kick of unknown size: the losses of its
+        // window are attributed to it, and their number is its `lost`.
         let mut event = DropEvent::new(DropHow::Server, KICKED_UNKNOWN, recovered, phase);
         event.window_end = event.at + within;
         event.detected = true;
