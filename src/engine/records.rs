@@ -155,7 +155,9 @@ pub struct ActionRecord {
     /// Why not, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Its output file, relative to the result directory.
+    /// Its output file, relative to the result directory (in a merged
+    /// result: to the merged directory, or absolute when the segment's
+    /// directory is elsewhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
 }

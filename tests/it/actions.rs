@@ -290,6 +290,8 @@ fn in_a_run_of_three_processes_only_segment_0_runs_the_actions_and_the_merge_kee
     assert_eq!(segment(0)["actions"].as_array().map(Vec::len), Some(1));
     assert!(segment(1).get("actions").is_none() && segment(2).get("actions").is_none());
     assert!(dirs[0].join("segments/0/actions/01-mark.out").exists());
+    // The merged list points at it, from the merged directory.
+    assert_eq!(actions[0]["output"], "segments/0/actions/01-mark.out");
 }
 
 #[test]
