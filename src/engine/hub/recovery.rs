@@ -4,7 +4,7 @@
 //! the drop when `recovered` of them are back. For a server kick, the
 //! agents the server closes within a few seconds of the kick are
 //! attributed to it (see the `# Recovery` section of [`super`]). A wave of
-//! unplanned losses is an event of the same kind ([`DropEvent::detected`]),
+//! unplanned losses is an event of the same kind (`DropEvent::detected`),
 //! gathering the losses of its window; it counts as a disruption only if
 //! they reach the `[hub] disruption` threshold.
 //!
