@@ -2,7 +2,8 @@
 //! events that a merge of segments needs to compute whole-fleet figures
 //! exactly (see `stampede merge`).
 //!
-//! - [`Disruption`]: one wave of lost agents (a scenario `drop` today):
+//! - [`Disruption`]: one wave of lost agents (a scenario `drop`, or a wave
+//!   of unplanned losses: after a fault action, or detected):
 //!   when it happened, how many agents of this process it took down, and
 //!   when each of them was registered again. Merging the segments' lists of
 //!   the same drop gives the whole fleet's recovery time to the `recovered`
@@ -21,6 +22,11 @@
 //! hosts' clock skew.
 //!
 //! What a merge needs to know of them:
+//! - A detected wave (cause `detected` or `action`) is each segment's own
+//!   finding, numbered after the plan's drops: the merge joins the
+//!   segments' waves that start within 5 s of each other (one crash, seen
+//!   by every segment a few milliseconds apart), not by ordinal.
+//! - [`ActionRecord`]: a fault action as it ran (segment 0 only).
 //! - Every segment plays every drop, so the same drop has the same
 //!   `ordinal` (and phase) in every segment; its `at_unix_us` differs by
 //!   each process's start and wake-up (a few milliseconds on one machine
@@ -155,7 +161,9 @@ pub struct ActionRecord {
     /// Why not, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Its output file, relative to the result directory.
+    /// Its output file, relative to the result directory (in a merged
+    /// result: to the merged directory, or absolute when the segment's
+    /// directory is elsewhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
 }

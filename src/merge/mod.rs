@@ -111,7 +111,7 @@ pub fn merge(inputs: &[PathBuf], options: &MergeOptions) -> Result<MergeOutcome,
         check_out(dir)?;
     }
     let Merged {
-        summary,
+        mut summary,
         hlog,
         warnings,
     } = merged_summary(&segments, options)?;
@@ -119,6 +119,16 @@ pub fn merge(inputs: &[PathBuf], options: &MergeOptions) -> Result<MergeOutcome,
         Some(dir) => create_out(dir)?,
         None => default_dir(&summary)?,
     };
+    if let Ok(base) = std::fs::canonicalize(&dir) {
+        for action in &mut summary.actions {
+            let inside = (action.output.as_deref())
+                .and_then(|o| Path::new(o).strip_prefix(&base).ok())
+                .map(|rel| rel.display().to_string());
+            if inside.is_some() {
+                action.output = inside;
+            }
+        }
+    }
     write(&dir, &summary, &hlog)?;
     let exit = match summary.meta.exit_code {
         0 => ExitStatus::Passed,
@@ -337,10 +347,23 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
     let mut summary = json::build(meta, &spans, &totals, &verdicts);
     summary.disruptions = whole_fleet_disruptions(segments);
     summary.commands = whole_fleet_commands(segments);
-    // Only segment 0 runs actions: its list is the run's.
+    // Only segment 0 runs actions: its list is the run's. Their output
+    // files stay in the segment's directory: the path is made absolute
+    // here, and relative to the merged directory once that is known.
     summary.actions = segments
         .iter()
-        .flat_map(|s| s.summary.actions.iter().cloned())
+        .flat_map(|s| {
+            s.summary.actions.iter().cloned().map(|mut a| {
+                a.output = a.output.map(|o| {
+                    let path = s.dir.join(o);
+                    std::fs::canonicalize(&path)
+                        .unwrap_or(path)
+                        .display()
+                        .to_string()
+                });
+                a
+            })
+        })
         .collect();
     summary.actions.sort_by_key(|a| a.at_unix_us);
     summary.http_disruptions = http_disruptions;
@@ -398,6 +421,23 @@ fn whole_fleet_disruptions(segments: &[Input]) -> Vec<Disruption> {
             Some(whole)
         })
         .collect();
+    // Only segment 0 runs the fault actions: the other segments saw the
+    // same wave as `detected`. A wave that started within the action
+    // window after an action is that action's, as in a whole run.
+    let actions: Vec<&crate::engine::records::ActionRecord> =
+        segments.iter().flat_map(|s| &s.summary.actions).collect();
+    let window_us = crate::engine::hub::recovery::ACTION_WINDOW.as_micros() as u64;
+    for d in all.iter_mut().filter(|d| is_wave(d)) {
+        let by = (actions.iter())
+            .filter(|a| {
+                a.at_unix_us <= d.at_unix_us + 1_000 && d.at_unix_us <= a.at_unix_us + window_us
+            })
+            .max_by_key(|a| a.at_unix_us);
+        if let Some(action) = by {
+            d.cause = "action".into();
+            d.action = Some(action.name.clone());
+        }
+    }
     all.sort_by_key(|d| d.at_unix_us);
     // Waves keep the numbers after the drops', in time order.
     let drops = all.iter().filter(|d| !is_wave(d)).count() as u32;

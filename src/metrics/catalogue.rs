@@ -35,7 +35,8 @@ pub const HUB_MESSAGE_RTT: &str = "hub.message.rtt";
 pub const HUB_RECONNECT: &str = "hub.reconnect";
 /// Reconnect attempts per recovery (a count, not a duration).
 pub const HUB_RECONNECT_ATTEMPTS: &str = "hub.reconnect.attempts";
-/// Time from a drop event until its agents are back (µs).
+/// Time from a disruption (a drop, an action, a detected wave of losses)
+/// until its agents are back (µs).
 pub const HUB_RECOVERY: &str = "hub.recovery";
 /// Command delivery time to one agent (µs).
 pub const HUB_COMMAND_DELIVERY: &str = "hub.command.delivery";

@@ -273,6 +273,32 @@ pub fn describe(scenario: &Scenario, plan: &Plan) -> String {
         let _ = writeln!(out, "total duration: {}", format_duration(plan.total));
     }
     out.push_str(&describe_hub(scenario));
+    if !scenario.actions.is_empty() {
+        let _ = writeln!(out, "fault actions (run by segment 0 only in a split run):");
+        for (offset, index) in crate::engine::actions::schedule(&scenario.actions, plan) {
+            let a = &scenario.actions[index];
+            let what = match &a.kind {
+                crate::scenario::actions::ActionKind::Exec(argv) => format!("exec {argv:?}"),
+                crate::scenario::actions::ActionKind::Http { method, path, .. } => {
+                    format!("{method} {path}")
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  {} at {} ({} + {}): {what}, timeout {}{}",
+                a.name,
+                format_duration(offset),
+                plan.phases.get(a.phase).map_or("", |p| p.name.as_str()),
+                format_duration(a.at),
+                format_duration(a.timeout),
+                if a.fail == crate::scenario::actions::OnFail::Abort {
+                    ", aborts the run if it fails"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     if scenario.slos.is_empty() {
         let _ = writeln!(out, "no SLOs: the run always passes unless interrupted");
     } else {

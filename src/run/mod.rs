@@ -264,7 +264,21 @@ fn std_instant_of(at: chrono::DateTime<chrono::Utc>) -> std::time::Instant {
 
 /// The HTTP client every VU connects with (TLS set up only when needed).
 fn http_client(scenario: &Scenario, targets: &Targets) -> Client {
-    let needs_tls = targets.endpoints.iter().any(|e| e.origin.is_tls())
+    use crate::scenario::actions::{ActionKind, ActionOrigin};
+    // HTTP fault actions may go to the hub or a declared https origin.
+    let actions_tls = scenario.actions.iter().any(|a| match &a.kind {
+        ActionKind::Http {
+            origin: ActionOrigin::Url(o),
+            ..
+        } => o.is_tls(),
+        ActionKind::Http {
+            origin: ActionOrigin::Hub,
+            ..
+        } => targets.hub.as_ref().is_some_and(|h| h.origin.is_tls()),
+        _ => false,
+    });
+    let needs_tls = actions_tls
+        || targets.endpoints.iter().any(|e| e.origin.is_tls())
         || targets
             .hub_admin
             .as_ref()

@@ -138,8 +138,13 @@ pub fn exec_refusal(actions: &[Action]) -> Option<String> {
         .collect();
     (!exec.is_empty()).then(|| {
         format!(
-            "the scenario runs commands: exec action {}; pass --allow-exec to allow them",
-            exec.join(", ")
+            "the scenario runs commands on this machine: action {}; pass --allow-exec to let {}",
+            exec.join(", "),
+            if exec.len() == 1 {
+                "it run"
+            } else {
+                "them run"
+            }
         )
     })
 }

@@ -53,7 +53,7 @@ pub fn evaluate(
                     measured_text: format!(
                         "not recovered ({unrecovered} {}{})",
                         if slo.metric == HUB_RECOVERY {
-                            "drop event"
+                            "disruption"
                         } else {
                             "error burst"
                         },

@@ -108,9 +108,7 @@ pub fn http_disruptions(
                     .filter(|a| a.at_s <= end && end - a.at_s <= ACTION_WINDOW_S + 1.0)
                     .max_by(|a, b| a.at_s.total_cmp(&b.at_s));
                 match action {
-                    Some(a) => {
-                        open = Some((a.at_s.min(start), Some(a.name.clone()), end - start, 0))
-                    }
+                    Some(a) => open = Some((a.at_s, Some(a.name.clone()), end - start, 0)),
                     None if errors => open = Some((start, None, end - start, 0)),
                     None => {}
                 }

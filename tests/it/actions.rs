@@ -240,6 +240,10 @@ fn exec_without_allow_exec_is_refused_before_anything_starts() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
+        stdout.contains("kill-hub at 1s (p + 1s): exec [\"kill\", \"-9\", \"1\"]"),
+        "{stdout}"
+    );
+    assert!(
         stdout.contains("needs --allow-exec") && stdout.contains("`kill-hub`"),
         "{stdout}"
     );
@@ -286,4 +290,41 @@ fn in_a_run_of_three_processes_only_segment_0_runs_the_actions_and_the_merge_kee
     assert_eq!(segment(0)["actions"].as_array().map(Vec::len), Some(1));
     assert!(segment(1).get("actions").is_none() && segment(2).get("actions").is_none());
     assert!(dirs[0].join("segments/0/actions/01-mark.out").exists());
+    // The merged list points at it, from the merged directory.
+    assert_eq!(actions[0]["output"], "segments/0/actions/01-mark.out");
+}
+
+#[test]
+fn bad_actions_are_located_load_errors() {
+    let cases = [
+        (
+            r#"{ at = "1s", name = "a", get = "/x" }, { at = "1s", name = "a", get = "/y" },"#,
+            "two actions are named `a`",
+        ),
+        (
+            r#"{ at = "1s", exec = ["true"], post = "/x" },"#,
+            "exactly one of exec / get / post / put / delete",
+        ),
+        (
+            r#"{ at = "5s", get = "/x" },"#,
+            "`at` is past the end of phase `p`",
+        ),
+        (
+            r#"{ at = "1s", exec = ["echo", "{{ vu.id }}"] },"#,
+            "may use only `env.NAME`",
+        ),
+        (r#"{ at = "1s", exec = [] },"#, "exec needs a command"),
+        (
+            r#"{ at = "1s", get = "/x", retries = 3 },"#,
+            "unknown field `retries`",
+        ),
+    ];
+    for (actions, needle) in cases {
+        let fixture = Fixture::new(&with_actions("2s", actions));
+        let err = scenario::load(&fixture.scenario_path(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{actions}: {err}");
+        assert!(err.contains("scenario.toml:13:"), "{actions}: {err}");
+    }
 }

@@ -204,6 +204,9 @@ async fn a_few_lost_agents_are_no_disruption() {
     assert_eq!(count(&outcome.totals, "hub.reconnects", None), 2);
     let json = summary(&outcome.result_dir);
     assert!(json.get("disruptions").is_none(), "{}", json["disruptions"]);
+    // The recovery SLO had nothing to judge, and says so.
+    assert_eq!(outcome.verdicts[0].measured_text, "nothing was disrupted");
+    assert!(outcome.verdicts[0].pass);
 }
 
 /// A kick from outside during a run of two processes: each segment finds

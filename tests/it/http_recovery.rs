@@ -162,3 +162,70 @@ users = { rate = "20/s" }
     let json = summary(&outcome.result_dir);
     assert!(json.get("http_disruptions").is_none());
 }
+
+/// The same burst, caused by actions, in a run of two processes sharing
+/// the built-in target: each segment sees half the requests, the merge
+/// finds the one burst on the merged series and measures it once.
+#[test]
+fn a_burst_in_a_run_of_two_processes_is_measured_on_the_merged_series() {
+    let text = r#"
+name = "bursty-split"
+[target]
+api = "builtin"
+[[users]]
+name = "u"
+steps = [{ name = "list", get = "/api/servers" }]
+[[phases]]
+name = "p"
+duration = "12s"
+users = { rate = "20/s" }
+actions = [
+  { at = "2s", name = "break", post = "/admin/config", json = { error_rate = 1.0 } },
+  { at = "5s", name = "mend", post = "/admin/config", json = { error_rate = 0.0 } },
+]
+[slo]
+"http.errors.rate" = "< 50%"
+"http.recovery" = "< 30s"
+"#;
+    let fixture = Fixture::new(text);
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("stampede"))
+        .env_remove("STAMPEDE_LOG")
+        .args(["run", "--quiet", "--processes", "2", "--out"])
+        .arg(fixture.out_dir())
+        .arg(fixture.scenario_path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = std::fs::read_dir(fixture.out_dir())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let merged = summary(&dir);
+    let list = merged["http_disruptions"]
+        .as_array()
+        .expect("merged bursts");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["cause"], "action");
+    assert_eq!(list[0]["action"], "break");
+    assert_about(list[0]["recovery_s"].as_f64().unwrap(), 3.0);
+    // One recovery in the merged histogram, not one per segment.
+    let recovery = merged["histograms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| {
+            h["phase"].is_null()
+                && merged["layout"]["hists"][h["id"].as_u64().unwrap() as usize]["metric"]
+                    == "http.recovery"
+        })
+        .map(|h| h["count"].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(recovery, 1);
+}

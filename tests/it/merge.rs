@@ -415,7 +415,7 @@ fn recovery_is_measured_on_the_whole_fleet_and_the_slo_judged_again() {
     assert!(!merged.verdicts[0].pass);
     assert!(merged.verdicts[0]
         .measured_text
-        .contains("not recovered (1 drop event)"));
+        .contains("not recovered (1 disruption)"));
     assert_eq!(outcome.exit, ExitStatus::SloFailed);
 
     // Without the unrecovered drop the merged recovery (300 ms) passes
@@ -466,6 +466,23 @@ fn waves_each_segment_detected_of_one_crash_merge_into_one_disruption() {
         wave(1, T0 + 1_003 * ms, 2, &[T0 + 1_150 * ms, T0 + 1_900 * ms]),
     ];
     let dirs = [s0.write(tmp.path(), "a"), s1.write(tmp.path(), "b")];
+    // Segment 0 ran a fault action just before the first crash: the wave
+    // is that action's, though segment 1 (which runs no action) saw it
+    // as detected.
+    let mut seg0 = json::read(&dirs[0].join("summary.json")).unwrap();
+    seg0.actions = vec![stampede::engine::records::ActionRecord {
+        name: "kill".into(),
+        phase: "drop".into(),
+        kind: "exec".into(),
+        at_unix_us: T0 + 990 * ms,
+        duration_us: 5 * ms,
+        exit_status: Some(0),
+        http_status: None,
+        ok: true,
+        error: None,
+        output: None,
+    }];
+    json::write(&dirs[0], &seg0).unwrap();
     let outcome = merge(&dirs, &options(&tmp.path().join("merged"))).unwrap();
     let merged = outcome.summary;
     let causes: Vec<(&str, u32, u64)> = (merged.disruptions.iter())
@@ -473,8 +490,10 @@ fn waves_each_segment_detected_of_one_crash_merge_into_one_disruption() {
         .collect();
     assert_eq!(
         causes,
-        vec![("drop", 0, 2), ("detected", 1, 4), ("detected", 2, 2)]
+        vec![("drop", 0, 2), ("action", 1, 4), ("detected", 2, 2)]
     );
+    assert_eq!(merged.disruptions[1].action.as_deref(), Some("kill"));
+    assert_eq!(merged.actions.len(), 1, "the merge keeps the actions");
     assert_eq!(merged.disruptions[1].at_unix_us, T0 + 1_000 * ms);
     // 75 % of 4 = 3 back: the third return, 1.2 s, is 200 ms after the first loss.
     let (_, recovery) = hist_by_metric(&merged, "hub.recovery");

@@ -32,7 +32,13 @@
 //!
 //! # Recovery
 //! A drop is a [`DropEvent`]: when it happened and how many agents it took
-//! down. Each of those agents, once registered again, counts itself back;
+//! down. So is a wave nobody planned: a registered agent that loses its
+//! connection without a scenario drop claiming it joins the wave gathering
+//! then (or starts one, [`Fleet::lost_unplanned`]); once the wave's
+//! `within` is over it is a disruption if it lost at least `min` agents
+//! and `lost` of the registered fleet (`[hub] disruption`), with cause
+//! `action` when it started within 10 s of a fault action, else
+//! `detected`. Each of those agents, once registered again, counts itself back;
 //! when `recovered` (default 99 %) of them are back, `hub.recovery` records
 //! the time since the drop. For `how = "server"` the hub decides who goes:
 //! agents whose connection the server closes within a few seconds of the

@@ -3,7 +3,10 @@
 //! back once registered again, and `hub.recovery` records the time since
 //! the drop when `recovered` of them are back. For a server kick, the
 //! agents the server closes within a few seconds of the kick are
-//! attributed to it (see the `# Recovery` section of [`super`]).
+//! attributed to it (see the `# Recovery` section of [`super`]). A wave of
+//! unplanned losses is an event of the same kind (`DropEvent::detected`),
+//! gathering the losses of its window; it counts as a disruption only if
+//! they reach the `[hub] disruption` threshold.
 //!
 //! Every event keeps the moment each of its agents came back, so the run
 //! hands a merge of segments the raw [`Disruption`] (see
@@ -91,6 +94,8 @@ impl DropEvent {
         recovered: f64,
         phase: usize,
     ) -> DropEvent {
+        // Counted like a server kick of unknown size: the losses of its
+        // window are attributed to it, and their number is its `lost`.
         let mut event = DropEvent::new(DropHow::Server, KICKED_UNKNOWN, recovered, phase);
         event.window_end = event.at + within;
         event.detected = true;

@@ -279,7 +279,7 @@ impl<'a> Report<'a> {
             .filter_map(|&id| self.overall(id))
             .map(|h| {
                 format!(
-                    "{} drop event(s) recovered, slowest in {}",
+                    "{} disruption(s) recovered, slowest in {}",
                     h.count,
                     latency(h.max)
                 )

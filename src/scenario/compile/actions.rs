@@ -31,12 +31,17 @@ pub(super) fn actions(
                 || format!("action-{number}"),
                 |n| n.get_ref().trim().to_string(),
             );
-            if name.is_empty() || out.iter().any(|o| o.name == name) {
-                let at = a.name.as_ref().map_or(span.clone(), |n| n.span());
+            let name_span = a.name.as_ref().map_or(span.clone(), |n| n.span());
+            if name.is_empty() {
+                diags.at(name_span, "an action's name is empty", None);
+            } else if out.iter().any(|o| o.name == name) {
                 diags.at(
-                    at,
-                    format!("two actions are named `{name}`, or a name is empty"),
-                    Some("give each action a distinct `name`".into()),
+                    name_span,
+                    format!("two actions are named `{name}`"),
+                    Some(
+                        "give each action a distinct `name` (its output file is named after it)"
+                            .into(),
+                    ),
                 );
             }
             if a.at.0 >= spec.duration.0 {
