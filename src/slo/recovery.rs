@@ -19,6 +19,13 @@
 //! the rule (a latency-only interval does not start one), or, when a fault
 //! action started within [`ACTION_WINDOW_S`] before the end of any bad
 //! interval (errors or latency), at that action's start (cause `action`).
+//! Every fault action that comes while no burst is open opens one at its
+//! own time (cause `action`) if its second has requests, even when nothing
+//! breaks: a failover the service absorbed then measures the steady
+//! seconds, about 3 s (its own second, begun before it, is not counted as
+//! steady), with 0 bad seconds. Such a window that is still open at the
+//! end of the run with nothing bad in it (the run ended too soon after the
+//! action) is dropped, not counted as unrecovered.
 //! It is **recovered** at the end of the [`STEADY_INTERVALS`]-th
 //! consecutive good interval after it: `http.recovery` = that − its start.
 //! So a burst of D seconds measures about D + 3 s, within the intervals'
@@ -101,6 +108,23 @@ pub fn http_disruptions(
         let (start, end) = (from, point.elapsed_s);
         from = end;
         let health = judge.health(point, start, end, phases);
+        // A fault action opens a window of its own even when nothing
+        // breaks: recovery is then the steady seconds after it. Its own
+        // second, begun before it, does not count as steady.
+        if open.is_none() && health != Health::Idle {
+            let action = actions
+                .iter()
+                .filter(|a| start <= a.at_s && a.at_s < end)
+                .max_by(|a, b| a.at_s.total_cmp(&b.at_s));
+            if let Some(a) = action {
+                let bad = match health {
+                    Health::Bad { .. } => end - start,
+                    _ => 0.0,
+                };
+                open = Some((a.at_s, Some(a.name.clone()), bad, 0));
+                continue;
+            }
+        }
         match (&mut open, health) {
             (None, Health::Bad { errors }) => {
                 let action = actions
@@ -128,8 +152,13 @@ pub fn http_disruptions(
             (Some(burst), Health::Idle) => burst.3 = 0,
         }
     }
+    // Still open at the end: not recovered — unless it is an action's
+    // window in which nothing broke (the run ended before its steady
+    // seconds): nothing to measure then.
     if let Some((at, action, bad, _)) = open {
-        out.push(disruption(&phase_at(at), at, action, bad, None));
+        if bad > 0.0 || action.is_none() {
+            out.push(disruption(&phase_at(at), at, action, bad, None));
+        }
     }
     out
 }
@@ -419,6 +448,28 @@ mod tests {
             totals.sum_counters(HTTP_UNRECOVERED, None, &TagFilter::default()),
             1
         );
+    }
+
+    #[test]
+    fn a_fault_action_that_breaks_nothing_measures_the_steady_seconds() {
+        let slos = [slo("http.latency.p99", "< 500ms")];
+        let restart = [ActionMark {
+            name: "restart".into(),
+            at_s: 1.25,
+        }];
+        let totals = run(&[OK, OK, OK, OK, OK, OK]);
+        let found = http_disruptions(&slos, &totals, &phases(6), &restart);
+        assert_eq!(found.len(), 1);
+        let d = &found[0];
+        assert_eq!(d.action.as_deref(), Some("restart"));
+        // Its own second [1, 2) is not steady; [2, 5) are: recovered at 5.
+        assert_eq!((d.start_s, d.bad_s, d.recovery_s), (1.25, 0.0, Some(3.75)));
+        // Too close to the end for three steady seconds: nothing measured.
+        let late = [ActionMark {
+            name: "late".into(),
+            at_s: 4.5,
+        }];
+        assert!(http_disruptions(&slos, &totals, &phases(6), &late).is_empty());
     }
 
     #[test]
