@@ -511,8 +511,10 @@ users = {{ rate = "2/s" }}
         )),
         "{md}"
     );
+    assert!(md.contains(&note), "{md}");
     let html = std::fs::read_to_string(outcome.result_dir.join("report.html")).unwrap();
     assert!(html.contains("http.wait.open status"), "waits table");
+    assert!(html.contains(&note), "the note");
     target.shutdown().await;
 
     // Two segments at once against one fresh target (the same arrivals,
