@@ -22,8 +22,8 @@
 //! a CPU). So where the test asserts exact virtual times (an agent back
 //! exactly its 50 ms backoff after the drop) or exact fleets, it first
 //! [holds](hold) the clock at the instant the I/O starts until the
-//! fleets show that it is done: the drop's closes and kicks at 700 ms,
-//! the reconnects at 750 ms.
+//! fleets show that it is done: the first connects at 0, the drop's
+//! closes and kicks at 700 ms, the reconnects at 750 ms.
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -224,11 +224,20 @@ fn in_state(fleets: &[Arc<Fleet>], state: u8) -> usize {
     fleets.iter().map(|f| f.ids_in(state).len()).sum()
 }
 
+/// At the start until every agent is up (all connect at once).
+fn all_up<'a>() -> Hold<'a> {
+    Hold::new(0, "every agent up", |f| {
+        in_state(f, slot::UP) == AGENTS as usize
+    })
+}
+
 /// The wave tests' holds for a drop of `DROPPED` agents that they see at
-/// once (a client close): at the drop until they are all in their backoff
-/// and the others up; at the end of the backoff until all are up again.
+/// once (a client close): at the start until all are up; at the drop until
+/// they are all in their backoff and the others up; at the end of the
+/// backoff until all are up again.
 fn wave_holds<'a>() -> Vec<Hold<'a>> {
     vec![
+        all_up(),
         Hold::new(DROP_AT, "the dropped agents in their backoff", |f| {
             in_state(f, slot::WAITING) == DROPPED
                 && in_state(f, slot::UP) == AGENTS as usize - DROPPED
@@ -499,6 +508,7 @@ async fn a_server_kick_in_segments_is_one_kick_attributed_where_it_lands() {
     // agents at once. Done when the agents it unregistered are all in
     // their backoff and the others still up.
     let holds = vec![
+        all_up(),
         Hold::new(DROP_AT, "the kicked agents in their backoff", |f| {
             let up = in_state(f, slot::UP);
             up < AGENTS as usize
