@@ -4,12 +4,12 @@
 //! Per population × step: `http.latency` (from the intended start: corrected
 //! for coordinated omission), `http.service_time` (from the actual send),
 //! `http.requests` and `http.errors{kind}`; a step that polls also
-//! `http.wait` and `http.wait.polls`. Per population: `http.journey`
+//! `http.wait`, `http.wait.polls` and `http.wait.open`. Per population: `http.journey`
 //! (journeys that completed). Per run: `generator.lag` (how
 //! late the dispatcher made each arrival) and gauges.
 
 use crate::error::ErrorKind;
-use crate::metrics::catalogue::{HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_POLLS};
+use crate::metrics::catalogue::{HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_OPEN, HTTP_WAIT_POLLS};
 use crate::metrics::{CounterId, GaugeId, HistId, Layout};
 use crate::plan::Plan;
 use crate::scenario::Scenario;
@@ -22,8 +22,19 @@ pub struct StepIds {
     pub requests: CounterId,
     /// Index = [`ErrorKind::index`].
     pub errors: Vec<CounterId>,
-    /// A polling step's `http.wait` and `http.wait.polls`.
-    pub wait: Option<(HistId, HistId)>,
+    /// A polling step's wait series.
+    pub wait: Option<WaitIds>,
+}
+
+/// Series of a polling step.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitIds {
+    /// `http.wait`: waits whose condition held.
+    pub wait: HistId,
+    /// `http.wait.polls`: polls per wait that ended (met or timed out).
+    pub polls: HistId,
+    /// `http.wait.open`: waits still open at the run's end.
+    pub open: HistId,
 }
 
 /// Series of a run.
@@ -74,11 +85,10 @@ impl Ids {
                                 )
                             })
                             .collect(),
-                        wait: step.wait.as_ref().map(|_| {
-                            (
-                                layout.add_hist(HTTP_WAIT, &pop.name, &step.name),
-                                layout.add_hist(HTTP_WAIT_POLLS, &pop.name, &step.name),
-                            )
+                        wait: step.wait.as_ref().map(|_| WaitIds {
+                            wait: layout.add_hist(HTTP_WAIT, &pop.name, &step.name),
+                            polls: layout.add_hist(HTTP_WAIT_POLLS, &pop.name, &step.name),
+                            open: layout.add_hist(HTTP_WAIT_OPEN, &pop.name, &step.name),
                         }),
                     })
                     .collect()

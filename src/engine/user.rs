@@ -6,8 +6,12 @@
 //! A step with `until` polls: the same request again every `every` until
 //! the condition holds (`http.wait`: first send → that answer, and
 //! `http.wait.polls`) or `within` runs out (error `wait_timeout`, counted
-//! on the last poll); every poll is a request recorded as usual. A journey
-//! whose steps all succeeded records `http.journey`.
+//! on the last poll); every poll is a request recorded as usual. A wait
+//! still open when the run ends (stopped at its end, or its poll cancelled
+//! after the drain) records how long it had waited in `http.wait.open`:
+//! `http.wait` has only the waits that ended, so an overloaded run would
+//! otherwise look better than it was. A journey whose steps all succeeded
+//! records `http.journey`.
 //!
 //! A failed step ends the journey: later steps usually depend on it (a
 //! token, an id), and sending them anyway would count errors the target did
@@ -98,6 +102,28 @@ impl Drop for InFlight<'_> {
                 s.add(requests, self.phase, 1);
                 s.add(errors, self.phase, 1);
             });
+        }
+    }
+}
+
+/// A wait that has not ended: dropped armed (the run ended meanwhile, or
+/// its poll was cancelled), it records how long it had waited in
+/// `http.wait.open`.
+struct OpenWait<'a> {
+    shared: &'a Shared,
+    id: crate::metrics::HistId,
+    phase: usize,
+    first: Instant,
+    armed: bool,
+}
+
+impl Drop for OpenWait<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let waited = micros(self.first.elapsed());
+            self.shared
+                .metrics
+                .with(|s| s.record(self.id, self.phase, waited));
         }
     }
 }
@@ -316,40 +342,56 @@ impl Vu {
         // (at once when its answer took longer), each poll due at its own
         // time (its latency counts from there), until `until` holds or the
         // next poll would be past `within` from the first send.
-        let Some((wait_id, polls_id)) = ids.wait else {
+        let Some(wait_ids) = ids.wait else {
             unreachable!("a polling step has its wait series registered")
         };
         let mut due = intended;
-        let mut first_sent = None;
+        // Open from the first send until it ends either way; dropped open
+        // (the run's end) it records `http.wait.open`.
+        let mut open = OpenWait {
+            shared,
+            id: wait_ids.open,
+            phase,
+            first: Instant::now(),
+            armed: true,
+        };
         let mut polls = 0u64;
         loop {
             let sent = self
                 .send(shared, arrival, index, step, due, Some(&wait.until))
                 .await;
             polls += 1;
-            let first = *first_sent.get_or_insert(sent.timing.sent);
+            if polls == 1 {
+                open.first = sent.timing.sent;
+            }
+            let first = open.first;
             if sent.error.is_some() {
+                open.armed = false;
                 record(shared, ids, phase, &sent, sent.error);
                 return false;
             }
             if sent.met {
+                open.armed = false;
                 record(shared, ids, phase, &sent, None);
                 let waited = micros(sent.timing.done.saturating_duration_since(first));
                 shared.metrics.with(|s| {
-                    s.record(wait_id, phase, waited);
-                    s.record(polls_id, phase, polls);
+                    s.record(wait_ids.wait, phase, waited);
+                    s.record(wait_ids.polls, phase, polls);
                 });
                 return true;
             }
             let next = sent.timing.sent + wait.every;
             if next > first + wait.within {
+                open.armed = false;
                 tracing::debug!(step = %step.name, polls, "condition not met within the limit");
                 record(shared, ids, phase, &sent, Some(ErrorKind::WaitTimeout));
-                shared.metrics.with(|s| s.record(polls_id, phase, polls));
+                shared
+                    .metrics
+                    .with(|s| s.record(wait_ids.polls, phase, polls));
                 return false;
             }
             record(shared, ids, phase, &sent, None);
-            // The run's end (or Ctrl-C) stops a wait at once, unrecorded.
+            // The run's end (or Ctrl-C) stops a wait at once: still open.
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => {}
                 _ = shared.live.ended() => return false,

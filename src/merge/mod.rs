@@ -287,10 +287,13 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
         ExitStatus::Passed
     };
     let mut notes = warnings.clone();
+    // Waits still open at the end, for the whole run (not per segment).
+    notes.extend(crate::report::console::open_wait_notes(&totals));
     for s in segments {
         notes.extend(
             (s.summary.meta.notes.iter())
                 .filter(|n| !n.ends_with(crate::report::json::SEGMENT_NOTE))
+                .filter(|n| !n.ends_with(crate::report::console::OPEN_WAIT_NOTE))
                 .map(|n| format!("segment {}: {n}", s.segment)),
         );
     }

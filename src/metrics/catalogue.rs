@@ -16,6 +16,10 @@ pub const HTTP_SERVICE_TIME: &str = "http.service_time";
 pub const HTTP_WAIT: &str = "http.wait";
 /// Polls a polling step sent per wait (a count, not a duration).
 pub const HTTP_WAIT_POLLS: &str = "http.wait.polls";
+/// Waits still open when the run ended (their condition not met, `within`
+/// not run out): per wait, how long it had waited (µs; first send → the
+/// run's end). Its `count` is how many; [`HTTP_WAIT`] leaves them out.
+pub const HTTP_WAIT_OPEN: &str = "http.wait.open";
 /// Time of a whole journey that completed: intended start → end of its
 /// last step's response, think times between steps included (µs).
 pub const HTTP_JOURNEY: &str = "http.journey";
@@ -143,12 +147,13 @@ impl MetricKind {
 }
 
 /// Every metric an SLO may name, with its kind.
-const METRICS: [(&str, MetricKind); 27] = [
+const METRICS: [(&str, MetricKind); 28] = [
     (HTTP_LATENCY, MetricKind::Histogram),
     (HTTP_SERVICE_TIME, MetricKind::Histogram),
     (GENERATOR_LAG, MetricKind::Histogram),
     (HTTP_WAIT, MetricKind::Histogram),
     (HTTP_WAIT_POLLS, MetricKind::CountHistogram),
+    (HTTP_WAIT_OPEN, MetricKind::Histogram),
     (HTTP_JOURNEY, MetricKind::Histogram),
     (HTTP_REQUESTS, MetricKind::Counter),
     (HTTP_ERRORS, MetricKind::Ratio(HTTP_REQUESTS)),

@@ -458,6 +458,47 @@ pub fn progress_line(
 /// arrivals were made) is above this, in µs: the offered rate was not held.
 pub const SATURATED_LAG_P99_US: u64 = 10_000;
 
+/// How a note on waits still open at the end ends ([`open_wait_notes`]): a
+/// merge recomputes them for the whole run and leaves out the segments'.
+pub const OPEN_WAIT_NOTE: &str = "http.wait leaves them out";
+
+/// One note per polling step with waits still open at the run's end
+/// (`http.wait.open`): how many, the longest, and that `http.wait` does
+/// not count them.
+pub fn open_wait_notes(totals: &Totals) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for d in &totals.layout().hists {
+        if d.metric != crate::metrics::catalogue::HTTP_WAIT_OPEN
+            || seen.contains(&(d.population.as_str(), d.step.as_str()))
+        {
+            continue;
+        }
+        seen.push((&d.population, &d.step));
+        let filter = TagFilter {
+            population: Some(d.population.clone()),
+            step: Some(d.step.clone()),
+            ..TagFilter::default()
+        };
+        let Some(h) = totals.select_hist(&d.metric, &filter) else {
+            continue;
+        };
+        if h.is_empty() {
+            continue;
+        }
+        let n = h.len();
+        notes.push(format!(
+            "{n} wait{} of step {} ({}) {} still open at the end (the longest for {}): {OPEN_WAIT_NOTE}",
+            if n == 1 { "" } else { "s" },
+            d.step,
+            d.population,
+            if n == 1 { "was" } else { "were" },
+            ms(h.max()),
+        ));
+    }
+    notes
+}
+
 /// Notes for the summary: generator health and model caveats.
 pub fn notes(scenario: &Scenario, plan: &Plan, totals: &Totals) -> Vec<String> {
     let mut notes = Vec::new();
@@ -478,6 +519,7 @@ pub fn notes(scenario: &Scenario, plan: &Plan, totals: &Totals) -> Vec<String> {
             ));
         }
     }
+    notes.extend(open_wait_notes(totals));
     let dropped = totals.sum_counters("http.errors", Some("dropped"), &TagFilter::default());
     if dropped > 0 {
         notes.push(format!(

@@ -9,8 +9,9 @@
 //! 2. `SLOs`: slo, target, measured, ✅ / ❌.
 //! 3. `HTTP steps`: per step, requests, rate, errors, p50, p95, p99, max
 //!    (`http.latency`, from the intended start, over the whole run).
-//!    Then `Waits and journeys`: per `http.wait`, `http.wait.polls` and
-//!    `http.journey` series with samples, count, mean, p50, p95, p99, max.
+//!    Then `Waits and journeys`: per `http.wait`, `http.wait.polls`,
+//!    `http.wait.open` and `http.journey` series with samples, count, mean,
+//!    p50, p95, p99, max.
 //! 4. `Hub`: per hub histogram series (`hub.connect`, `hub.reconnect`…) and
 //!    population, count, p50, p95, p99, max — when the run had agents.
 //! 5. `Disruptions` (hub waves and HTTP bursts: when, cause, lost, back,
@@ -217,12 +218,13 @@ fn http_steps(out: &mut String, summary: &Summary) {
 
 /// Polling steps' waits and polls, and whole journeys.
 fn waits(out: &mut String, summary: &Summary) {
-    use crate::metrics::catalogue::{HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_POLLS};
+    use crate::metrics::catalogue::{HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_OPEN, HTTP_WAIT_POLLS};
     let hists = overall(summary);
     let rows: Vec<(&crate::metrics::SeriesDesc, &HistogramEntry)> =
         (summary.layout.hists.iter().enumerate())
             .filter(|(_, d)| {
-                [HTTP_WAIT, HTTP_WAIT_POLLS, HTTP_JOURNEY].contains(&d.metric.as_str())
+                [HTTP_WAIT, HTTP_WAIT_POLLS, HTTP_WAIT_OPEN, HTTP_JOURNEY]
+                    .contains(&d.metric.as_str())
             })
             .filter_map(|(i, d)| hists.get(&(i as u32)).map(|h| (d, *h)))
             .filter(|(_, h)| h.count > 0)
@@ -230,7 +232,7 @@ fn waits(out: &mut String, summary: &Summary) {
     if rows.is_empty() {
         return;
     }
-    out.push_str("\n**Waits and journeys** (a polling step's first send → condition met; a completed journey's intended start → end of its last step)\n\n");
+    out.push_str("\n**Waits and journeys** (a polling step's first send → condition met; `http.wait.open`: waits still open at the end, how long they had waited; a completed journey's intended start → end of its last step)\n\n");
     out.push_str("| series | population | count | mean | p50 | p95 | p99 | max |\n");
     out.push_str("|---|---|--:|--:|--:|--:|--:|--:|\n");
     for (desc, h) in rows {

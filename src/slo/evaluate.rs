@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use super::{format_value, PhaseSpan, Slo, Stat, Verdict};
+use super::{format_value, Op, PhaseSpan, Slo, Stat, Verdict};
 use crate::metrics::catalogue::{
-    metric_kind, MetricKind, HTTP_RECOVERY, HUB_RECOVERY, UNRECOVERED,
+    metric_kind, MetricKind, HTTP_RECOVERY, HTTP_WAIT, HTTP_WAIT_OPEN, HUB_RECOVERY, UNRECOVERED,
 };
 use crate::metrics::{TagFilter, Totals};
 
@@ -73,15 +73,85 @@ pub fn evaluate(
                     pass: true,
                 };
             }
-            Verdict {
+            let mut verdict = Verdict {
                 slo: slo.clone(),
                 measured,
                 measured_text: measured
                     .map_or_else(|| "no data".to_owned(), |m| format_value(slo.unit(), m)),
                 pass: measured.is_some_and(|m| slo.op.holds(m, slo.threshold)),
+            };
+            if slo.metric == HTTP_WAIT {
+                open_waits(&mut verdict, totals);
             }
+            verdict
         })
         .collect()
+}
+
+/// An SLO on `http.wait` judges the waits that ended; waits still open at
+/// the run's end are left out of it, and its verdict says how many. Each
+/// open wait will take at least as long as it had waited, so the stat of
+/// the ended and open waits together (open ones at their time so far) is
+/// a lower bound of the true one: an upper-bound SLO (`<`, `<=`) on a
+/// percentile, `max`, `min` or `mean` that this bound already breaks
+/// fails, whatever the ended waits measured.
+fn open_waits(verdict: &mut Verdict, totals: &Totals) {
+    let slo = &verdict.slo;
+    let filter = filter(slo, totals);
+    let Some(open) = totals
+        .select_hist(HTTP_WAIT_OPEN, &filter)
+        .filter(|h| !h.is_empty())
+    else {
+        return;
+    };
+    let n = open.len();
+    let mut note = format!(
+        " ({n} wait{} still open at the end, left out",
+        if n == 1 { "" } else { "s" }
+    );
+    if matches!(slo.op, Op::Lt | Op::Le) && slo.stat != Stat::Count {
+        let mut all = open.clone();
+        if let Some(ended) = totals.select_hist(HTTP_WAIT, &filter) {
+            let _ = all.add(&ended);
+        }
+        if let Some(bound) = hist_stat(&all, slo.stat) {
+            if !slo.op.holds(bound, slo.threshold) {
+                verdict.pass = false;
+                note.push_str(&format!(
+                    "; counting them: at least {}",
+                    format_value(slo.unit(), bound)
+                ));
+            }
+        }
+    }
+    note.push(')');
+    verdict.measured_text.push_str(&note);
+}
+
+/// The tags an SLO selects (a phase the layout lacks selects nothing).
+fn filter(slo: &Slo, totals: &Totals) -> TagFilter {
+    TagFilter {
+        population: slo.population.clone(),
+        step: slo.step.clone(),
+        phase: slo
+            .phase
+            .as_ref()
+            .map(|name| totals.layout().phase_index(name).unwrap_or(usize::MAX)),
+    }
+}
+
+/// A histogram's stat (not `count` or `rate`); None when it is empty.
+fn hist_stat(h: &hdrhistogram::Histogram<u64>, stat: Stat) -> Option<f64> {
+    if h.is_empty() {
+        return None;
+    }
+    match stat {
+        Stat::Percentile(p) => Some(h.value_at_quantile(p / 100.0) as f64),
+        Stat::Max => Some(h.max() as f64),
+        Stat::Min => Some(h.min() as f64),
+        Stat::Mean => Some(h.mean()),
+        Stat::Count | Stat::Rate => None,
+    }
 }
 
 /// The value an SLO judges, in its canonical unit; None when nothing matched.
@@ -91,32 +161,15 @@ pub fn measure(
     phases: &[PhaseSpan],
     run_duration: Duration,
 ) -> Option<f64> {
-    let filter = TagFilter {
-        population: slo.population.clone(),
-        step: slo.step.clone(),
-        // A phase the layout lacks selects nothing (past every index).
-        phase: slo
-            .phase
-            .as_ref()
-            .map(|name| totals.layout().phase_index(name).unwrap_or(usize::MAX)),
-    };
+    let filter = filter(slo, totals);
     match (metric_kind(&slo.metric), slo.stat) {
         (MetricKind::Histogram | MetricKind::CountHistogram, stat) => {
             let h = totals.select_hist(&slo.metric, &filter)?;
             if stat == Stat::Count {
                 return Some(h.len() as f64);
             }
-            if h.is_empty() {
-                return None;
-            }
-            match stat {
-                Stat::Percentile(p) => Some(h.value_at_quantile(p / 100.0) as f64),
-                Stat::Max => Some(h.max() as f64),
-                Stat::Min => Some(h.min() as f64),
-                Stat::Mean => Some(h.mean()),
-                // Refused by `parse`; a hand-built Slo measures nothing.
-                Stat::Count | Stat::Rate => None,
-            }
+            // `rate` is refused by `parse`; a hand-built Slo measures nothing.
+            hist_stat(&h, stat)
         }
         (MetricKind::Counter, Stat::Rate) => {
             let n = totals.select_counters(&slo.metric, None, &filter)?;
@@ -261,6 +314,57 @@ mod tests {
             check(&r, "generator.lag.count", "<= 0"),
             (Some(0.0), "0".into(), true)
         );
+    }
+
+    /// `http.wait` of 10 waits that ended (1..=10 ms) and 2 still open
+    /// (their 20 ms and 4 ms so far).
+    fn waits() -> Totals {
+        let mut layout = Layout {
+            phases: vec!["one".into()],
+            ..Layout::default()
+        };
+        let wait = layout.add_hist(HTTP_WAIT, "shopper", "status");
+        let open = layout.add_hist(HTTP_WAIT_OPEN, "shopper", "status");
+        let mut totals = Totals::new(layout);
+        let mut h = new_histogram();
+        (1..=10).for_each(|ms| h.record(ms * 1000).unwrap());
+        totals.merge_hist(wait, 0, &h);
+        let mut h = new_histogram();
+        [20_000, 4_000]
+            .into_iter()
+            .for_each(|v| h.record(v).unwrap());
+        totals.merge_hist(open, 0, &h);
+        totals
+    }
+
+    #[test]
+    fn open_waits_are_said_and_fail_an_upper_bound_they_already_break() {
+        let totals = waits();
+        let judge = |key: &str, target: &str| {
+            let v = evaluate(&[ok(key, target)], &totals, &[], Duration::from_secs(1)).remove(0);
+            (v.pass, v.measured_text)
+        };
+        let said = "(2 waits still open at the end, left out)";
+        // The ended waits' max is 10 ms; the open one at 20 ms breaks < 15ms.
+        let (pass, text) = judge("http.wait.max", "< 15ms");
+        assert!(!pass, "{text}");
+        assert!(
+            text.starts_with("10") && text.contains("counting them: at least 20"),
+            "{text}"
+        );
+        // Counting them the max is 20 ms: < 30ms holds, said.
+        let (pass, text) = judge("http.wait.max", "< 30ms");
+        assert!(pass && text.ends_with(said), "{text}");
+        // The median of 12 (1..=10, 4, 20): 5 ms; < 6ms holds either way.
+        assert!(judge("http.wait.p50", "< 6ms").0);
+        // A lower bound or a count is not judged on them, only said.
+        let (pass, text) = judge("http.wait.min", "> 500us");
+        assert!(pass && text.ends_with(said), "{text}");
+        let (pass, text) = judge("http.wait.count", "<= 10");
+        assert!(pass && text == format!("10 {said}"), "{text}");
+        // Another step's SLO does not see them.
+        let (pass, text) = judge("http.wait{step=other}.max", "< 1s");
+        assert_eq!((pass, text.as_str()), (false, "no data"));
     }
 
     #[test]

@@ -365,8 +365,9 @@ mod tests {
             err.to_string(),
             "unknown metric `http.latncy` (did you mean `http.latency`?)"
         );
-        assert_eq!(known_metrics().len(), 27);
+        assert_eq!(known_metrics().len(), 28);
         assert!(known_metrics().contains(&"http.wait"));
+        assert!(known_metrics().contains(&"http.wait.open"));
         assert!(known_metrics().contains(&"http.journey"));
         assert!(known_metrics().contains(&"http.recovery"));
         assert!(known_metrics().contains(&"hub.recovery"));

@@ -12,7 +12,7 @@
 //! # Metrics and their stats
 //! | metric | kind | stats | value written as | canonical unit |
 //! |---|---|---|---|---|
-//! | `http.latency`, `http.service_time`, `http.wait`, `http.journey`, `generator.lag` | histogram | percentiles, `max`, `min`, `mean` | duration with unit: `850us`/`850µs`, `200ms`, `1.5s`, `2m`, `1h` | µs |
+//! | `http.latency`, `http.service_time`, `http.wait`, `http.wait.open`, `http.journey`, `generator.lag` | histogram | percentiles, `max`, `min`, `mean` | duration with unit: `850us`/`850µs`, `200ms`, `1.5s`, `2m`, `1h` | µs |
 //! | (same) | histogram | `count` | integer | samples |
 //! | `http.wait.polls` | histogram of counts | percentiles, `max`, `min`, `mean`, `count` | a number | polls |
 //! | `http.requests` | counter | `count` / `rate` | integer / `500/s`, `30/m`, `2/h` or a number (per second) | requests / per second |
@@ -39,6 +39,10 @@
 //! except a recovery SLO (`hub.recovery`, `http.recovery`) with no
 //! recovery measured and none left unrecovered: there was no disruption,
 //! the verdict says "nothing was disrupted" and passes.
+//! An SLO on `http.wait` judges the waits that ended; its verdict says how
+//! many were still open at the end (`http.wait.open`), and fails when
+//! counting them at their time so far already breaks an upper bound (see
+//! [`evaluate`]).
 
 use std::fmt;
 use std::time::Duration;

@@ -173,7 +173,8 @@ duration = "5s"
 /// The end of the run stops a wait at once: a 10 s job polled every 700 ms
 /// within 60 s, a plan of 2 s. Polls at 0, 0.7 and 1.4 s; the one due at
 /// 2.1 s is never sent and the run ends with its plan, not 58 s later,
-/// with no error and no wait recorded.
+/// with no error and no `http.wait`: the wait is still open, counted in
+/// `http.wait.open` with its 2 s so far.
 #[tokio::test(start_paused = true)]
 async fn the_end_of_the_run_stops_a_wait() {
     let target = job_target(1, ms(10_000)).await;
@@ -192,6 +193,9 @@ users = { rate = "0.5/s" }
     assert_eq!(t.sum_counters("http.requests", None, &step("status")), 3);
     assert_eq!(count(t, "http.errors", None), 0);
     assert!(hist(t, "http.wait", &TagFilter::default()).is_none());
+    // Still open at the end: its 2 s so far, in `http.wait.open`.
+    let open = hist(t, "http.wait.open", &step("status")).expect("an open wait");
+    assert_eq!(samples(&open), [bucket(&open, 2000)]);
     assert!(
         outcome.elapsed < Duration::from_secs(3),
         "{:?}",
@@ -370,4 +374,191 @@ duration = "3s"
     assert_eq!(merged_timeouts, timeouts);
     // Every journey either completed or timed out waiting.
     assert_eq!(merged_count("http.journey") + timeouts, 24);
+}
+
+/// What the queue arithmetic predicts for a run that ends at `end` while
+/// jobs submitted every `gap` (from 0, while before `end`) queue for one
+/// worker taking `job` each, each polled every `every` from its
+/// submission: the waits that ended (first poll → the poll that saw the
+/// job done) and those still open at the end (first poll → `end`).
+fn predicted_at_end(
+    gap: Duration,
+    job: Duration,
+    every: Duration,
+    end: Duration,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut met, mut open) = (Vec::new(), Vec::new());
+    let mut free = Duration::ZERO;
+    let mut submitted = Duration::ZERO;
+    while submitted < end {
+        let done = free.max(submitted) + job;
+        free = done;
+        // The first poll at or after `done` (none falls exactly on it, nor
+        // on `end`: the scenario is chosen so).
+        let mut poll = submitted;
+        while poll < done && poll < end {
+            poll += every;
+        }
+        if poll < end {
+            met.push(poll - submitted);
+        } else {
+            open.push(end - submitted);
+        }
+        submitted += gap;
+    }
+    (met, open)
+}
+
+/// An overloaded run ends with waits still open: jobs of 1 s submitted
+/// twice a second onto one worker (capacity 1/s), polled every 350 ms, the
+/// run over after 3 s. `http.wait` has only the waits that ended (its
+/// condition met); `http.wait.open` has every open one with how long it
+/// had waited, the reports and notes say how many and the longest, and
+/// an SLO on `http.wait` says it left them out — and fails when counting
+/// them at their time so far already breaks it. Played once whole and
+/// once as two segments at once, merged: the same counts.
+#[tokio::test(start_paused = true)]
+async fn waits_still_open_at_the_end_are_counted_and_said() {
+    const GAP: Duration = Duration::from_millis(500);
+    const JOB: Duration = Duration::from_secs(1);
+    const EVERY: Duration = Duration::from_millis(350);
+    const END: Duration = Duration::from_secs(3);
+    let (met, open) = predicted_at_end(GAP, JOB, EVERY, END);
+    assert!(!met.is_empty() && !open.is_empty(), "{met:?} {open:?}");
+    let longest_met = *met.iter().max().unwrap();
+    let longest_open = *open.iter().max().unwrap();
+    assert!(longest_open > longest_met);
+    // Between the longest ended wait and the longest open one: holds for
+    // the waits that ended, not when the open ones count.
+    let max_slo = (longest_met + longest_open) / 2;
+    let text = job_scenario(
+        "350ms",
+        "60s",
+        &format!(
+            r#"
+[[phases]]
+name = "submit"
+duration = "3s"
+users = {{ rate = "2/s" }}
+[slo]
+"http.wait{{step=status}}.max" = "< {}ms"
+"http.wait{{step=status}}.p50" = "< 60s"
+"#,
+            max_slo.as_millis()
+        ),
+    );
+    let micros = |d: &Duration| d.as_micros() as u64;
+    let note = format!(
+        "{} waits of step status (shopper) were still open at the end (the longest for {}): http.wait leaves them out",
+        open.len(),
+        stampede::units::format::latency(micros(&longest_open))
+    );
+    // What every summary.json (whole or merged) must say.
+    let check = |s: &json::Summary| {
+        let hist = |metric: &str| {
+            let e = (s.histograms.iter())
+                .find(|h| h.phase.is_none() && h.metric == metric && h.step == "status")
+                .unwrap_or_else(|| panic!("{metric} in summary.json"));
+            json::decode_histogram(&e.hdr).unwrap()
+        };
+        let wait = hist("http.wait");
+        let want: Vec<u64> = met
+            .iter()
+            .map(|d| wait.lowest_equivalent(micros(d)))
+            .collect();
+        assert_eq!(samples(&wait), want, "the waits that ended");
+        let still = hist("http.wait.open");
+        let mut want: Vec<u64> = open
+            .iter()
+            .map(|d| still.lowest_equivalent(micros(d)))
+            .collect();
+        want.sort();
+        assert_eq!(samples(&still), want, "the waits still open");
+        assert!(s.meta.notes.contains(&note), "{:?}", s.meta.notes);
+        let v: Vec<(&str, bool, &str)> = (s.verdicts.iter())
+            .map(|v| (v.slo.key.as_str(), v.pass, v.measured_text.as_str()))
+            .collect();
+        let left_out = format!("{} waits still open at the end, left out", open.len());
+        assert_eq!(v.len(), 2);
+        assert!(!v[0].1 && v[0].2.contains(&left_out), "{v:?}");
+        assert!(v[0].2.contains("counting them: at least"), "{v:?}");
+        assert!(
+            v[1].1 && v[1].2.ends_with(&format!("({left_out})")),
+            "{v:?}"
+        );
+    };
+
+    // Whole.
+    let target = job_target(1, JOB).await;
+    let fixture = Fixture::new(&text);
+    let outcome = fixture.run(api(target.addr)).await;
+    assert_eq!(count(&outcome.totals, "http.errors", None), 0);
+    let summary = json::read(&outcome.result_dir.join("summary.json")).unwrap();
+    check(&summary);
+    assert_eq!(outcome.exit, stampede::error::ExitStatus::SloFailed);
+    let console = stampede::report::console::final_report(&summary);
+    let rows = table_rows(&console, Some("waits and journeys:"), 5);
+    assert_eq!(
+        rows[3][..3],
+        ["http.wait.open", "status", &open.len().to_string()]
+    );
+    assert!(console.contains(&note), "{console}");
+    let md = std::fs::read_to_string(outcome.result_dir.join("summary.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "| `http.wait.open{{step=status}}` | `shopper` | {} |",
+            open.len()
+        )),
+        "{md}"
+    );
+    assert!(md.contains(&note), "{md}");
+    let html = std::fs::read_to_string(outcome.result_dir.join("report.html")).unwrap();
+    assert!(html.contains("http.wait.open status"), "waits table");
+    assert!(html.contains(&note), "the note");
+    target.shutdown().await;
+
+    // Two segments at once against one fresh target (the same arrivals,
+    // striped, so the same queue), merged.
+    use stampede::merge::{merge, MergeOptions};
+    use stampede::plan::Segment;
+    let target = job_target(1, JOB).await;
+    let fixture = Fixture::new(&text);
+    let options: Vec<_> = (0..2)
+        .map(|index| {
+            let mut o = fixture.options(api(target.addr));
+            o.segment = Segment { index, count: 2 };
+            o
+        })
+        .collect();
+    let scenario = |o: &stampede::run::RunOptions| {
+        let s = stampede::scenario::load(&fixture.scenario_path(), &o.overrides).unwrap();
+        std::sync::Arc::new(s)
+    };
+    let (a, b) = tokio::join!(
+        stampede::run::run_scenario(scenario(&options[0]), &options[0]),
+        stampede::run::run_scenario(scenario(&options[1]), &options[1])
+    );
+    let dirs = vec![a.unwrap().result_dir, b.unwrap().result_dir];
+    let merged = merge(
+        &dirs,
+        &MergeOptions {
+            out: Some(fixture.dir.path().join("merged")),
+            quiet: true,
+            silent: true,
+            command_line: vec!["test".into()],
+        },
+    )
+    .unwrap();
+    check(&merged.summary);
+    assert_eq!(merged.exit, stampede::error::ExitStatus::SloFailed);
+    // The whole run's note once, not each segment's.
+    assert_eq!(
+        (merged.summary.meta.notes.iter())
+            .filter(|n| n.contains("still open at the end"))
+            .count(),
+        1,
+        "{:?}",
+        merged.summary.meta.notes
+    );
+    target.shutdown().await;
 }

@@ -130,6 +130,15 @@ impl Fleet {
             .collect()
     }
 
+    /// The global ids of this process's agents in `state` (one of the
+    /// [`slot`] states) right now, ascending.
+    pub fn ids_in(&self, state: u8) -> Vec<u32> {
+        self.own_slots()
+            .filter(|(_, s)| s.load(Ordering::Acquire) & slot::STATE == state)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     /// The global ids of this process's slots, with their slots.
     pub(super) fn own_slots(&self) -> impl Iterator<Item = (u32, &AtomicU8)> {
         let (index, count) = (self.segment.index, self.segment.count.max(1));

@@ -263,15 +263,18 @@ pub fn hub_report(summary: &Summary) -> String {
     out
 }
 
-/// Polling steps (`http.wait`, `http.wait.polls`) and completed journeys
+/// Polling steps (`http.wait`, `http.wait.polls`, `http.wait.open`: waits
+/// still open at the end, how long they had waited) and completed journeys
 /// (`http.journey`): count, mean and percentiles of each series with
 /// samples; empty without any.
 fn wait_report(summary: &Summary) -> String {
-    use crate::metrics::catalogue::{histogram_unit, HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_POLLS};
+    use crate::metrics::catalogue::{
+        histogram_unit, HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_OPEN, HTTP_WAIT_POLLS,
+    };
     let mut rows = vec![["series", "count", "mean", "p50", "p95", "p99", "max"]
         .map(String::from)
         .to_vec()];
-    for metric in [HTTP_WAIT, HTTP_WAIT_POLLS, HTTP_JOURNEY] {
+    for metric in [HTTP_WAIT, HTTP_WAIT_POLLS, HTTP_WAIT_OPEN, HTTP_JOURNEY] {
         for h in (summary.histograms.iter())
             .filter(|h| h.phase.is_none() && h.metric == metric && h.count > 0)
         {

@@ -105,14 +105,15 @@ impl Report<'_> {
         out.push_str("</table>\n</section>\n");
     }
 
-    /// Polling steps (`http.wait`, `http.wait.polls`) and whole journeys
+    /// Polling steps (`http.wait`, `http.wait.polls`, `http.wait.open`) and whole journeys
     /// (`http.journey`), the series that have samples.
     pub(super) fn wait_table(&self, out: &mut String) {
-        use crate::metrics::catalogue::{HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_POLLS};
+        use crate::metrics::catalogue::{HTTP_JOURNEY, HTTP_WAIT, HTTP_WAIT_OPEN, HTTP_WAIT_POLLS};
         let rows: Vec<(&SeriesDesc, &crate::report::json::HistogramEntry)> =
             (self.summary.layout.hists.iter().enumerate())
                 .filter(|(_, d)| {
-                    [HTTP_WAIT, HTTP_WAIT_POLLS, HTTP_JOURNEY].contains(&d.metric.as_str())
+                    [HTTP_WAIT, HTTP_WAIT_POLLS, HTTP_WAIT_OPEN, HTTP_JOURNEY]
+                        .contains(&d.metric.as_str())
                 })
                 .filter_map(|(i, d)| self.overall(i).map(|h| (d, h)))
                 .filter(|(_, h)| h.count > 0)
@@ -120,7 +121,7 @@ impl Report<'_> {
         if rows.is_empty() {
             return;
         }
-        out.push_str("<section id=\"waits\">\n<h2>Waits and journeys</h2>\n<p class=\"muted\">http.wait: a polling step's first send until its condition held; http.wait.polls: polls per wait; http.journey: a completed journey's intended start until the end of its last step, think times included.</p>\n<table>\n<tr><th class=\"text\">series</th><th>count</th><th>mean</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>\n");
+        out.push_str("<section id=\"waits\">\n<h2>Waits and journeys</h2>\n<p class=\"muted\">http.wait: a polling step's first send until its condition held; http.wait.polls: polls per wait; http.wait.open: waits still open at the end, how long they had waited (http.wait leaves them out); http.journey: a completed journey's intended start until the end of its last step, think times included.</p>\n<table>\n<tr><th class=\"text\">series</th><th>count</th><th>mean</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>\n");
         for (desc, h) in rows {
             let counts = is_count_metric(&desc.metric);
             let label = if desc.metric == HTTP_JOURNEY {
