@@ -759,7 +759,7 @@ fn the_hub_failover_scenario_is_valid_and_asks_for_allow_exec() {
         "peak hub connections: 3001 (3000 agents + 1 commanders)",
         "hub.recovery < 30s",
         "needs --allow-exec",
-        "exec action `kill-hub-2`",
+        "action `kill-hub-2` (exec, ",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     }
