@@ -222,13 +222,6 @@ impl Vu {
             if !ok {
                 break;
             }
-            if index == last {
-                // A journey that completed: from its intended start to the
-                // end of its last step, the think times between steps in.
-                let took = micros(arrival.intended.elapsed());
-                let (id, phase) = (shared.ids.journeys[arrival.population], arrival.phase);
-                shared.metrics.with(|s| s.record(id, phase, took));
-            }
             if let Some(think) = step.think {
                 if index < last || closed {
                     let pause = sample(think, &mut rng);
@@ -331,11 +324,20 @@ impl Vu {
                 return false;
             }
         };
+        // A journey whose last step succeeds is complete: `http.journey`
+        // from its intended start to the end of that step's answer (the
+        // think times between steps in), recorded under the step's lock.
+        let last = (shared.scenario.populations[arrival.population].steps.len()).saturating_sub(1);
+        let journey = |sent: &Sent| {
+            let took = sent.timing.done.saturating_duration_since(arrival.intended);
+            (index == last).then(|| (shared.ids.journeys[arrival.population], micros(took)))
+        };
         let Some(wait) = &step.wait else {
             let sent = self
                 .send(shared, arrival, index, step, intended, None)
                 .await;
-            record(shared, ids, phase, &sent, sent.error);
+            let done = sent.error.is_none().then(|| journey(&sent)).flatten();
+            record(shared, ids, phase, &sent, sent.error, done.as_slice());
             return sent.error.is_none();
         };
         // Polling: the same request again `every` after the previous send
@@ -367,30 +369,38 @@ impl Vu {
             let first = open.first;
             if sent.error.is_some() {
                 open.armed = false;
-                record(shared, ids, phase, &sent, sent.error);
+                record(shared, ids, phase, &sent, sent.error, &[]);
                 return false;
             }
             if sent.met {
                 open.armed = false;
-                record(shared, ids, phase, &sent, None);
                 let waited = micros(sent.timing.done.saturating_duration_since(first));
-                shared.metrics.with(|s| {
-                    s.record(wait_ids.wait, phase, waited);
-                    s.record(wait_ids.polls, phase, polls);
-                });
+                let whole = journey(&sent);
+                let done = [
+                    (wait_ids.wait, waited),
+                    (wait_ids.polls, polls),
+                    whole.unwrap_or((wait_ids.wait, 0)),
+                ];
+                let n = if whole.is_some() { 3 } else { 2 };
+                record(shared, ids, phase, &sent, None, &done[..n]);
                 return true;
             }
             let next = sent.timing.sent + wait.every;
             if next > first + wait.within {
                 open.armed = false;
                 tracing::debug!(step = %step.name, polls, "condition not met within the limit");
-                record(shared, ids, phase, &sent, Some(ErrorKind::WaitTimeout));
-                shared
-                    .metrics
-                    .with(|s| s.record(wait_ids.polls, phase, polls));
+                let polled = [(wait_ids.polls, polls)];
+                record(
+                    shared,
+                    ids,
+                    phase,
+                    &sent,
+                    Some(ErrorKind::WaitTimeout),
+                    &polled,
+                );
                 return false;
             }
-            record(shared, ids, phase, &sent, None);
+            record(shared, ids, phase, &sent, None, &[]);
             // The run's end (or Ctrl-C) stops a wait at once: still open.
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => {}
@@ -500,13 +510,15 @@ struct Sent {
 }
 
 /// Record one request of step `ids`: latency, service time, count and the
-/// error it is counted under (`error`, which a wait may set).
+/// error it is counted under (`error`, which a wait may set), and with them,
+/// under the same lock, `also` (a wait's or a journey's histogram values).
 fn record(
     shared: &Shared,
     ids: &super::ids::StepIds,
     phase: usize,
     sent: &Sent,
     error: Option<ErrorKind>,
+    also: &[(crate::metrics::HistId, u64)],
 ) {
     let (latency_id, service_id, requests) = (ids.latency, ids.service, ids.requests);
     let error_id = error.map(|k| ids.errors[k.index()]);
@@ -520,6 +532,9 @@ fn record(
         s.add(requests, phase, 1);
         if let Some(id) = error_id {
             s.add(id, phase, 1);
+        }
+        for &(id, value) in also {
+            s.record(id, phase, value);
         }
     });
 }
