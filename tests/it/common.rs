@@ -161,3 +161,23 @@ pub fn table_rows<'a>(text: &'a str, after: Option<&str>, take: usize) -> Vec<Ve
         .map(|l| l.split_whitespace().collect())
         .collect()
 }
+
+/// A child process (a `stampede target`, say) stopped when the test ends
+/// however it ends: SIGINT (a target parent stops its workers), then
+/// SIGKILL after 10 s (its workers then get SIGTERM from the kernel,
+/// `PR_SET_PDEATHSIG`).
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            while self.0.try_wait().ok().flatten().is_none() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

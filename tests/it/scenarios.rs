@@ -104,24 +104,6 @@ fn agentic_flow_plays_scaled_down() {
     assert_eq!(counter_total(&s, "hub.command.received"), sent * 250);
 }
 
-/// `stampede target --processes 3 --respawn 1s` as its own process, stopped
-/// (SIGINT, then SIGKILL) when the test ends however it ends.
-struct TargetProcess(std::process::Child);
-
-impl Drop for TargetProcess {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while self.0.try_wait().ok().flatten().is_none() && std::time::Instant::now() < until {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// platform-failover.toml scaled down (100 VUs, 20 s), as a user runs it:
 /// the built-in target as three worker processes of its own, one of them
 /// killed by the scenario's action (`POST /admin/crash`) and replaced 1 s
@@ -144,7 +126,7 @@ fn platform_failover_kills_an_instance_and_measures_recovery() {
         .read_line(&mut line)
         .unwrap();
     let mut stderr = child.stderr.take().unwrap();
-    let target = TargetProcess(child);
+    let target = crate::common::ChildGuard(child);
     let addr = line
         .split("http://")
         .nth(1)

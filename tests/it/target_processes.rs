@@ -6,25 +6,8 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The parent of the workers, stopped if a test fails before it does:
-/// SIGINT (it stops its workers), then SIGKILL (its workers then get
-/// SIGTERM from the kernel, `PR_SET_PDEATHSIG`).
-struct Parent(Child);
-
-impl Drop for Parent {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            // SIGINT: the parent stops its workers before it exits.
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-            let until = Instant::now() + Duration::from_secs(10);
-            while self.0.try_wait().ok().flatten().is_none() && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
+/// The parent of the workers, stopped if a test fails before it does.
+use crate::common::ChildGuard as Parent;
 
 /// Start `stampede target --processes n` on a free loopback port; returns
 /// the parent and the address it printed.
