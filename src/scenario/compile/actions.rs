@@ -233,15 +233,11 @@ fn route(
         };
         return Some((origin, text.to_string()));
     }
-    let rest = text
-        .strip_prefix("http://")
-        .or_else(|| text.strip_prefix("https://"));
-    let Some(rest) = rest else {
+    let Some((base, path)) = super::steps::split_absolute(text) else {
         diags.at(span, format!("action `{name}`: URL `{text}` must start with `/` (relative to [target] api) or http(s)://"), None);
         return None;
     };
-    let authority_end = text.len() - rest.len() + rest.find('/').unwrap_or(rest.len());
-    let origin = match Origin::parse(&text[..authority_end]) {
+    let origin = match Origin::parse(base) {
         Ok(o) => o,
         Err(e) => {
             diags.at(span, format!("action `{name}`: {e}"), None);
@@ -266,10 +262,5 @@ fn route(
         );
         return None;
     }
-    let path = if authority_end == text.len() {
-        "/".to_string()
-    } else {
-        text[authority_end..].to_string()
-    };
-    Some((ActionOrigin::Url(origin), path))
+    Some((ActionOrigin::Url(origin), path.to_string()))
 }

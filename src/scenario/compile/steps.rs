@@ -134,6 +134,18 @@ fn feeders_used(steps: &[Step]) -> Vec<usize> {
     feeders_used
 }
 
+/// An absolute `http(s)://host[:port]/path` URL split into its base (scheme
+/// and authority) and its path (`/` when it has none); None when `text` is
+/// not absolute. Steps and fault actions both go only to declared bases.
+pub(super) fn split_absolute(text: &str) -> Option<(&str, &str)> {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))?;
+    let end = text.len() - rest.len() + rest.find('/').unwrap_or(rest.len());
+    let path = if end == text.len() { "/" } else { &text[end..] };
+    Some((&text[..end], path))
+}
+
 fn step_url(step: &StepSpec) -> Result<Option<(http::Method, &Spanned<String>)>, String> {
     let candidates = [
         (http::Method::GET, &step.get),
@@ -201,13 +213,7 @@ fn compile_step(
     let text = url.get_ref();
     let (origin, path_text) = if text.starts_with('/') {
         (OriginRef::Api, text.as_str())
-    } else if let Some(rest) = text
-        .strip_prefix("http://")
-        .or_else(|| text.strip_prefix("https://"))
-    {
-        let scheme_len = text.len() - rest.len();
-        let authority_end = rest.find('/').map(|i| scheme_len + i).unwrap_or(text.len());
-        let base = &text[..authority_end];
+    } else if let Some((base, path)) = split_absolute(text) {
         if base.contains("{{") {
             diags.at(
                 url.span(),
@@ -238,11 +244,6 @@ fn compile_step(
                 Some("use a path relative to [target] api (\"/api/...\"), or add the host to [target] hosts".into()),
             );
             return None;
-        };
-        let path = if authority_end == text.len() {
-            "/"
-        } else {
-            &text[authority_end..]
         };
         (origin_ref, path)
     } else {
