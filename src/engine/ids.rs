@@ -46,6 +46,9 @@ pub struct Ids {
     pub journeys: Vec<HistId>,
     pub lag: HistId,
     pub cpu: GaugeId,
+    /// `generator.runqueue`: ms its threads waited for a CPU in the
+    /// interval, summed over threads (`/proc/self/task/*/schedstat`).
+    pub run_queue: GaugeId,
     pub in_flight: GaugeId,
     pub vus: GaugeId,
     pub queued: GaugeId,
@@ -102,6 +105,7 @@ impl Ids {
             journeys,
             lag: layout.add_hist("generator.lag", "", ""),
             cpu: layout.add_gauge("generator.cpu"),
+            run_queue: layout.add_gauge("generator.runqueue"),
             in_flight: layout.add_gauge("users.in_flight"),
             vus: layout.add_gauge("users.vus"),
             queued: layout.add_gauge("users.queued"),

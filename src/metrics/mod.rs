@@ -19,6 +19,8 @@
 //! - `totals`: [`Totals`], everything recorded, merged; queried by id or by
 //!   metric name and [`TagFilter`].
 //! - `hlog`: the HdrHistogram interval log writer; tag format in [`hlog_tag`].
+//! - [`process`]: the generator process as the OS sees it: run-queue
+//!   delay, CPU used, CPUs allowed (affinity, cgroup quota).
 //! - [`catalogue`]: the known metric names, their kinds, stats and units
 //!   (read by the SLOs and the reports).
 //!
@@ -31,6 +33,7 @@
 mod aggregator;
 pub mod catalogue;
 mod hlog;
+pub mod process;
 mod recorder;
 mod totals;
 

@@ -455,7 +455,8 @@ pub fn progress_line(
 }
 
 /// The generator is saturated when the p99 of `generator.lag` (how late
-/// arrivals were made) is above this, in µs: the offered rate was not held.
+/// arrivals were made) is above this, in µs: the offered rate was not held
+/// (one of the generator-health rules, [`super::generator`]).
 pub const SATURATED_LAG_P99_US: u64 = 10_000;
 
 /// How a note on waits still open at the end ends ([`open_wait_notes`]): a
@@ -499,7 +500,8 @@ pub fn open_wait_notes(totals: &Totals) -> Vec<String> {
     notes
 }
 
-/// Notes for the summary: generator health and model caveats.
+/// Notes for the summary: model caveats, open waits, dropped arrivals
+/// (the generator's health adds its own: [`super::generator`]).
 pub fn notes(scenario: &Scenario, plan: &Plan, totals: &Totals) -> Vec<String> {
     let mut notes = Vec::new();
     if plan
@@ -510,14 +512,6 @@ pub fn notes(scenario: &Scenario, plan: &Plan, totals: &Totals) -> Vec<String> {
         notes.push(
             "closed-model phases: latency is measured from the actual send (a closed loop cannot correct for coordinated omission)".into(),
         );
-    }
-    if let Some(lag) = totals.select_hist("generator.lag", &TagFilter::default()) {
-        if !lag.is_empty() && lag.value_at_quantile(0.99) > SATURATED_LAG_P99_US {
-            notes.push(format!(
-                "GENERATOR SATURATED: 1% of arrivals were made more than {} late (p99 generator.lag); the offered rate was not held — use more CPU, more processes, or a lower rate",
-                ms(lag.value_at_quantile(0.99))
-            ));
-        }
     }
     notes.extend(open_wait_notes(totals));
     let dropped = totals.sum_counters("http.errors", Some("dropped"), &TagFilter::default());

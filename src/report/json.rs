@@ -20,6 +20,7 @@
 //! | `actions` | array | (when any) fault actions: `{ "name", "phase", "kind", "at_unix_us", "duration_us", "exit_status" \| "http_status", "ok", "error", "output" }`, see `engine::records::ActionRecord` |
 //! | `http_disruptions` | array | (when any) HTTP error bursts: `{ "phase", "cause", "action", "start_s", "bad_s", "recovery_s" }` (`recovery_s` `null`: not recovered), see `slo::recovery` |
 //! | `commands` | object | (segmented hub runs) `{ "sent": [{ "id", "commander", "phase", "sent_unix_us", "expected" }], "received": [{ "id", "count", "last_unix_us" }] }`, see `engine::records::CommandLog` |
+//! | `generator` | object | the generator's health: `{ "mode": "warn" \| "error" \| "fail", "figures": { "wall_s", "cpu_s", "cpus_allowed", "cpus_affinity", "cpu_quota", "run_queue_s", "slices", "lag_p99_us", "latency_p50_us", "latency_mean_us", "service_mean_us", "arrivals", "dropped", "queued_peak", "max_in_flight" }, "causes": [{ "kind", "figure", "threshold", "fix", "segment" }], "segments": [{ "segment", "figures", "causes" }] }`; `causes` empty: healthy; a merged result has `segments` instead of `figures`; see `report::generator` |
 //! | `verdicts` | array | one per SLO: `{ "slo": { "key", "target", "metric", "population", "step", "phase", "stat", "op", "threshold" }, "measured", "measured_text", "pass" }`; `measured` is `null` when there was no data; units of `threshold` / `measured`: µs, a fraction (error rate), per second, or a count |
 //!
 //! `meta`:
@@ -123,6 +124,10 @@ pub struct Summary {
     /// computes them again on the merged series).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http_disruptions: Vec<crate::slo::recovery::HttpDisruption>,
+    /// The generator's health: its figures and why it is flagged (see
+    /// [`super::generator`]); None in results written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<super::generator::GeneratorHealth>,
 }
 
 /// About the run (filled in by the caller).
@@ -366,6 +371,7 @@ pub fn build(
         actions: Vec::new(),
         http_disruptions: Vec::new(),
         commands: None,
+        generator: None,
     }
 }
 

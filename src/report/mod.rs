@@ -20,6 +20,9 @@
 //!   (on `report.html`'s page, [`html::page`]).
 //! - [`compare`]: the result of comparing two runs, as Markdown and plain
 //!   text.
+//! - [`generator`]: the generator's health: run-queue delay, CPU against
+//!   its allowance, scheduling lag, the in-flight ceiling; each cause with
+//!   its figure, threshold and fix.
 //! - [`console`]: what the terminal shows.
 //! - [`events`]: disruptions and fault actions as rows and chart marks,
 //!   alike in every report.
@@ -29,6 +32,7 @@ pub mod charts;
 pub mod compare;
 pub mod console;
 pub mod events;
+pub mod generator;
 pub mod html;
 pub mod json;
 pub mod junit;

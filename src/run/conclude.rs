@@ -10,6 +10,7 @@ use crate::error::{CommandError, ExitStatus};
 use crate::metrics::Totals;
 use crate::plan::Plan;
 use crate::report::console;
+use crate::report::generator::{Figures, GeneratorHealth};
 use crate::report::json::{RunMeta, Summary};
 use crate::scenario::Scenario;
 use anyhow::Context;
@@ -27,6 +28,8 @@ pub struct Finished<'a> {
     /// `abort_on_fail` stopped the run.
     pub aborted: bool,
     pub baseline: Option<Summary>,
+    /// What the process used while the engine ran (its generator health).
+    pub process: crate::report::generator::ProcessUse,
 }
 
 /// Judge the run, write its results and say how it went.
@@ -41,6 +44,7 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
         totals,
         aborted,
         baseline,
+        process,
     } = finished;
     let spans = phase_spans(plan, report.elapsed);
     let interrupted = report.stopped_early && !aborted;
@@ -83,14 +87,24 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     if let Some(c) = &comparison {
         verdicts.extend(crate::compare::verdicts(c));
     }
+    let generator = GeneratorHealth::judge(
+        Figures::measure(
+            &process,
+            &totals,
+            totals.series(),
+            scenario.http.max_in_flight,
+        ),
+        scenario.generator_health,
+    );
     let exit = if interrupted {
         ExitStatus::NotCarriedOut
-    } else if verdicts.iter().any(|v| !v.pass) {
+    } else if verdicts.iter().any(|v| !v.pass) || generator.fails_the_run() {
         ExitStatus::SloFailed
     } else {
         ExitStatus::Passed
     };
     let mut notes = console::notes(scenario, plan, &totals);
+    notes.extend(generator.notes());
     if !plan.segment.is_whole() {
         notes.push(format!(
             "segment {} {}",
@@ -136,6 +150,7 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     summary.commands = report.records.commands;
     summary.actions = report.records.actions;
     summary.http_disruptions = http_disruptions;
+    summary.generator = Some(generator);
     write_results(&dir, &summary, comparison.as_ref())?;
     let silent = matches!(options.progress, Progress::Silent | Progress::Json);
     if !silent && (options.progress != Progress::Quiet || exit != ExitStatus::Passed) {

@@ -181,7 +181,13 @@ pub async fn run_scenario(
         },
     );
     let signal_task = signals.watch(live, options.grace);
+    let before = crate::metrics::process::ProcessSample::now();
     let report = engine.run(options.grace).await;
+    let process = crate::report::generator::ProcessUse {
+        wall: report.elapsed,
+        used: crate::metrics::process::ProcessSample::now().since(&before),
+        allowance: crate::metrics::process::CpuAllowance::now(),
+    };
     signal_task.abort();
     let (totals, aborted) = monitor.finish()?;
     drop(targets);
@@ -195,6 +201,7 @@ pub async fn run_scenario(
         totals,
         aborted,
         baseline,
+        process,
     })
 }
 

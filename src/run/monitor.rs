@@ -20,17 +20,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// CPU time (user + system) this process has used.
-pub fn process_cpu() -> Duration {
-    // SAFETY: getrusage only writes into the struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
+pub use crate::metrics::process::process_cpu;
 
 /// One second of a run, as a child of `--processes` reports it to its
 /// parent (one JSON object per line on stdout). Rates are the last
@@ -139,6 +129,7 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
         .spawn(move || {
             let start = ctx.start;
             let mut last_cpu = process_cpu();
+            let mut last_sample = crate::metrics::process::ProcessSample::now();
             let mut last_wall = start;
             let mut n = 1u32;
             let mut aborted = false;
@@ -173,6 +164,10 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
                 last_wall = now;
                 let mut gauges = vec![0.0; ctx.gauges];
                 gauges[ctx.ids.cpu.0 as usize] = cpu_percent;
+                let sample = crate::metrics::process::ProcessSample::now();
+                let waited = sample.since(&last_sample).run_queue.unwrap_or_default();
+                last_sample = sample;
+                gauges[ctx.ids.run_queue.0 as usize] = waited.as_secs_f64() * 1e3 / wall;
                 let live = ctx.engine.snapshot();
                 gauges[ctx.ids.in_flight.0 as usize] = live.in_flight as f64;
                 gauges[ctx.ids.vus.0 as usize] = live.vus as f64;

@@ -30,7 +30,7 @@ pub mod template;
 pub mod tolerances;
 
 pub use compile::{
-    ApiTarget, Body, HubTarget, Origin, OriginRef, Phase, Population, Scenario, Step, UserLoad,
+    ApiTarget, Body, GeneratorHealthMode, HubTarget, Origin, OriginRef, Phase, Population, Scenario, Step, UserLoad,
     Wait,
 };
 pub use diagnostic::Diagnostic;

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 
 use toml::Spanned;
 
-use super::{Diags, Phase, Population};
+use super::{Diags, GeneratorHealthMode, Phase, Population};
 use crate::scenario::diagnostic::suggest;
 use crate::scenario::hub::{AgentPopulation, Commander};
 use crate::scenario::Tolerances;
 use crate::slo::{self, known_metrics, Slo, SloError};
 
-/// Every SLO, and `abort_on_fail`.
+/// Every SLO, `abort_on_fail` and `generator_health`.
 pub(super) fn slos(
     specs: &BTreeMap<String, Spanned<toml::Value>>,
     populations: &[Population],
@@ -21,10 +21,33 @@ pub(super) fn slos(
     commanders: &[Commander],
     phases: &[Phase],
     diags: &mut Diags<'_>,
-) -> (Vec<Slo>, bool) {
+) -> (Vec<Slo>, bool, GeneratorHealthMode) {
     let mut slos = Vec::new();
     let mut abort_on_fail = false;
+    let mut generator_health = GeneratorHealthMode::default();
     for (key, value) in specs {
+        if key == "generator_health" {
+            let names: Vec<&str> = GeneratorHealthMode::ALL.iter().map(|m| m.name()).collect();
+            match value.get_ref().as_str() {
+                Some(text) => match GeneratorHealthMode::ALL.iter().find(|m| m.name() == text) {
+                    Some(mode) => generator_health = *mode,
+                    None => diags.at(
+                        value.span(),
+                        format!(
+                            "generator_health is one of {}, not `{text}`",
+                            names.join(", ")
+                        ),
+                        suggest(text, &names).map(|s| format!("did you mean `{s}`?")),
+                    ),
+                },
+                None => diags.at(
+                    value.span(),
+                    format!("generator_health is a string: one of {}", names.join(", ")),
+                    None,
+                ),
+            }
+            continue;
+        }
         if key == "abort_on_fail" {
             match value.get_ref() {
                 toml::Value::Boolean(b) => abort_on_fail = *b,
@@ -90,7 +113,7 @@ pub(super) fn slos(
             }
         }
     }
-    (slos, abort_on_fail)
+    (slos, abort_on_fail, generator_health)
 }
 
 /// `[compare]`: the tolerances of `run --baseline`.

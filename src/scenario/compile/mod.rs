@@ -181,10 +181,47 @@ pub struct Scenario {
     pub actions: Vec<super::actions::Action>,
     pub slos: Vec<Slo>,
     pub abort_on_fail: bool,
+    /// `[slo] generator_health`: what an unhealthy generator does to the
+    /// run's result.
+    pub generator_health: GeneratorHealthMode,
     /// Tolerances of a baseline comparison (`[compare]`).
     pub compare: super::Tolerances,
     /// `[capacity]` as written (flags of `stampede capacity` override it).
     pub capacity: super::model::CapacitySpec,
+}
+
+/// What an unhealthy generator (its latencies include its own delay, see
+/// `report::generator`) does to the run's result: `[slo] generator_health`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratorHealthMode {
+    /// A note and a banner; junit.xml's `generator health` case passes
+    /// with the causes in its output.
+    Warn,
+    /// As `warn`, and the junit.xml case is an `<error>`; the exit code is
+    /// unchanged (the default).
+    #[default]
+    Error,
+    /// The run fails like a failed SLO: a junit.xml `<failure>`, exit 1.
+    Fail,
+}
+
+impl GeneratorHealthMode {
+    /// Every mode, in the order the documentation lists them.
+    pub const ALL: [GeneratorHealthMode; 3] = [
+        GeneratorHealthMode::Warn,
+        GeneratorHealthMode::Error,
+        GeneratorHealthMode::Fail,
+    ];
+
+    /// As written in a scenario.
+    pub fn name(self) -> &'static str {
+        match self {
+            GeneratorHealthMode::Warn => "warn",
+            GeneratorHealthMode::Error => "error",
+            GeneratorHealthMode::Fail => "fail",
+        }
+    }
 }
 
 /// Collects diagnostics for one file.
@@ -247,7 +284,7 @@ pub(crate) fn compile(
     );
     let actions = actions::actions(&file.phases, &targets, diags);
     target::check_api_declared(&targets, &populations, target_span, diags);
-    let (slos, abort_on_fail) = judging::slos(
+    let (slos, abort_on_fail, generator_health) = judging::slos(
         &file.slo,
         &populations,
         &agents,
@@ -285,6 +322,7 @@ pub(crate) fn compile(
         actions,
         slos,
         abort_on_fail,
+        generator_health,
         compare,
         capacity: file.capacity,
     })
