@@ -54,6 +54,7 @@ use crate::engine::records::{CommandLog, CommandReceived, Disruption};
 use crate::error::{CommandError, ExitStatus};
 use crate::metrics::{new_histogram, CounterId, HistId, Totals};
 use crate::plan::Segment;
+use crate::report::generator::GeneratorHealth;
 use crate::report::json::{
     self, MergedFrom, MergedSource, PhaseEntry, RunMeta, Summary, PARTIAL_NOTE,
 };
@@ -279,9 +280,17 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
         &spans,
         Duration::try_from_secs_f64(duration_s).unwrap_or_default(),
     );
+    // Each segment's health kept; flagged when any segment was.
+    let generator = GeneratorHealth::merge(
+        &(segments.iter())
+            .filter_map(|s| Some((s.segment, s.summary.generator.clone()?)))
+            .collect::<Vec<_>>(),
+    );
     let exit = if !missing.is_empty() || !interrupted.is_empty() {
         ExitStatus::NotCarriedOut
-    } else if verdicts.iter().any(|v| !v.pass) {
+    } else if verdicts.iter().any(|v| !v.pass)
+        || generator.as_ref().is_some_and(|g| g.fails_the_run())
+    {
         ExitStatus::SloFailed
     } else {
         ExitStatus::Passed
@@ -289,10 +298,13 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
     let mut notes = warnings.clone();
     // Waits still open at the end, for the whole run (not per segment).
     notes.extend(crate::report::console::open_wait_notes(&totals));
+    // The generator's, each naming its segment.
+    notes.extend(generator.iter().flat_map(|g| g.notes()));
     for s in segments {
         notes.extend(
             (s.summary.meta.notes.iter())
                 .filter(|n| !n.ends_with(crate::report::json::SEGMENT_NOTE))
+                .filter(|n| !n.starts_with(crate::report::generator::NOTE))
                 .filter(|n| !n.ends_with(crate::report::console::OPEN_WAIT_NOTE))
                 .map(|n| format!("segment {}: {n}", s.segment)),
         );
@@ -370,6 +382,7 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
         .collect();
     summary.actions.sort_by_key(|a| a.at_unix_us);
     summary.http_disruptions = http_disruptions;
+    summary.generator = generator;
     Ok(Merged {
         summary,
         hlog,

@@ -144,7 +144,9 @@ impl Figures {
         let (queued, vus) = (gauge("users.queued"), gauge("users.vus"));
         let queued_peak = series
             .iter()
-            .filter(|p| vus.is_some_and(|v| p.gauges.get(v).copied().unwrap_or(0.0) >= max_in_flight as f64))
+            .filter(|p| {
+                vus.is_some_and(|v| p.gauges.get(v).copied().unwrap_or(0.0) >= max_in_flight as f64)
+            })
             .filter_map(|p| queued.and_then(|q| p.gauges.get(q).copied()))
             .fold(0.0f64, f64::max) as u64;
         Figures {
@@ -324,14 +326,42 @@ impl Figures {
         })
     }
 
+    /// The figures in a line: CPU, run-queue wait, lag.
+    pub fn summary_text(&self) -> String {
+        let mut parts = vec![format!(
+            "CPU {} of {} ({})",
+            self.cpu_share().map_or("-".into(), percent),
+            trim(self.cpus_allowed),
+            self.allowance_text()
+        )];
+        if let (Some(waited), Some(share)) = (self.run_queue_s, self.run_queue_share()) {
+            parts.push(format!(
+                "run-queue wait {} ({} of the time its threads wanted a CPU, {} each time)",
+                ms_text(waited * 1e6),
+                percent(share),
+                self.wait_per_slice_us().map_or("-".into(), ms_text)
+            ));
+        }
+        if let Some(lag) = self.lag_p99_us {
+            parts.push(format!("lag p99 {}", ms_text(lag as f64)));
+        }
+        if self.dropped > 0 {
+            parts.push(format!("{} arrivals dropped", self.dropped));
+        }
+        parts.join(", ")
+    }
+
     /// "affinity 2 CPUs, quota 1.5 CPUs" / "affinity 2 CPUs, no quota".
     pub fn allowance_text(&self) -> String {
         format!(
             "affinity {} CPU{}, {}",
             self.cpus_affinity,
             if self.cpus_affinity == 1 { "" } else { "s" },
-            self.cpu_quota
-                .map_or("no quota".to_string(), |q| format!("quota {} CPU{}", trim(q), if q == 1.0 { "" } else { "s" }))
+            self.cpu_quota.map_or("no quota".to_string(), |q| format!(
+                "quota {} CPU{}",
+                trim(q),
+                if q == 1.0 { "" } else { "s" }
+            ))
         )
     }
 }
@@ -431,7 +461,11 @@ impl GeneratorHealth {
             })
             .collect();
         Some(GeneratorHealth {
-            mode: parts.iter().map(|(_, h)| h.mode).max_by_key(|m| *m as u8).unwrap_or(first.mode),
+            mode: parts
+                .iter()
+                .map(|(_, h)| h.mode)
+                .max_by_key(|m| *m as u8)
+                .unwrap_or(first.mode),
             figures: None,
             causes,
             segments,
@@ -448,11 +482,26 @@ impl GeneratorHealth {
         self.flagged() && self.mode == GeneratorHealthMode::Fail
     }
 
+    /// One line on a healthy generator's figures (junit's passing case).
+    pub fn healthy_text(&self) -> String {
+        let figures: Vec<&Figures> = match &self.figures {
+            Some(f) => vec![f],
+            None => self.segments.iter().map(|s| &s.figures).collect(),
+        };
+        let each: Vec<String> = figures.iter().map(|f| f.summary_text()).collect();
+        format!("the generator kept up: {}", each.join("; "))
+    }
+
     /// The note every report carries when flagged, one line per cause.
     pub fn notes(&self) -> Vec<String> {
         self.causes
             .iter()
-            .map(|c| format!("{NOTE}: the latencies include the generator's own delay — {}", c.text()))
+            .map(|c| {
+                format!(
+                    "{NOTE}: the latencies include the generator's own delay — {}",
+                    c.text()
+                )
+            })
             .collect()
     }
 }
@@ -642,12 +691,22 @@ mod tests {
         .unwrap();
         assert_eq!(merged.segments.len(), 2);
         assert!(merged.flagged());
-        assert_eq!(merged.causes[0].segment, Some(Segment { index: 1, count: 2 }));
-        assert!(merged.notes()[0].contains("segment 1/2: in_flight"), "{:?}", merged.notes());
+        assert_eq!(
+            merged.causes[0].segment,
+            Some(Segment { index: 1, count: 2 })
+        );
+        assert!(
+            merged.notes()[0].contains("segment 1/2: in_flight"),
+            "{:?}",
+            merged.notes()
+        );
         // Merging a merged result again keeps the segments.
         let again = GeneratorHealth::merge(&[(Segment::WHOLE, merged.clone())]).unwrap();
         assert_eq!(again.segments, merged.segments);
         let json = serde_json::to_string(&merged).unwrap();
-        assert_eq!(serde_json::from_str::<GeneratorHealth>(&json).unwrap(), merged);
+        assert_eq!(
+            serde_json::from_str::<GeneratorHealth>(&json).unwrap(),
+            merged
+        );
     }
 }

@@ -40,10 +40,18 @@
 //!   missing) one with `<error type="partial">`, and a run **without SLOs** has one passing `run` case
 //!   rather than an empty suite, because Jenkins and several GitHub actions
 //!   treat a report without test cases as a broken report.
+//! - A run measured with the generator's health (see
+//!   [`super::generator`]) has a `generator health` case after them: passing
+//!   with its figures when healthy; when flagged, by `[slo]
+//!   generator_health`: an `<error type="generator">` (`error`, the
+//!   default), a `<failure type="generator">` (`fail`, and the run exits 1)
+//!   or a passing case that names the causes (`warn`).
 //! - Every attribute and text is XML-escaped; characters XML 1.0 cannot
 //!   carry (control characters) become U+FFFD.
 
+use super::generator::GeneratorHealth;
 use super::json::Summary;
+use crate::scenario::GeneratorHealthMode;
 use std::fmt::Write;
 
 /// File name of the JUnit report inside a result directory.
@@ -51,6 +59,9 @@ pub const FILE_NAME: &str = "junit.xml";
 
 /// The test case that stands for the run itself.
 const RUN_CASE: &str = "run";
+
+/// The test case of the generator's health.
+pub const GENERATOR_CASE: &str = "generator health";
 
 /// The [`Exporter`](super::Exporter) of `junit.xml`.
 pub struct Junit;
@@ -69,13 +80,21 @@ pub fn render(summary: &Summary) -> String {
     let meta = &summary.meta;
     let classname = format!("stampede.{}", meta.name);
     let run_case = run_case(summary);
-    let tests = summary.verdicts.len() + summary.actions.len() + usize::from(run_case.is_some());
+    let generator = summary.generator.as_ref();
+    let flagged = |mode: GeneratorHealthMode| {
+        usize::from(generator.is_some_and(|g| g.flagged() && g.mode == mode))
+    };
+    let tests = summary.verdicts.len()
+        + summary.actions.len()
+        + usize::from(run_case.is_some())
+        + usize::from(generator.is_some());
     let failures = summary.verdicts.iter().filter(|v| !v.pass).count()
-        + summary.actions.iter().filter(|a| !a.ok).count();
+        + summary.actions.iter().filter(|a| !a.ok).count()
+        + flagged(GeneratorHealthMode::Fail);
     let errors = usize::from(matches!(
         run_case,
         Some(RunCase::Interrupted | RunCase::Partial(_))
-    ));
+    )) + flagged(GeneratorHealthMode::Error);
     let time = crate::units::format::seconds(meta.duration_s);
 
     let mut out = String::new();
@@ -202,6 +221,9 @@ pub fn render(summary: &Summary) -> String {
         }
         out.push_str("\n    </testcase>\n");
     }
+    if let Some(health) = generator {
+        generator_case(&mut out, health, &classname);
+    }
     if !meta.notes.is_empty() {
         let _ = writeln!(
             out,
@@ -211,6 +233,63 @@ pub fn render(summary: &Summary) -> String {
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// The `generator health` case: passing with the figures when healthy;
+/// when flagged, an `<error type="generator">` (mode `error`), a
+/// `<failure type="generator">` (mode `fail`) or a passing case whose
+/// output names the causes (mode `warn`).
+fn generator_case(out: &mut String, health: &GeneratorHealth, classname: &str) {
+    let _ = write!(
+        out,
+        "    <testcase name=\"{GENERATOR_CASE}\" classname=\"{}\" time=\"0\">",
+        attr(classname)
+    );
+    let causes: Vec<String> = health.causes.iter().map(|c| c.text()).collect();
+    let kinds: Vec<String> = (health.causes.iter())
+        .map(|c| match c.segment {
+            Some(s) => format!("{} (segment {s})", c.kind),
+            None => c.kind.clone(),
+        })
+        .collect();
+    let message = format!(
+        "the generator's own delay is in the latencies: {}",
+        kinds.join(", ")
+    );
+    let body = format!("{message}\n{}", causes.join("\n"));
+    match (health.flagged(), health.mode) {
+        (false, _) => {
+            let _ = write!(
+                out,
+                "\n      <system-out>{}</system-out>",
+                text(&health.healthy_text())
+            );
+        }
+        (true, GeneratorHealthMode::Warn) => {
+            let _ = write!(
+                out,
+                "\n      <system-out>warning: {}</system-out>",
+                text(&body)
+            );
+        }
+        (true, GeneratorHealthMode::Error) => {
+            let _ = write!(
+                out,
+                "\n      <error message=\"{}\" type=\"generator\">{}</error>",
+                attr(&message),
+                text(&body)
+            );
+        }
+        (true, GeneratorHealthMode::Fail) => {
+            let _ = write!(
+                out,
+                "\n      <failure message=\"{}\" type=\"generator\">{}</failure>",
+                attr(&message),
+                text(&body)
+            );
+        }
+    }
+    out.push_str("\n    </testcase>\n");
 }
 
 /// Why the run gets a test case of its own.

@@ -62,9 +62,14 @@ pub fn render(summary: &Summary) -> String {
     events(&mut out, summary);
     segments(&mut out, summary);
     errors(&mut out, summary);
-    if !summary.meta.notes.is_empty() {
+    // The generator's notes are in the block under the heading.
+    let flagged = summary.generator.as_ref().is_some_and(|g| g.flagged());
+    let notes: Vec<&String> = (summary.meta.notes.iter())
+        .filter(|n| !(flagged && n.starts_with(crate::report::generator::NOTE)))
+        .collect();
+    if !notes.is_empty() {
         out.push_str("\n**Notes**\n\n");
-        for note in &summary.meta.notes {
+        for note in notes {
             let _ = writeln!(out, "- {}", text(note));
         }
     }
@@ -77,6 +82,8 @@ fn verdict(out: &mut String, summary: &Summary) {
     let failed = summary.verdicts.iter().filter(|v| !v.pass).count();
     let slos = |n: usize| if n == 1 { "SLO" } else { "SLOs" };
     let partial = (meta.merged.as_ref()).and_then(|m| m.missing_text());
+    let generator_fails =
+        !meta.interrupted && (summary.generator.as_ref()).is_some_and(|g| g.fails_the_run());
     let (icon, what) = match (meta.interrupted, total, failed) {
         _ if partial.is_some() => (
             "⚠️",
@@ -97,6 +104,10 @@ fn verdict(out: &mut String, summary: &Summary) {
         ),
         (false, 0, _) => ("✅", "completed (no SLOs)".to_string()),
         (false, _, 0) if total == 1 => ("✅", "the SLO held".to_string()),
+        _ if generator_fails => (
+            "❌",
+            format!("the generator was unhealthy (generator_health = \"fail\"); {failed} of {total} {} failed", slos(total)),
+        ),
         (false, _, 0) => ("✅", format!("all {total} SLOs held")),
         (false, _, _) => ("❌", format!("{failed} of {total} {} failed", slos(total))),
     };
@@ -114,6 +125,16 @@ fn verdict(out: &mut String, summary: &Summary) {
         text(&meta.stampede_version),
         meta.exit_code
     );
+    if let Some(health) = summary.generator.as_ref().filter(|g| g.flagged()) {
+        let _ = writeln!(
+            out,
+            "\n> ⚠️ **{}**: the latencies include the generator's own delay.",
+            crate::report::generator::NOTE
+        );
+        for c in &health.causes {
+            let _ = writeln!(out, "> - {}", text(&c.text()));
+        }
+    }
 }
 
 /// A merged result's segments: where and when each ran, its clock

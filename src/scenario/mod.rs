@@ -30,8 +30,8 @@ pub mod template;
 pub mod tolerances;
 
 pub use compile::{
-    ApiTarget, Body, GeneratorHealthMode, HubTarget, Origin, OriginRef, Phase, Population, Scenario, Step, UserLoad,
-    Wait,
+    ApiTarget, Body, GeneratorHealthMode, HubTarget, Origin, OriginRef, Phase, Population,
+    Scenario, Step, UserLoad, Wait,
 };
 pub use diagnostic::Diagnostic;
 pub use tolerances::{ToleranceError, Tolerances};

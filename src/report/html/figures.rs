@@ -386,14 +386,7 @@ impl<'a> Report<'a> {
         out.push_str("<section id=\"generator\">\n<h2>Generator health</h2>\n");
         let lag_ids = tl.hists(|d| d.metric == "generator.lag");
         let lag = lag_ids.iter().find_map(|&id| self.overall(id));
-        if let Some((p99, _)) = self.saturated() {
-            let _ = writeln!(
-                out,
-                "<div class=\"banner saturated\">GENERATOR SATURATED — p99 scheduling lag {} (limit {}). Arrivals were made late, so the target was offered less than planned.</div>",
-                latency(p99),
-                latency(SATURATED_LAG_P99_US)
-            );
-        }
+        self.generator_banner(out);
         let cpu = tl.gauge("generator.cpu");
         let mut facts = Vec::new();
         if let Some(h) = lag {
@@ -413,6 +406,17 @@ impl<'a> Report<'a> {
                 charts::number(peak)
             ));
         }
+        let health = self.summary.generator.as_ref();
+        if let Some(f) = health.and_then(|g| g.figures.as_ref()) {
+            facts.push(escape(&f.summary_text()));
+        }
+        for s in health.map_or(&[][..], |g| &g.segments[..]) {
+            facts.push(format!(
+                "segment {}: {}",
+                s.segment,
+                escape(&s.figures.summary_text())
+            ));
+        }
         if !facts.is_empty() {
             let _ = writeln!(out, "<p>{}</p>", facts.join(" · "));
         }
@@ -423,6 +427,16 @@ impl<'a> Report<'a> {
                 .into_iter()
                 .map(|v| v.map_or(f64::NAN, |v| v as f64 / 1e3));
             lines.push(Line::new("lag p99", self.points(ys), PALETTE[1]).width(2));
+        }
+        if let Some(waited) = tl
+            .gauge("generator.runqueue")
+            .filter(|w| w.iter().any(|&v| v > 0.0))
+        {
+            lines.push(Line::new(
+                "run-queue wait (ms per s)",
+                self.points(waited),
+                PALETTE[2],
+            ));
         }
         let with_lag = !lines.is_empty();
         if let Some(cpu) = cpu {
@@ -445,7 +459,7 @@ impl<'a> Report<'a> {
                 out,
                 "Scheduling lag and CPU",
                 &format!(
-                    "The generator is saturated when the p99 lag exceeds {}.",
+                    "How late arrivals were made, and how long the process's threads waited for a CPU each second (summed over threads). The generator is flagged when either shows in the latencies, among other rules (summary.json's generator.causes); the p99 lag alone flags it above {}.",
                     latency(SATURATED_LAG_P99_US)
                 ),
                 &chart,

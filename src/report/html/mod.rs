@@ -40,6 +40,7 @@ pub use page::escape;
 
 use crate::report::capacity::{self, Estimate};
 use crate::report::console::SATURATED_LAG_P99_US;
+use crate::report::generator::{Cause, NOTE};
 use crate::report::json::{CounterEntry, HistogramEntry, Summary, PARTIAL_NOTE};
 use crate::report::timeline::Timeline;
 use crate::units::format::{self, clock, latency};
@@ -192,10 +193,61 @@ impl<'a> Report<'a> {
             .join(", ")
     }
 
-    fn saturated(&self) -> Option<(u64, u64)> {
+    /// Why the generator is flagged: its judged causes, or (a result
+    /// written before they were) the p99 lag above
+    /// [`SATURATED_LAG_P99_US`].
+    fn unhealthy(&self) -> Vec<Cause> {
+        if let Some(health) = &self.summary.generator {
+            return health.causes.clone();
+        }
         let ids = self.timeline.hists(|d| d.metric == "generator.lag");
-        let entry = ids.iter().find_map(|&id| self.overall(id))?;
-        (entry.p99 > SATURATED_LAG_P99_US).then_some((entry.p99, entry.max))
+        let Some(entry) = ids.iter().find_map(|&id| self.overall(id)) else {
+            return Vec::new();
+        };
+        if entry.p99 <= SATURATED_LAG_P99_US {
+            return Vec::new();
+        }
+        vec![Cause {
+            kind: "lag".into(),
+            figure: format!(
+                "1% of arrivals were made more than {} late (p99 generator.lag; max {})",
+                latency(entry.p99),
+                latency(entry.max)
+            ),
+            threshold: format!("> {}", latency(SATURATED_LAG_P99_US)),
+            fix: "fewer arrivals per process, `--processes N` on more cores, or more cores / CPU quota".into(),
+            segment: None,
+        }]
+    }
+
+    fn generator_fails(&self) -> bool {
+        (self.summary.generator.as_ref()).is_some_and(|g| g.fails_the_run())
+    }
+
+    /// The banner of an unhealthy generator: each cause, its figure, its
+    /// threshold and its fix.
+    fn generator_banner(&self, out: &mut String) {
+        let causes = self.unhealthy();
+        if causes.is_empty() {
+            return;
+        }
+        let _ = write!(
+            out,
+            "<div class=\"banner saturated\">{NOTE} — the latencies include the generator's own delay, so they overstate the target's (and arrivals may not have been made as planned):<ul>"
+        );
+        for c in &causes {
+            let _ = write!(
+                out,
+                "<li>{}<strong>{}</strong>: {} (flagged at {}). <strong>Fix</strong>: {}.</li>",
+                c.segment
+                    .map_or(String::new(), |s| format!("segment {s}: ")),
+                escape(&c.kind),
+                escape(&c.figure),
+                escape(&c.threshold),
+                escape(&c.fix)
+            );
+        }
+        out.push_str("</ul></div>\n");
     }
 
     /// The title, a line about the run, and links to the sections `body`
@@ -249,6 +301,15 @@ impl<'a> Report<'a> {
                 "NO SLOs",
                 "nothing to judge: the run passes unless interrupted".to_string(),
             )
+        } else if failed == 0 && self.generator_fails() {
+            (
+                "fail",
+                "FAIL",
+                format!(
+                    "all {} SLOs met, but the generator was unhealthy and generator_health = \"fail\"",
+                    verdicts.len()
+                ),
+            )
         } else if failed == 0 {
             ("pass", "PASS", format!("all {} SLOs met", verdicts.len()))
         } else {
@@ -282,14 +343,7 @@ impl<'a> Report<'a> {
             }
             out.push_str("</table>\n");
         }
-        if let Some((p99, max)) = self.saturated() {
-            let _ = writeln!(
-                out,
-                "<div class=\"banner saturated\">GENERATOR SATURATED — 1% of arrivals were made more than {} late (p99 of generator.lag; max {}). The offered load was not held: the results understate what the target was asked to do. Use more CPU, more processes, or a lower rate.</div>",
-                latency(p99),
-                latency(max)
-            );
-        }
+        self.generator_banner(out);
         if let Estimate::Found(w) = &self.estimate {
             let _ = writeln!(
                 out,
@@ -313,8 +367,8 @@ impl<'a> Report<'a> {
             );
         }
         for note in &self.summary.meta.notes {
-            // The saturation and partial notes have their own banners.
-            if (self.saturated().is_some() && note.starts_with("GENERATOR SATURATED"))
+            // The generator's and the partial notes have their own banners.
+            if (!self.unhealthy().is_empty() && note.starts_with(NOTE))
                 || (partial.is_some() && note.starts_with(PARTIAL_NOTE))
             {
                 continue;
@@ -798,10 +852,45 @@ mod tests {
             ..FULL
         }))
         .unwrap();
-        assert!(late.contains("<div class=\"banner saturated\">GENERATOR SATURATED"));
+        assert!(late.contains("<div class=\"banner saturated\">GENERATOR UNHEALTHY"));
+        assert!(late.contains("<strong>lag</strong>: 1% of arrivals"));
         // One at the top, one in the generator section.
         assert_eq!(late.matches("banner saturated").count(), 2);
         assert!(late.find("banner saturated").unwrap() < late.find("id=\"over-time\"").unwrap());
+    }
+
+    #[test]
+    fn the_banner_names_each_cause_and_its_fix() {
+        use crate::report::generator::{Figures, GeneratorHealth};
+        let mut flagged = summary(FULL);
+        let figures = Figures {
+            wall_s: 10.0,
+            cpu_s: 9.8,
+            cpus_allowed: 1.0,
+            cpus_affinity: 1,
+            ..Figures::default()
+        };
+        let health = GeneratorHealth::judge(figures, crate::scenario::GeneratorHealthMode::Fail);
+        assert!(health.flagged());
+        flagged.generator = Some(health);
+        let html = render(&flagged).unwrap();
+        assert!(
+            html.contains("<strong>cpu</strong>: it used 9.8 CPU-seconds"),
+            "{html}"
+        );
+        assert!(html.contains("<strong>Fix</strong>: fewer arrivals per process, `--processes N`"));
+        assert!(html.contains("<div class=\"word\">FAIL</div>"));
+        // Judged healthy: no banner, even with a late generator's lag
+        // series (the judgement is the summary's).
+        let mut healthy = summary(Shape {
+            lag_us: 50_000,
+            ..FULL
+        });
+        healthy.generator = Some(GeneratorHealth::judge(
+            Figures::default(),
+            crate::scenario::GeneratorHealthMode::Error,
+        ));
+        assert!(!render(&healthy).unwrap().contains("banner saturated"));
     }
 
     #[test]
