@@ -383,6 +383,11 @@ fn merged_summary(segments: &[Input], options: &MergeOptions) -> Result<Merged, 
     summary.actions.sort_by_key(|a| a.at_unix_us);
     summary.http_disruptions = http_disruptions;
     summary.generator = generator;
+    summary.set_models(|name| {
+        (phase_entries.iter())
+            .find(|p| p.name == name)
+            .and_then(|p| p.model)
+    });
     Ok(Merged {
         summary,
         hlog,

@@ -582,11 +582,13 @@ mod tests {
                 name: "warm-up".into(),
                 start_s: 0.0,
                 end_s: 30.0,
+                model: None,
             },
             PhaseEntry {
                 name: "<b>spike</b>".into(),
                 start_s: 30.0,
                 end_s: 60.0,
+                model: None,
             },
         ];
         let points: Vec<(f64, f64)> = (1..=60).map(|i| (i as f64, (i * i) as f64)).collect();

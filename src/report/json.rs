@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | `schema_version` | integer | `1`; readers refuse other versions |
 //! | `meta` | object | the run, see [`RunMeta`] below |
-//! | `phases` | array | phases that ran: `{ "name", "start_s", "end_s" }`, seconds since the start |
+//! | `phases` | array | phases that ran: `{ "name", "start_s", "end_s", "model" }`, seconds since the start; `model` (phases with users) `"open"` (latency from the intended start) or `"closed"` (from the actual send) |
 //! | `layout` | object | every series: `{ "phases": [name], "hists": [series], "counters": [series], "gauges": [name] }`; a series is `{ "metric", "population", "step", "kind" }` (`""` / `null` when not applicable) |
 //! | `histograms` | array | see below |
 //! | `counters` | array | see below |
@@ -252,6 +252,60 @@ pub struct PhaseEntry {
     /// Seconds since the run started.
     pub start_s: f64,
     pub end_s: f64,
+    /// Its user load's model, which says what its latencies count from:
+    /// open (the intended start) or closed (the actual send); None without
+    /// user load (and in results written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<PhaseModel>,
+}
+
+/// The user model of a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseModel {
+    /// Arrivals at a rate: latency from the intended start (corrected for
+    /// coordinated omission).
+    Open,
+    /// VUs looping: latency from the actual send.
+    Closed,
+}
+
+/// What latencies count from, said in the reports' headers.
+pub const FROM_INTENDED_START: &str = "from the intended start";
+/// The closed model's.
+pub const FROM_ACTUAL_SEND: &str = "from the actual send";
+
+impl Summary {
+    /// What the run's `http.latency` counts from: [`FROM_INTENDED_START`]
+    /// (open-model phases, or not recorded), [`FROM_ACTUAL_SEND`] (every
+    /// phase with users is closed), or, mixed, which phases are which.
+    pub fn latency_from(&self) -> String {
+        let names = |model: PhaseModel| -> Vec<&str> {
+            (self.phases.iter())
+                .filter(|p| p.model == Some(model))
+                .map(|p| p.name.as_str())
+                .collect()
+        };
+        let (open, closed) = (names(PhaseModel::Open), names(PhaseModel::Closed));
+        match (open.is_empty(), closed.is_empty()) {
+            (_, true) => FROM_INTENDED_START.to_string(),
+            (true, false) => FROM_ACTUAL_SEND.to_string(),
+            (false, false) => format!(
+                "{FROM_INTENDED_START} in open-model phases ({}), {FROM_ACTUAL_SEND} in closed-model phases ({})",
+                open.join(", "),
+                closed.join(", ")
+            ),
+        }
+    }
+
+    /// Record each phase's model (by name; phases not named keep theirs).
+    pub fn set_models(&mut self, model: impl Fn(&str) -> Option<PhaseModel>) {
+        for phase in &mut self.phases {
+            if let Some(m) = model(&phase.name) {
+                phase.model = Some(m);
+            }
+        }
+    }
 }
 
 /// One histogram series in one phase (or all phases).
@@ -360,6 +414,7 @@ pub fn build(
                 name: p.name.clone(),
                 start_s: p.start.as_secs_f64(),
                 end_s: p.end.as_secs_f64(),
+                model: None,
             })
             .collect(),
         layout: layout.clone(),
@@ -595,6 +650,81 @@ mod tests {
     }
 
     #[test]
+    fn every_report_says_what_latency_counts_from_by_the_phases_model() {
+        let (totals, spans) = recorded();
+        let mut summary = build(meta(), &spans, &totals, &[]);
+        let names: Vec<String> = summary.phases.iter().map(|p| p.name.clone()).collect();
+        assert!(names.len() >= 2, "{names:?}");
+        let reports = |s: &Summary| {
+            [
+                crate::report::console::final_report(s),
+                crate::report::markdown::render(s),
+                crate::report::html::render(s).unwrap(),
+            ]
+        };
+        // Not recorded (older results) or open: from the intended start.
+        assert_eq!(summary.latency_from(), FROM_INTENDED_START);
+        summary.set_models(|_| Some(PhaseModel::Open));
+        assert_eq!(summary.latency_from(), FROM_INTENDED_START);
+        let [console, md, html] = reports(&summary);
+        assert!(
+            console.contains("latency (from intended start) over"),
+            "{console}"
+        );
+        assert!(
+            md.contains("**HTTP steps** (latency from the intended start)"),
+            "{md}"
+        );
+        assert!(html.contains("Latency from the intended start (corrected"));
+        assert!(!html.contains(FROM_ACTUAL_SEND));
+        // Every phase closed: from the actual send, nowhere the intended start.
+        summary.set_models(|_| Some(PhaseModel::Closed));
+        assert_eq!(summary.latency_from(), FROM_ACTUAL_SEND);
+        for report in reports(&summary) {
+            assert!(report.contains("from the actual send"), "{report}");
+            assert!(!report.contains("intended start)"), "{report}");
+        }
+        let [console, md, _] = reports(&summary);
+        assert!(
+            console.contains("latency (from the actual send) over"),
+            "{console}"
+        );
+        assert!(
+            md.contains("**HTTP steps** (latency from the actual send)"),
+            "{md}"
+        );
+        // Mixed: each phase named under its model.
+        let first = names[0].clone();
+        summary.set_models(|n| {
+            Some(if n == first {
+                PhaseModel::Open
+            } else {
+                PhaseModel::Closed
+            })
+        });
+        let mixed = summary.latency_from();
+        assert_eq!(
+            mixed,
+            format!(
+                "from the intended start in open-model phases ({first}), from the actual send in closed-model phases ({})",
+                names[1..].join(", ")
+            )
+        );
+        for report in reports(&summary) {
+            assert!(report.contains("in closed-model phases ("), "{report}");
+        }
+        // The model survives summary.json, and a summary without it reads.
+        let json = serde_json::to_string(&summary).unwrap();
+        let back: Summary = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.phases, summary.phases);
+        let old = json
+            .replace(",\"model\":\"open\"", "")
+            .replace(",\"model\":\"closed\"", "");
+        let old: Summary = serde_json::from_str(&old).unwrap();
+        assert!(old.phases.iter().all(|p| p.model.is_none()));
+    }
+
+    #[test]
     fn build_lists_each_series_per_phase_and_overall() {
         let (totals, spans) = recorded();
         let verdicts = slo::evaluate(&slos(), &totals, &spans, Duration::from_secs(4));
@@ -605,7 +735,8 @@ mod tests {
             PhaseEntry {
                 name: "spike".into(),
                 start_s: 2.0,
-                end_s: 4.0
+                end_s: 4.0,
+                model: None,
             }
         );
         // browse and lag × (warm-up, spike, all); checkout never recorded.

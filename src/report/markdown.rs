@@ -216,7 +216,11 @@ fn http_steps(out: &mut String, summary: &Summary) {
     };
     let hists = overall(summary);
     let secs = summary.meta.duration_s.max(1e-9);
-    out.push_str("\n**HTTP steps** (latency from the intended start)\n\n");
+    let _ = write!(
+        out,
+        "\n**HTTP steps** (latency {})\n\n",
+        text(&summary.latency_from())
+    );
     out.push_str("| step | requests | rate | errors | p50 | p95 | p99 | max |\n");
     out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|\n");
     for (id, population, step) in steps {

@@ -151,6 +151,7 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     summary.actions = report.records.actions;
     summary.http_disruptions = http_disruptions;
     summary.generator = Some(generator);
+    summary.set_models(|name| phase_model(plan, name));
     write_results(&dir, &summary, comparison.as_ref())?;
     let silent = matches!(options.progress, Progress::Silent | Progress::Json);
     if !silent && (options.progress != Progress::Quiet || exit != ExitStatus::Passed) {
@@ -166,6 +167,17 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
         totals,
         elapsed: report.elapsed,
     })
+}
+
+/// The user model of the plan's phase `name` (None without users).
+fn phase_model(plan: &Plan, name: &str) -> Option<crate::report::json::PhaseModel> {
+    use crate::report::json::PhaseModel;
+    use crate::scenario::UserLoad;
+    let phase = plan.phases.iter().find(|p| p.name == name)?;
+    match phase.users.as_ref()? {
+        UserLoad::Open(_) => Some(PhaseModel::Open),
+        UserLoad::Closed(_) => Some(PhaseModel::Closed),
+    }
 }
 
 /// The fault actions on the run's timeline (seconds from `started_us`).

@@ -379,7 +379,11 @@ pub fn final_report(summary: &Summary) -> String {
     if !steps.is_empty() {
         let _ = writeln!(
             out,
-            "\nlatency (from intended start) over {}:",
+            "\nlatency ({}) over {}:",
+            summary.latency_from().replace(
+                crate::report::json::FROM_INTENDED_START,
+                "from intended start"
+            ),
             format_duration(Duration::from_secs_f64(secs))
         );
         out.push_str(&table(&rows));

@@ -113,7 +113,7 @@ impl<'a> Report<'a> {
             ];
             self.figure(
                 out,
-                "Latency per second (from the intended start)",
+                &format!("Latency per second ({})", escape(&self.summary.latency_from())),
                 if several {
                     "Each second, the highest value of that percentile over the steps; gaps are seconds without a response."
                 } else {
@@ -314,8 +314,12 @@ impl<'a> Report<'a> {
         // events take milliseconds; they get their own chart.
         let events = hub(&|m| !is_count_metric(m) && m != "hub.recovery" && m != "hub.reconnect");
         let reconnects = hub(&|m| m == "hub.reconnect");
+        let http_title = format!(
+            "HTTP steps (latency {})",
+            escape(&self.summary.latency_from())
+        );
         let groups = [
-            ("HTTP steps (latency from the intended start)", http),
+            (http_title.as_str(), http),
             ("Hub events", events),
             (
                 "Hub reconnects (drop → registered again, backoff included)",

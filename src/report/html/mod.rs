@@ -220,6 +220,20 @@ impl<'a> Report<'a> {
         }]
     }
 
+    /// What the step latencies count from, with why.
+    fn latency_from(&self) -> String {
+        use crate::report::json::{FROM_ACTUAL_SEND, FROM_INTENDED_START};
+        match self.summary.latency_from() {
+            t if t == FROM_INTENDED_START => {
+                format!("{t} (corrected for coordinated omission)")
+            }
+            t if t == FROM_ACTUAL_SEND => {
+                format!("{t} (closed model: a closed loop cannot correct for coordinated omission)")
+            }
+            mixed => mixed,
+        }
+    }
+
     fn generator_fails(&self) -> bool {
         (self.summary.generator.as_ref()).is_some_and(|g| g.fails_the_run())
     }

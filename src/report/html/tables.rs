@@ -49,7 +49,8 @@ impl Report<'_> {
         let seconds = self.summary.meta.duration_s.max(1e-9);
         let _ = write!(
             out,
-            "<section id=\"steps\">\n<h2>Steps</h2>\n<p class=\"muted\">Latency from the intended start (corrected for coordinated omission), over the whole run ({}); rate = requests ÷ the run's length.</p>\n<table>\n<tr><th>step</th><th>requests</th><th>rate</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>errors</th><th class=\"text\">errors by kind</th></tr>\n",
+            "<section id=\"steps\">\n<h2>Steps</h2>\n<p class=\"muted\">Latency {}, over the whole run ({}); rate = requests ÷ the run's length.</p>\n<table>\n<tr><th>step</th><th>requests</th><th>rate</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>errors</th><th class=\"text\">errors by kind</th></tr>\n",
+            escape(&self.latency_from()),
             clock(seconds)
         );
         let steps: Vec<&SeriesDesc> = (self.summary.layout.counters.iter())
