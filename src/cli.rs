@@ -273,6 +273,11 @@ pub struct RunArgs {
     /// (a scenario with one is refused without it, exit 2).
     #[arg(long)]
     pub allow_exec: bool,
+    /// What an unhealthy generator does (overrides `[slo]
+    /// generator_health`): `warn`, `error` (a junit.xml error, exit code
+    /// unchanged) or `fail` (the run fails, exit 1).
+    #[arg(long, value_name = "MODE", value_parser = ["warn", "error", "fail"])]
+    pub generator_health: Option<String>,
     #[command(flatten)]
     pub child: ChildArgs,
 }
@@ -412,6 +417,7 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         start_at,
         processes: _,
         allow_exec,
+        generator_health,
         child:
             ChildArgs {
                 result_dir,
@@ -423,6 +429,12 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
     } = args;
     let (scenario, mut overrides) = overrides(scenario)?;
     overrides.allow_exec = allow_exec;
+    // `--generator-health fail` is `--set slo.generator_health="fail"`.
+    if let Some(mode) = generator_health {
+        overrides
+            .sets
+            .push(("slo.generator_health".into(), format!("{mode:?}")));
+    }
     let source_addrs = source_addrs
         .map(|s| crate::protocol::net::SourceAddrs::parse(&s))
         .transpose()

@@ -395,6 +395,22 @@ fn slo_on_unknown_step_is_refused() {
 }
 
 #[test]
+fn generator_health_is_one_of_three_modes() {
+    bad_input(
+        &with("[slo]\ngenerator_health = \"fial\"\n"),
+        &[
+            "generator_health is one of warn, error, fail, not `fial`",
+            "did you mean `fail`?",
+            "bad.toml:",
+        ],
+    );
+    bad_input(
+        &with("[slo]\ngenerator_health = true\n"),
+        &["generator_health is a string", "bad.toml:"],
+    );
+}
+
+#[test]
 fn polling_keys_are_checked_where_they_are_written() {
     let step = |keys: &str| {
         GOOD.replace(

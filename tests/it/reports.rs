@@ -80,22 +80,37 @@ async fn a_run_writes_every_report_and_report_rebuilds_them_identically() {
         .find(|n| n.has_tag_name("testsuite"))
         .unwrap();
     assert_eq!(suite.attribute("name"), Some("reports"));
-    assert_eq!(suite.attribute("tests"), Some("2"));
+    // One case per SLO, and the generator's health.
+    assert_eq!(suite.attribute("tests"), Some("3"));
     assert_eq!(suite.attribute("failures"), Some("0"));
     let cases: Vec<_> = suite
         .children()
         .filter(|n| n.has_tag_name("testcase"))
         .map(|n| n.attribute("name").unwrap())
         .collect();
-    let keys: Vec<&str> = summary
+    let mut keys: Vec<&str> = summary
         .verdicts
         .iter()
         .map(|v| v.slo.key.as_str())
         .collect();
-    assert_eq!(cases, keys, "one case per verdict, in order");
+    keys.push("generator health");
+    assert_eq!(
+        cases, keys,
+        "one case per verdict, in order, then the generator's"
+    );
+    // Flagged or not (a loaded machine may starve it), it is an <error> at
+    // most: the failures and the exit code are the SLOs'.
+    let generator = summary.generator.as_ref().expect("the generator judged");
+    assert_eq!(
+        suite.attribute("errors"),
+        Some(if generator.flagged() { "1" } else { "0" })
+    );
     let mut sorted = cases.clone();
     sorted.sort();
-    assert_eq!(sorted, ["http.errors.rate", "http.latency.p99"]);
+    assert_eq!(
+        sorted,
+        ["generator health", "http.errors.rate", "http.latency.p99"]
+    );
     let md = String::from_utf8(at_run_end[2].clone()).unwrap();
     assert!(
         md.starts_with("### ✅ stampede `reports`: all 2 SLOs held\n"),
