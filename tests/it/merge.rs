@@ -1042,3 +1042,69 @@ async fn a_hub_run_in_three_segments_merges_recovery_and_fanout_across_them() {
         "30 + 10 back"
     );
 }
+
+/// Each segment's generator health is kept in the merged result, which is
+/// flagged when one segment was, naming it; the phases keep their model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_is_flagged_when_one_segment_was_starved_and_names_it() {
+    use stampede::report::generator::{Figures, GeneratorHealth};
+    use stampede::scenario::GeneratorHealthMode;
+    let fixture = Fixture::new(SCENARIO);
+    let a = fixture.run(Default::default()).await.result_dir;
+    let b = fixture.run(Default::default()).await.result_dir;
+    // Judged on figures given here, so a busy machine cannot change them.
+    let health = |cpu_s: f64| {
+        GeneratorHealth::judge(
+            Figures {
+                wall_s: 10.0,
+                cpu_s,
+                cpus_allowed: 1.0,
+                cpus_affinity: 1,
+                ..Figures::default()
+            },
+            GeneratorHealthMode::Error,
+        )
+    };
+    for (dir, index, cpu_s, at) in [
+        (&a, 0, 1.0, "2026-01-01T00:00:00.000Z"),
+        (&b, 1, 9.9, "2026-01-01T00:00:00.500Z"),
+    ] {
+        let mut summary = mark_segment(dir, index, 2, at);
+        summary.generator = Some(health(cpu_s));
+        json::write(dir, &summary).unwrap();
+    }
+    let out = fixture.dir.path().join("merged");
+    let outcome = merge(&[a.clone(), b.clone()], &options(&out)).unwrap();
+    // `error`: the exit code is the SLOs'.
+    assert_eq!(outcome.exit, ExitStatus::Passed, "{:?}", outcome.warnings);
+    let merged = json::read(&out.join("summary.json")).unwrap();
+    let g = merged.generator.as_ref().expect("merged generator health");
+    assert_eq!(g.segments.len(), 2);
+    assert_eq!(g.segments[0].figures.cpu_s, 1.0);
+    assert_eq!(g.segments[1].figures.cpu_s, 9.9);
+    assert!(g.segments[0].causes.is_empty());
+    assert_eq!(g.causes.len(), 1, "{g:?}");
+    assert_eq!(g.causes[0].kind, "cpu");
+    assert_eq!(g.causes[0].segment, Some(Segment { index: 1, count: 2 }));
+    let notes = merged.meta.notes.join("\n");
+    assert!(
+        notes.contains("segment 1/2: cpu: it used 9.9 CPU-seconds"),
+        "{notes}"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("type=\"generator\"") && junit.contains("cpu (segment 1/2)"),
+        "{junit}"
+    );
+    assert!(merged
+        .phases
+        .iter()
+        .all(|p| p.model == Some(json::PhaseModel::Open)));
+    // Merged again (a merge of merges keeps the segments' figures).
+    assert_eq!(
+        GeneratorHealth::merge(&[(Segment::WHOLE, g.clone())])
+            .unwrap()
+            .segments,
+        g.segments
+    );
+}
