@@ -18,9 +18,13 @@
 //! starved run's figures are far past them (measured: 84 % of the time
 //! waiting, 18.7 ms a wait), the healthy run's far under (below 1 ms a
 //! wait, against a latency of 20 ms). The healthy run needs a machine
-//! that is not oversubscribed: on 2 cores at load 12 (four compilers
-//! beside it) a sleeping thread waited up to 13.5 ms to be woken, and the
-//! p99 lag rule (> 10 ms) rightly flags that.
+//! that is not oversubscribed: on 2 cores at load 12 (four compilers in
+//! other cgroups beside it, so `nice` does not help) arrivals were made up
+//! to 30 ms late at p99, and the lag rule (> 10 ms) rightly flags that.
+//! So the test reads whether the run was starved from the OS's figures,
+//! apart from the verdict: its threads waited < 30 % of the time they
+//! wanted a CPU and < 1 ms a wait → nothing may be flagged; otherwise only
+//! the lateness (`lag` or `run_queue`) may be named.
 
 use crate::common::Fixture;
 use crate::serial;
@@ -219,15 +223,43 @@ fn a_healthy_generator_is_not_flagged() {
     let (dir, code) = run(&fixture, None, &[]);
     let s = summary(&dir);
     let g = &s["generator"];
-    assert_eq!(g["causes"], serde_json::json!([]), "{g:#}");
     assert_eq!(g["mode"], "error");
+    // `error`: whatever the verdict, the exit code is the SLOs'.
     assert_eq!(code, 0);
-    let case = junit_case(&dir);
-    assert!(
-        !case.contains("<error") && !case.contains("<failure"),
-        "{case}"
-    );
-    assert!(case.contains("the generator kept up"), "{case}");
     // 100/s for 3 s: every arrival counted.
     assert_eq!(g["figures"]["arrivals"], 300, "{g:#}");
+    let case = junit_case(&dir);
+    let causes = g["causes"].as_array().unwrap();
+    // Was it starved? The OS says, apart from the verdict: how long its
+    // threads waited for a CPU, against the time they wanted one, and per wait.
+    let f = &g["figures"];
+    let waited = f["run_queue_s"].as_f64().expect("run-queue measured");
+    let share = waited / (waited + f["cpu_s"].as_f64().unwrap());
+    let per_wait_us = waited * 1e6 / f["slices"].as_f64().unwrap().max(1.0);
+    if share < 0.30 && per_wait_us < 1_000.0 {
+        // Its threads got a CPU when they wanted one: nothing may be flagged.
+        assert!(causes.is_empty(), "{g:#}");
+        assert!(
+            !case.contains("<error") && !case.contains("<failure"),
+            "{case}"
+        );
+        assert!(case.contains("the generator kept up"), "{case}");
+    } else {
+        // An oversubscribed machine (measured: load 12 on 2 cores, wake-ups
+        // up to 30 ms late) may starve any generator: whether it was is
+        // for the rules (their unit tests), but only the lateness it
+        // measured may be named, never its CPU or the in-flight ceiling.
+        eprintln!(
+            "its threads waited {:.0}% of the time they wanted a CPU, {per_wait_us:.0} µs a wait: this machine is oversubscribed",
+            share * 100.0
+        );
+        for cause in causes {
+            assert!(
+                ["lag", "run_queue"].contains(&cause["kind"].as_str().unwrap()),
+                "{g:#}"
+            );
+        }
+        let flagged = !causes.is_empty();
+        assert_eq!(case.contains("<error"), flagged, "{case}");
+    }
 }
