@@ -543,6 +543,71 @@ mod tests {
     }
 
     #[test]
+    fn the_generator_case_follows_its_mode() {
+        use crate::report::generator::{Figures, GeneratorHealth};
+        // 9.9 CPU-seconds of 10 on one CPU: flagged for `cpu`.
+        let starved = Figures {
+            wall_s: 10.0,
+            cpu_s: 9.9,
+            cpus_allowed: 1.0,
+            cpus_affinity: 1,
+            ..Figures::default()
+        };
+        let render_with = |figures: &Figures, mode| {
+            let mut summary = summary_with(SummaryOptions::default());
+            let slo_failures = summary.verdicts.iter().filter(|v| !v.pass).count();
+            summary.generator = Some(GeneratorHealth::judge(figures.clone(), mode));
+            (render(&summary), summary.verdicts.len(), slo_failures)
+        };
+        for (mode, error, failure) in [
+            (GeneratorHealthMode::Warn, 0, 0),
+            (GeneratorHealthMode::Error, 1, 0),
+            (GeneratorHealthMode::Fail, 0, 1),
+        ] {
+            let (xml, slos, slo_failures) = render_with(&starved, mode);
+            let doc = parse(&xml);
+            let suite = suite(&doc);
+            assert_eq!(
+                suite.attribute("tests"),
+                Some((slos + 1).to_string().as_str())
+            );
+            assert_eq!(
+                suite.attribute("errors"),
+                Some(error.to_string().as_str()),
+                "{xml}"
+            );
+            let failures = (slo_failures + failure).to_string();
+            assert_eq!(
+                suite.attribute("failures"),
+                Some(failures.as_str()),
+                "{xml}"
+            );
+            let case = *cases(suite).last().unwrap();
+            assert_eq!(case.attribute("name"), Some(GENERATOR_CASE));
+            assert_eq!(child(case, "error").is_some(), error == 1, "{xml}");
+            assert_eq!(child(case, "failure").is_some(), failure == 1, "{xml}");
+            let said = (child(case, "error").or(child(case, "failure")))
+                .or(child(case, "system-out"))
+                .unwrap()
+                .text()
+                .unwrap()
+                .to_string();
+            assert!(said.contains("cpu: it used 9.9 CPU-seconds"), "{said}");
+            assert!(said.contains("fix: fewer arrivals per process"), "{said}");
+        }
+        // Healthy: a passing case with its figures, whatever the mode.
+        let (xml, _, _) = render_with(&Figures::default(), GeneratorHealthMode::Fail);
+        let doc = parse(&xml);
+        let case = *cases(suite(&doc)).last().unwrap();
+        assert!(child(case, "failure").is_none() && child(case, "error").is_none());
+        assert!(child(case, "system-out")
+            .unwrap()
+            .text()
+            .unwrap()
+            .starts_with("the generator kept up"));
+    }
+
+    #[test]
     fn an_interrupted_run_has_an_error_case_besides_its_slos() {
         let summary = summary_with(SummaryOptions {
             interrupted: true,
