@@ -26,6 +26,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The runtime each test runs in (the lock of [`crate::serial`] is taken
+/// outside it, so it is never held across an await).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// HDR histograms keep 3 significant digits: a reported value is within
 /// 0.1 % of the recorded one.
 const HDR: f64 = 0.001;
@@ -224,64 +234,66 @@ fn within(what: &str, measured: u64, expected: f64, (below, above): (f64, f64), 
 ///
 /// Counts are exact: 400/s · 10 s = 4000 requests sent, 4000 received by
 /// the server, 4000 latency samples, no errors.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn periodic_stalls_open_model_matches_the_closed_form() {
+#[test]
+fn periodic_stalls_open_model_matches_the_closed_form() {
     let _serial = crate::serial();
-    let (stall, period) = (Duration::from_millis(300), Duration::from_millis(500));
-    let server = StallServer::start(stall, period);
-    let (rate, secs) = (400u64, 10u64);
-    let fixture = Fixture::new(&format!(
-        r#"
-name = "stalls-open"
-[target]
-api = "http://127.0.0.1:9"
-[http]
-timeout = "5s"
-[[users]]
-name = "u"
-steps = [{{ name = "root", get = "/" }}]
-[[phases]]
-name = "steady"
-duration = "{secs}s"
-users = {{ rate = "{rate}/s" }}
-"#
-    ));
-    let outcome = fixture.run(api(server.addr)).await;
-    let totals = &outcome.totals;
-    let all = TagFilter::default();
+    runtime().block_on(async {
+        let (stall, period) = (Duration::from_millis(300), Duration::from_millis(500));
+        let server = StallServer::start(stall, period);
+        let (rate, secs) = (400u64, 10u64);
+        let fixture = Fixture::new(&format!(
+            r#"
+    name = "stalls-open"
+    [target]
+    api = "http://127.0.0.1:9"
+    [http]
+    timeout = "5s"
+    [[users]]
+    name = "u"
+    steps = [{{ name = "root", get = "/" }}]
+    [[phases]]
+    name = "steady"
+    duration = "{secs}s"
+    users = {{ rate = "{rate}/s" }}
+    "#
+        ));
+        let outcome = fixture.run(api(server.addr)).await;
+        let totals = &outcome.totals;
+        let all = TagFilter::default();
 
-    let due = rate * secs;
-    assert_eq!(count(totals, "http.requests", None), due, "requests sent");
-    assert_eq!(server.requests(), due, "requests the server received");
-    assert_eq!(count(totals, "http.errors", None), 0, "errors");
-    let hist = totals.select_hist("http.latency", &all).unwrap();
-    assert_eq!(hist.len(), due, "latency samples");
+        let due = rate * secs;
+        assert_eq!(count(totals, "http.requests", None), due, "requests sent");
+        assert_eq!(server.requests(), due, "requests the server received");
+        assert_eq!(count(totals, "http.errors", None), 0, "errors");
+        let hist = totals.select_hist("http.latency", &all).unwrap();
+        assert_eq!(hist.len(), due, "latency samples");
 
-    let (s, p) = (stall.as_micros() as f64, period.as_micros() as f64);
-    let spacing = 1e6 / rate as f64;
-    let context = server.context();
-    eprintln!("{context}");
-    let late = server.late() as f64;
-    let p25 = quantile(totals, "http.latency", &all, 0.25);
-    eprintln!("p25: {p25} µs");
-    for q in [0.50f64, 0.95, 0.99] {
-        let expected = s - (1.0 - q) * p;
-        let measured = quantile(totals, "http.latency", &all, q);
-        let name = format!("p{}", (q * 100.0) as u32);
-        within(
-            &name,
-            measured,
-            expected,
-            (spacing, spacing + 5_000.0 + late),
-            &context,
+        let (s, p) = (stall.as_micros() as f64, period.as_micros() as f64);
+        let spacing = 1e6 / rate as f64;
+        let context = server.context();
+        eprintln!("{context}");
+        let late = server.late() as f64;
+        let p25 = quantile(totals, "http.latency", &all, 0.25);
+        eprintln!("p25: {p25} µs");
+        for q in [0.50f64, 0.95, 0.99] {
+            let expected = s - (1.0 - q) * p;
+            let measured = quantile(totals, "http.latency", &all, q);
+            let name = format!("p{}", (q * 100.0) as u32);
+            within(
+                &name,
+                measured,
+                expected,
+                (spacing, spacing + 5_000.0 + late),
+                &context,
+            );
+        }
+        // Below the stalled fraction: answered at once.
+        assert!(
+            (p25 as f64) < 5_000.0 + late,
+            "p25 {p25} µs: requests outside a stall wait; {context}"
         );
-    }
-    // Below the stalled fraction: answered at once.
-    assert!(
-        (p25 as f64) < 5_000.0 + late,
-        "p25 {p25} µs: requests outside a stall wait; {context}"
-    );
-    within("max", hist.max(), s, (spacing, 10_000.0 + late), &context);
+        within("max", hist.max(), s, (spacing, 10_000.0 + late), &context);
+    });
 }
 
 /// **Periodic stalls, closed model.** The same server (S = 300 ms every
@@ -302,62 +314,64 @@ users = {{ rate = "{rate}/s" }}
 /// measured lateness, as in the open-model test. The median is a fast answer (under 5 ms);
 /// the share of requests that saw a stall is far below the share of time
 /// the server stalled (S/P = 60 %): under 5 %.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn periodic_stalls_closed_model_shows_the_stall_once_per_vu() {
+#[test]
+fn periodic_stalls_closed_model_shows_the_stall_once_per_vu() {
     let _serial = crate::serial();
-    let (stall, period) = (Duration::from_millis(300), Duration::from_millis(500));
-    let server = StallServer::start(stall, period);
-    let (vus, secs) = (4u64, 5u64);
-    let fixture = Fixture::new(&format!(
-        r#"
-name = "stalls-closed"
-[target]
-api = "http://127.0.0.1:9"
-[http]
-timeout = "5s"
-[[users]]
-name = "u"
-steps = [{{ name = "root", get = "/" }}]
-[[phases]]
-name = "loop"
-duration = "{secs}s"
-users = {{ vus = {vus} }}
-"#
-    ));
-    let outcome = fixture.run(api(server.addr)).await;
-    let totals = &outcome.totals;
-    let all = TagFilter::default();
+    runtime().block_on(async {
+        let (stall, period) = (Duration::from_millis(300), Duration::from_millis(500));
+        let server = StallServer::start(stall, period);
+        let (vus, secs) = (4u64, 5u64);
+        let fixture = Fixture::new(&format!(
+            r#"
+    name = "stalls-closed"
+    [target]
+    api = "http://127.0.0.1:9"
+    [http]
+    timeout = "5s"
+    [[users]]
+    name = "u"
+    steps = [{{ name = "root", get = "/" }}]
+    [[phases]]
+    name = "loop"
+    duration = "{secs}s"
+    users = {{ vus = {vus} }}
+    "#
+        ));
+        let outcome = fixture.run(api(server.addr)).await;
+        let totals = &outcome.totals;
+        let all = TagFilter::default();
 
-    let sent = count(totals, "http.requests", None);
-    assert_eq!(count(totals, "http.errors", None), 0, "errors");
-    assert_eq!(server.requests(), sent, "requests the server received");
-    let hist = totals.select_hist("http.latency", &all).unwrap();
-    assert_eq!(hist.len(), sent, "latency samples");
+        let sent = count(totals, "http.requests", None);
+        assert_eq!(count(totals, "http.errors", None), 0, "errors");
+        assert_eq!(server.requests(), sent, "requests the server received");
+        let hist = totals.select_hist("http.latency", &all).unwrap();
+        assert_eq!(hist.len(), sent, "latency samples");
 
-    let s = stall.as_micros() as u64;
-    let stalls = secs * 1000 / period.as_millis() as u64;
-    let slow = hist.count_between(s / 2, u64::MAX);
-    assert!(
-        ((stalls - 1) * vus..=(stalls + 1) * vus).contains(&slow),
-        "{slow} requests saw a stall; expected {} ± {vus} (one per VU per stall)",
-        stalls * vus
-    );
-    let context = server.context();
-    let p50 = quantile(totals, "http.latency", &all, 0.50);
-    eprintln!("{context}\n{slow} of {sent} over S/2, p50 {p50} µs");
-    let late = server.late() as f64;
-    within(
-        "max",
-        hist.max(),
-        s as f64,
-        (5_000.0, 5_000.0 + late),
-        &context,
-    );
-    assert!(p50 < 5_000, "p50 {p50} µs should be a fast answer");
-    assert!(
-        (slow as f64) < 0.05 * sent as f64,
-        "{slow} of {sent} requests saw a stall: the closed loop should hide most of it"
-    );
+        let s = stall.as_micros() as u64;
+        let stalls = secs * 1000 / period.as_millis() as u64;
+        let slow = hist.count_between(s / 2, u64::MAX);
+        assert!(
+            ((stalls - 1) * vus..=(stalls + 1) * vus).contains(&slow),
+            "{slow} requests saw a stall; expected {} ± {vus} (one per VU per stall)",
+            stalls * vus
+        );
+        let context = server.context();
+        let p50 = quantile(totals, "http.latency", &all, 0.50);
+        eprintln!("{context}\n{slow} of {sent} over S/2, p50 {p50} µs");
+        let late = server.late() as f64;
+        within(
+            "max",
+            hist.max(),
+            s as f64,
+            (5_000.0, 5_000.0 + late),
+            &context,
+        );
+        assert!(p50 < 5_000, "p50 {p50} µs should be a fast answer");
+        assert!(
+            (slow as f64) < 0.05 * sent as f64,
+            "{slow} of {sent} requests saw a stall: the closed loop should hide most of it"
+        );
+    });
 }
 
 /// How late this machine wakes sleepers while `work` runs: a task that
@@ -448,63 +462,65 @@ async fn target_requests(addr: &str) -> u64 {
 /// - plus HDR's 0.1 %.
 ///
 /// The mean is checked likewise: standard error mean/sqrt(n), 4 of them,
-/// + 3 ms above. Counts: the target's own request count equals stampede's,
+/// and the same allowance above. Counts: the target's own request count equals stampede's,
 /// no errors.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn builtin_exponential_latency_matches_its_quantiles() {
+#[test]
+fn builtin_exponential_latency_matches_its_quantiles() {
     let _serial = crate::serial();
-    let (_target, addr) = start_target(&["--latency", "exp:20ms"]);
-    let mean = 20_000.0;
-    let fixture = Fixture::new(
-        r#"
-name = "exp"
-[target]
-api = "http://127.0.0.1:9"
-[[users]]
-name = "u"
-steps = [{ name = "list", get = "/api/servers" }]
-[[phases]]
-name = "loop"
-duration = "10s"
-users = { vus = 32 }
-"#,
-    );
-    let (outcome, wake_p99) = with_wake_probe(fixture.run(api(addr.parse().unwrap()))).await;
-    let totals = &outcome.totals;
-    let all = TagFilter::default();
-    eprintln!("sleepers woke up to {wake_p99} µs late (p99) during the run");
-
-    let sent = count(totals, "http.requests", None);
-    assert_eq!(count(totals, "http.errors", None), 0, "errors");
-    assert_eq!(target_requests(&addr).await, sent, "the target's count");
-    let hist = totals.select_hist("http.latency", &all).unwrap();
-    let n = hist.len();
-    assert_eq!(n, sent, "latency samples");
-    assert!(n >= 10_000, "only {n} samples: too few for the tolerance");
-
-    let added = 3_000.0 + wake_p99 as f64;
-    for q in [0.50f64, 0.95, 0.99] {
-        let expected = mean * (1.0 / (1.0 - q)).ln();
-        let se = (q / ((1.0 - q) * n as f64)).sqrt() / (1.0 / (1.0 - q)).ln() * expected;
-        let measured = quantile(totals, "http.latency", &all, q);
-        let name = format!("p{} of exp:20ms (n = {n})", (q * 100.0) as u32);
-        let service = quantile(totals, "http.service_time", &all, q);
-        let context = format!("service time at that quantile: {service} µs");
-        within(
-            &name,
-            measured,
-            expected,
-            (4.0 * se, 4.0 * se + added),
-            &context,
+    runtime().block_on(async {
+        let (_target, addr) = start_target(&["--latency", "exp:20ms"]);
+        let mean = 20_000.0;
+        let fixture = Fixture::new(
+            r#"
+    name = "exp"
+    [target]
+    api = "http://127.0.0.1:9"
+    [[users]]
+    name = "u"
+    steps = [{ name = "list", get = "/api/servers" }]
+    [[phases]]
+    name = "loop"
+    duration = "10s"
+    users = { vus = 32 }
+    "#,
         );
-    }
-    let se_mean = mean / (n as f64).sqrt();
-    let measured_mean = hist.mean();
-    assert!(
-        (mean - 4.0 * se_mean..=mean + 4.0 * se_mean + added).contains(&measured_mean),
-        "mean {measured_mean:.0} µs, expected {mean:.0} µs (4 standard errors = {:.0} µs, + {added:.0} µs)",
-        4.0 * se_mean
-    );
+        let (outcome, wake_p99) = with_wake_probe(fixture.run(api(addr.parse().unwrap()))).await;
+        let totals = &outcome.totals;
+        let all = TagFilter::default();
+        eprintln!("sleepers woke up to {wake_p99} µs late (p99) during the run");
+
+        let sent = count(totals, "http.requests", None);
+        assert_eq!(count(totals, "http.errors", None), 0, "errors");
+        assert_eq!(target_requests(&addr).await, sent, "the target's count");
+        let hist = totals.select_hist("http.latency", &all).unwrap();
+        let n = hist.len();
+        assert_eq!(n, sent, "latency samples");
+        assert!(n >= 10_000, "only {n} samples: too few for the tolerance");
+
+        let added = 3_000.0 + wake_p99 as f64;
+        for q in [0.50f64, 0.95, 0.99] {
+            let expected = mean * (1.0 / (1.0 - q)).ln();
+            let se = (q / ((1.0 - q) * n as f64)).sqrt() / (1.0 / (1.0 - q)).ln() * expected;
+            let measured = quantile(totals, "http.latency", &all, q);
+            let name = format!("p{} of exp:20ms (n = {n})", (q * 100.0) as u32);
+            let service = quantile(totals, "http.service_time", &all, q);
+            let context = format!("service time at that quantile: {service} µs");
+            within(
+                &name,
+                measured,
+                expected,
+                (4.0 * se, 4.0 * se + added),
+                &context,
+            );
+        }
+        let se_mean = mean / (n as f64).sqrt();
+        let measured_mean = hist.mean();
+        assert!(
+            (mean - 4.0 * se_mean..=mean + 4.0 * se_mean + added).contains(&measured_mean),
+            "mean {measured_mean:.0} µs, expected {mean:.0} µs (4 standard errors = {:.0} µs, + {added:.0} µs)",
+            4.0 * se_mean
+        );
+    });
 }
 
 /// **Exact counts.** An open-model run against `stampede target` in its own
@@ -512,52 +528,54 @@ users = { vus = 32 }
 /// schedule makes exactly ∫rate: 1200 + 2000 = 3200 arrivals, each one
 /// request, whatever the wall clock does (arrivals that fell due are made
 /// even if late), and the target counts every one. No tolerance: integers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_model_counts_are_exact() {
+#[test]
+fn open_model_counts_are_exact() {
     let _serial = crate::serial();
-    let (_target, addr) = start_target(&[]);
-    let fixture = Fixture::new(
-        r#"
-name = "counts"
-[target]
-api = "http://127.0.0.1:9"
-[[users]]
-name = "u"
-steps = [{ name = "list", get = "/api/servers" }]
-[[phases]]
-name = "flat"
-duration = "4s"
-users = { rate = "300/s" }
-[[phases]]
-name = "ramp"
-duration = "4s"
-users = { rate = "300/s -> 700/s" }
-"#,
-    );
-    let started = Instant::now();
-    let outcome = fixture.run(api(addr.parse().unwrap())).await;
-    let totals = &outcome.totals;
-    let phase = |i: usize| {
-        totals.sum_counters(
-            "http.requests",
-            None,
-            &TagFilter {
-                phase: Some(i),
-                ..TagFilter::default()
-            },
-        )
-    };
-    assert_eq!(phase(0), 300 * 4, "flat phase: 300/s · 4 s");
-    assert_eq!(phase(1), (300 + 700) / 2 * 4, "ramp: mean 500/s · 4 s");
-    assert_eq!(count(totals, "http.requests", None), 3200);
-    // Dropped arrivals count as requests with errors of kind `dropped`:
-    // none here, and the target received every request.
-    assert_eq!(count(totals, "http.errors", None), 0, "errors");
-    assert_eq!(target_requests(&addr).await, 3200, "the target's count");
-    let made = totals
-        .select_hist("generator.lag", &TagFilter::default())
-        .unwrap()
-        .len();
-    assert_eq!(made, 3200, "arrivals made");
-    assert!(started.elapsed() >= Duration::from_secs(8), "ran the plan");
+    runtime().block_on(async {
+        let (_target, addr) = start_target(&[]);
+        let fixture = Fixture::new(
+            r#"
+    name = "counts"
+    [target]
+    api = "http://127.0.0.1:9"
+    [[users]]
+    name = "u"
+    steps = [{ name = "list", get = "/api/servers" }]
+    [[phases]]
+    name = "flat"
+    duration = "4s"
+    users = { rate = "300/s" }
+    [[phases]]
+    name = "ramp"
+    duration = "4s"
+    users = { rate = "300/s -> 700/s" }
+    "#,
+        );
+        let started = Instant::now();
+        let outcome = fixture.run(api(addr.parse().unwrap())).await;
+        let totals = &outcome.totals;
+        let phase = |i: usize| {
+            totals.sum_counters(
+                "http.requests",
+                None,
+                &TagFilter {
+                    phase: Some(i),
+                    ..TagFilter::default()
+                },
+            )
+        };
+        assert_eq!(phase(0), 300 * 4, "flat phase: 300/s · 4 s");
+        assert_eq!(phase(1), (300 + 700) / 2 * 4, "ramp: mean 500/s · 4 s");
+        assert_eq!(count(totals, "http.requests", None), 3200);
+        // Dropped arrivals count as requests with errors of kind `dropped`:
+        // none here, and the target received every request.
+        assert_eq!(count(totals, "http.errors", None), 0, "errors");
+        assert_eq!(target_requests(&addr).await, 3200, "the target's count");
+        let made = totals
+            .select_hist("generator.lag", &TagFilter::default())
+            .unwrap()
+            .len();
+        assert_eq!(made, 3200, "arrivals made");
+        assert!(started.elapsed() >= Duration::from_secs(8), "ran the plan");
+    });
 }
