@@ -19,6 +19,8 @@
 #   bash benches/vs-peers.sh                       # 50 connections, 10 s, 2,000/s and 10,000/s, 2 rounds
 #   CONNS=100 SECS=15 RATES="5000" ROUNDS=3 bash benches/vs-peers.sh
 #   STAMPEDE=/path/to/stampede bash benches/vs-peers.sh   # that binary, no build
+#   OHA=/path/to/oha bash benches/vs-peers.sh             # that oha, no install
+#   PEERS="wrk oha" bash benches/vs-peers.sh               # only these peers (and stampede)
 #
 # Installs what is missing: nginx and wrk (Debian packages), oha (`cargo
 # install oha --locked --root benches/.tools`), the Goose load test of
@@ -33,6 +35,7 @@ CONNS=${CONNS:-50}
 SECS=${SECS:-10}
 RATES=${RATES:-"2000 10000"}
 ROUNDS=${ROUNDS:-2}
+PEERS=${PEERS:-"wrk oha goose"}
 PORT=${PORT:-18090}
 TOOLS=$root/benches/.tools
 
@@ -45,7 +48,11 @@ if ! need nginx || ! need wrk; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-if need oha; then
+peer() { case " $PEERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+if ! peer oha || [ -n "${OHA:-}" ]; then
+  :
+elif need oha; then
   OHA=$(command -v oha)
 else
   OHA=$TOOLS/bin/oha
@@ -55,8 +62,10 @@ else
   fi
 fi
 
-echo "building the Goose load test (benches/goose, from crates.io)…" >&2
-cargo build --release --quiet --manifest-path benches/goose/Cargo.toml --target-dir "$TOOLS/goose-target"
+if peer goose; then
+  echo "building the Goose load test (benches/goose, from crates.io)…" >&2
+  cargo build --release --quiet --manifest-path benches/goose/Cargo.toml --target-dir "$TOOLS/goose-target"
+fi
 GOOSE=$TOOLS/goose-target/release/stampede-goose-bench
 
 if [ -z "${STAMPEDE:-}" ]; then
@@ -173,22 +182,25 @@ goose_figures() {
 
 run_closed() {
   local r=$1 m req
-  # wrk
-  m=$(measure "$work/wrk.out" wrk -t1 -c"$CONNS" -d"${SECS}s" "$URL")
-  set -- $m; [ "$3" = 0 ] || failed wrk "$3" "$work/wrk.out"
-  req=$(awk '/requests in/ { print $1 }' "$work/wrk.out")
-  row closed - wrk "$r" "$req" "$1" "$2" - - - -
-  # oha
-  m=$(measure "$work/oha.out" "$OHA" -z "${SECS}s" -c "$CONNS" --no-tui --output-format json "$URL")
-  set -- $m; [ "$3" = 0 ] || failed oha "$3" "$work/oha.out"
-  read -r req _ < <(oha_figures "$work/oha.out")
-  row closed - oha "$r" "$req" "$1" "$2" - - - -
-  # goose: CONNS users started at once, each looping GET / without a pause
-  m=$(measure "$work/goose.out" "$GOOSE" -H "http://127.0.0.1:$PORT" -u "$CONNS" -r "$HATCH" \
-    -t "${SECS}s" -q)
-  set -- $m; [ "$3" = 0 ] || failed goose "$3" "$work/goose.out"
-  read -r req _ < <(goose_figures "$work/goose.out")
-  row closed - goose "$r" "$req" "$1" "$2" - - - -
+  if peer wrk; then
+    m=$(measure "$work/wrk.out" wrk -t1 -c"$CONNS" -d"${SECS}s" "$URL")
+    set -- $m; [ "$3" = 0 ] || failed wrk "$3" "$work/wrk.out"
+    req=$(awk '/requests in/ { print $1 }' "$work/wrk.out")
+    row closed - wrk "$r" "$req" "$1" "$2" - - - -
+  fi
+  if peer oha; then
+    m=$(measure "$work/oha.out" "$OHA" -z "${SECS}s" -c "$CONNS" --no-tui --output-format json "$URL")
+    set -- $m; [ "$3" = 0 ] || failed oha "$3" "$work/oha.out"
+    read -r req _ < <(oha_figures "$work/oha.out")
+    row closed - oha "$r" "$req" "$1" "$2" - - - -
+  fi
+  if peer goose; then # CONNS users started at once, each looping GET / without a pause
+    m=$(measure "$work/goose.out" "$GOOSE" -H "http://127.0.0.1:$PORT" -u "$CONNS" -r "$HATCH" \
+      -t "${SECS}s" -q)
+    set -- $m; [ "$3" = 0 ] || failed goose "$3" "$work/goose.out"
+    read -r req _ < <(goose_figures "$work/goose.out")
+    row closed - goose "$r" "$req" "$1" "$2" - - - -
+  fi
   # stampede
   stampede_toml "{ vus = $CONNS }" ""
   rm -rf "$work/st-reports"
@@ -200,18 +212,20 @@ run_closed() {
 
 run_open() {
   local rate=$1 r=$2 m f
-  # oha: CONNS workers, RATE/s, latency from the intended start
-  m=$(measure "$work/oha.out" "$OHA" -z "${SECS}s" -c "$CONNS" -q "$rate" --latency-correction \
-    --no-tui --output-format json "$URL")
-  set -- $m; [ "$3" = 0 ] || failed oha "$3" "$work/oha.out"
-  f=$(oha_figures "$work/oha.out")
-  row open "$rate" oha "$r" $(echo "$f" | cut -d' ' -f1) "$1" "$2" $(echo "$f" | cut -d' ' -f2-)
-  # goose: CONNS users throttled to RATE/s together, CO mitigation
-  m=$(measure "$work/goose.out" "$GOOSE" -H "http://127.0.0.1:$PORT" -u "$CONNS" -r "$HATCH" \
-    -t "${SECS}s" --throttle-requests "$rate" --co-mitigation average -q)
-  set -- $m; [ "$3" = 0 ] || failed goose "$3" "$work/goose.out"
-  f=$(goose_figures "$work/goose.out")
-  row open "$rate" goose "$r" $(echo "$f" | cut -d' ' -f1) "$1" "$2" $(echo "$f" | cut -d' ' -f2-)
+  if peer oha; then # CONNS workers, RATE/s, latency from the intended start
+    m=$(measure "$work/oha.out" "$OHA" -z "${SECS}s" -c "$CONNS" -q "$rate" --latency-correction \
+      --no-tui --output-format json "$URL")
+    set -- $m; [ "$3" = 0 ] || failed oha "$3" "$work/oha.out"
+    f=$(oha_figures "$work/oha.out")
+    row open "$rate" oha "$r" $(echo "$f" | cut -d' ' -f1) "$1" "$2" $(echo "$f" | cut -d' ' -f2-)
+  fi
+  if peer goose; then # CONNS users throttled to RATE/s together, CO mitigation
+    m=$(measure "$work/goose.out" "$GOOSE" -H "http://127.0.0.1:$PORT" -u "$CONNS" -r "$HATCH" \
+      -t "${SECS}s" --throttle-requests "$rate" --co-mitigation average -q)
+    set -- $m; [ "$3" = 0 ] || failed goose "$3" "$work/goose.out"
+    f=$(goose_figures "$work/goose.out")
+    row open "$rate" goose "$r" $(echo "$f" | cut -d' ' -f1) "$1" "$2" $(echo "$f" | cut -d' ' -f2-)
+  fi
   # stampede: open model, at most CONNS in flight
   stampede_toml "{ rate = \"$rate/s\" }" "max_in_flight = $CONNS"
   rm -rf "$work/st-reports"
@@ -269,9 +283,10 @@ for r in rows:
         rates.append(r[1])
 for rate in rates:
     print()
-    print(f"open loop at {int(rate):,}/s: {conns} connections, {secs:g} s; "
-          f"latency in ms as each tool reports it (median of {rounds} round(s))")
-    print(f"{'tool':<10} {'requests':>9} {'CPU µs/req':>11} {'p50':>8} {'p95':>8} {'p99':>8} "
+    print(f"open loop at {int(rate):,}/s: {conns} connections, {secs:g} s "
+          f"({int(int(rate) * secs):,} due); latency in ms as each tool reports it "
+          f"(median of {rounds} round(s)); ok = answered 2xx per round")
+    print(f"{'tool':<10} {'ok':>9} {'CPU µs/req':>11} {'p50':>8} {'p95':>8} {'p99':>8} "
           f"{'max':>8} {'p99 ÷ st':>9}  correction")
     figs = {}
     for t in tools:
@@ -284,7 +299,7 @@ for rate in rates:
         figs[t] = (req // len(rs), cpu * 1e6 / req if req else float("nan"),
                    med(7), med(8), med(9), med(10))
     for t in tools:
-        if t == "wrk":
+        if t == "wrk" and any(r[2] == "wrk" for r in rows):
             print(f"{t:<10} {'-':>9} {'-':>11} {'-':>8} {'-':>8} {'-':>8} {'-':>8} {'-':>9}  "
                   "no open loop (wrk2 not packaged)")
             continue
