@@ -39,6 +39,7 @@ pub mod hub;
 pub mod ids;
 pub mod records;
 pub mod schedule;
+pub mod timer;
 pub mod user;
 
 use crate::metrics::Metrics;
