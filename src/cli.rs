@@ -71,6 +71,10 @@ Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 not carried o
 Knobs can be changed while it runs: POST /admin/config {\"latency\":\"5ms\"},
 POST /admin/stall {\"duration\":\"500ms\"}; GET /admin/stats.
 
+With --concurrency, requests beyond the limit wait in a FIFO queue of --queue places, as in a
+real server: a request whose client gave up (closed its connection) keeps its place and, once
+admitted, holds its slot for its whole service time. A backlog outlives the load that made it.
+
 With --processes N the kernel spreads connections over N worker processes (SO_REUSEPORT).
 What does not span them: each worker has its own hub registry (a command reaches only the
 agents on the worker that took it, `to = {sample = k}` samples that worker's agents), its own
