@@ -18,6 +18,37 @@
 //! precision and is confirmed again (at most 3 times). The **planning
 //! load** is 70 % of the capacity: alert there, scale before it.
 //!
+//! **Rule** of a passing step, shared with `report.html`'s capacity
+//! estimate ([`crate::report::capacity::sustained`],
+//! [`crate::report::capacity::generator_kept_up`]): the load was
+//! sustained (successful requests ≥ 95 % of those offered; the generator's
+//! scheduling lag p99 ≤ 10 ms in every second of the measured phase) and
+//! every SLO held on the measured phase. Both outputs print it
+//! ([`rules`]).
+//!
+//! **Steps that do not poison each other.** A server that queues is still
+//! working off a failing step's backlog when the next step starts. So:
+//!
+//! - **Cool-down**: after a failing step (users axis), the target is probed
+//!   at a low load — the first passing step's load, else a quarter of the
+//!   first step's — in probe runs of [`PROBE`] (after a short warm-up),
+//!   until a probe is **quiet**: it sustained its load and its p50 is at
+//!   most 1.5 × the first passing step's measured p50 + 2 ms; before any
+//!   step passed, two sustained probes in a row whose p50 differ by at most
+//!   20 % of the larger + 2 ms. The cool-down stops unquiet when the next
+//!   probe would pass the maximum (`--cool-down`, `[capacity] cool_down`,
+//!   default [`DEFAULT_COOL_DOWN`]; `0s`: no cool-down). Each step records
+//!   its cool-down ([`CoolDown`]: seconds, probes, quiet, p50 at the end).
+//! - **Backlog check**: a failing step that followed a failing step is
+//!   discarded and run again (once) when its warm-up p50 is above 2 × the
+//!   quiet p50 + 5 ms while its measured p50 fell below two thirds of the
+//!   warm-up's: a backlog draining, not the step's own overload (which
+//!   grows). A failing step during which the generator fell behind is run
+//!   again too (it says nothing about the target); at most twice in all.
+//! - With `api = "builtin"`, the built-in target is started once for the
+//!   whole search (in this process, or in its own with `--processes`), so
+//!   its queue carries over from step to step as a real server's does.
+//!
 //! Results go to `reports/<name>-capacity-<UTC>/`: every step's own result
 //! directory under `steps/`, `capacity.json`, `capacity.md` and
 //! `capacity.html` (the capacity curve — achieved load against p95, the knee
@@ -91,8 +122,10 @@ const BACKLOG_FACTOR: f64 = 2.0;
 const BACKLOG_SLACK_US: u64 = 5_000;
 /// ...while the measured p50 fell below this share of the warm-up's.
 const DRAINING_SHARE: f64 = 2.0 / 3.0;
-/// How often a step is run again because of a backlog at its start.
-const MAX_RERUNS: u32 = 1;
+/// How often a step is run again: because of a backlog at its start
+/// (once), or because the generator fell behind (the step said nothing
+/// about the target); at most twice in all.
+const MAX_RERUNS: u32 = 2;
 
 fn measure_filter() -> TagFilter {
     TagFilter {
@@ -168,7 +201,7 @@ fn judge(
         if !generator_kept_up(lag.iter().copied()) {
             let worst = lag.iter().flatten().max().copied().unwrap_or(0);
             failed.push(format!(
-                "generator behind (scheduling lag p99 {} in a second, above {})",
+                "{GENERATOR_BEHIND} (scheduling lag p99 {} in a second, above {})",
                 crate::units::format::latency(worst),
                 crate::units::format::latency(crate::report::console::SATURATED_LAG_P99_US)
             ));
@@ -186,6 +219,9 @@ fn judge(
         .unwrap_or([None; 3]);
     (offered, achieved, pcts, errors, failed)
 }
+
+/// How [`judge`] names a step the generator did not keep up with.
+const GENERATOR_BEHIND: &str = "generator behind";
 
 /// Per wall-clock second after `warmup`, the worst `generator.lag` p99
 /// of any series (µs; None: no arrival that second).
@@ -493,20 +529,27 @@ impl Search<'_> {
             } else {
                 None
             };
-            let (mut step, warm_p50) = self.run_step(load, kind).await?;
+            let (mut step, warm_p50, behind) = self.run_step(load, kind).await?;
             self.first.get_or_insert(load);
             let carried_out = !step.result_dir.is_empty();
             let reference = (self.quiet.map(|(_, p50)| p50))
                 .or(cool_down.as_ref().filter(|c| c.quiet).and_then(|c| c.p50));
             step.cool_down = cool_down;
-            if after_fail && carried_out && !step.pass && reruns < MAX_RERUNS {
-                if let Some(why) = backlog(reference, warm_p50, step.p50) {
-                    step.discarded = Some(why);
-                    print_step(self.options, &step);
-                    self.steps.push(step);
-                    reruns += 1;
-                    continue;
-                }
+            let discard = if !carried_out || step.pass || reruns >= MAX_RERUNS {
+                None
+            } else if behind {
+                Some("the generator fell behind, so the load was not offered as planned".into())
+            } else if after_fail && reruns == 0 {
+                backlog(reference, warm_p50, step.p50)
+            } else {
+                None
+            };
+            if let Some(why) = discard {
+                step.discarded = Some(why);
+                print_step(self.options, &step);
+                self.steps.push(step);
+                reruns += 1;
+                continue;
             }
             if step.pass && self.axis == Axis::Users && self.quiet.is_none() {
                 self.quiet = step.p50.map(|p50| (load, p50));
@@ -557,12 +600,13 @@ impl Search<'_> {
         }
     }
 
-    /// A step at `load`, judged; and its warm-up's p50 (µs).
+    /// A step at `load`, judged; its warm-up's p50 (µs); whether the
+    /// generator fell behind.
     async fn run_step(
         &self,
         load: f64,
         kind: &'static str,
-    ) -> Result<(Step, Option<u64>), CommandError> {
+    ) -> Result<(Step, Option<u64>, bool), CommandError> {
         let warmup = self.options.warmup.unwrap_or_default();
         let step_len = self.options.step.unwrap_or_default();
         let outcome = self
@@ -570,6 +614,7 @@ impl Search<'_> {
             .await?;
         let (offered, achieved, [p50, p95, p99], errors, failed) =
             judge(&outcome, self.axis, load, warmup, step_len);
+        let behind = failed.iter().any(|f| f.starts_with(GENERATOR_BEHIND));
         let warm_p50 = p50_of(&outcome, 0);
         let carried_out = outcome.exit != ExitStatus::NotCarriedOut;
         let step = Step {
@@ -591,7 +636,7 @@ impl Search<'_> {
             cool_down: None,
             discarded: None,
         };
-        Ok((step, warm_p50))
+        Ok((step, warm_p50, behind))
     }
 
     /// The cool-down after a failing step (users; none when the maximum is
@@ -750,6 +795,39 @@ fn print_step(options: &Options, step: &Step) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cool-down's quiet rule: against the first passing step's p50,
+    /// else two probes that agree; a probe that did not sustain its load
+    /// is never quiet.
+    #[test]
+    fn quiet_is_near_the_first_passing_step_or_two_probes_that_agree() {
+        let target = Some(20_000 * 3 / 2 + QUIET_SLACK_US); // q = 20 ms
+        assert!(quiet(target, true, Some(32_000), None));
+        assert!(!quiet(target, true, Some(32_001), None));
+        assert!(!quiet(target, false, Some(20_000), None));
+        assert!(!quiet(target, true, None, None));
+        // No step passed yet: the first probe alone says nothing.
+        assert!(!quiet(None, true, Some(20_000), None));
+        // 30 ms and 25 ms: |5 ms| <= 20 % of 30 ms + 2 ms = 8 ms.
+        assert!(quiet(None, true, Some(25_000), Some(30_000)));
+        // 300 ms then 200 ms: still draining.
+        assert!(!quiet(None, true, Some(200_000), Some(300_000)));
+    }
+
+    /// A failing step's start shows a backlog when its warm-up is slow
+    /// and its measured phase faster (draining), not when it grows (its
+    /// own overload).
+    #[test]
+    fn a_draining_warm_up_is_a_backlog_a_growing_one_is_not() {
+        let q = Some(20_000);
+        // 2 × 20 ms + 5 ms = 45 ms.
+        let why = backlog(q, Some(400_000), Some(60_000)).expect("a backlog");
+        assert!(why.contains("400ms") && why.contains("60ms"), "{why}");
+        assert_eq!(backlog(q, Some(45_000), Some(21_000)), None);
+        assert_eq!(backlog(q, Some(100_000), Some(300_000)), None);
+        assert_eq!(backlog(q, Some(300_000), Some(200_001)), None);
+        assert_eq!(backlog(None, Some(400_000), Some(60_000)), None);
+    }
 
     /// A child of `capacity --processes` plays exactly the step its
     /// parent shaped: the hidden flag carries the load and lengths exactly.

@@ -50,7 +50,7 @@ type ApiResult = Result<Response, ApiError>;
 
 /// The knobs, in order: stall, concurrency permit (bounded queue, else
 /// 503), service time held with the permit, error injection, then the
-/// handler (still holding the permit).
+/// handler.
 ///
 /// With a concurrency limit, the admission (the place in the FIFO queue)
 /// and the service time run in a detached task ([`serve_slot`]) that the
@@ -58,24 +58,24 @@ type ApiResult = Result<Response, ApiError>;
 /// so the handler's future is dropped) keeps its place in the queue and,
 /// once admitted, holds its permit for its whole service time, as a real
 /// server's worker would. A backlog therefore outlives the clients that
-/// made it, as it does in servers that queue.
+/// made it, as it does in servers that queue. The permit is released as
+/// the service time ends (the answer itself is built after), so a slot is
+/// busy for the service time only, and the capacity is `concurrency /
+/// mean latency`.
 pub(crate) async fn knobs(State(state): St, req: Request, next: Next) -> Response {
     state.count_request();
     state.wait_stall().await;
     let live = state.live();
-    let _permit = if live.limiter.is_some() {
+    if live.limiter.is_some() {
         match tokio::spawn(serve_slot(state.clone(), live.clone())).await {
-            Ok(Admission::Admitted(permit)) => permit,
-            Ok(Admission::Overloaded) => {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded")
-            }
+            Ok(true) => {}
+            Ok(false) => return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
     } else {
         let _in_flight = state.in_flight();
         service_time(&live).await;
-        None
-    };
+    }
     let _in_flight = state.in_flight();
     let config = &live.config;
     if config.error_rate > 0.0 && with_rng(|rng| rng.gen::<f64>() < config.error_rate) {
@@ -86,16 +86,17 @@ pub(crate) async fn knobs(State(state): St, req: Request, next: Next) -> Respons
 }
 
 /// A limited request's place in the queue and its service time, run as a
-/// task of its own so that it completes even when the client has gone:
-/// the permit (if admitted) is handed back to the handler, or dropped, and
-/// so released, when nobody waits for it any more.
-async fn serve_slot(state: Arc<TargetState>, live: Arc<Live>) -> Admission {
-    let admission = state.admit(&live).await;
-    if let Admission::Admitted(_) = &admission {
-        let _in_flight = state.in_flight();
-        service_time(&live).await;
+/// task of its own so that it completes even when the client has gone.
+/// False: refused (the queue was full).
+async fn serve_slot(state: Arc<TargetState>, live: Arc<Live>) -> bool {
+    match state.admit(&live).await {
+        Admission::Admitted(_permit) => {
+            let _in_flight = state.in_flight();
+            service_time(&live).await;
+            true
+        }
+        Admission::Overloaded => false,
     }
-    admission
 }
 
 /// Sleeps for one draw of the latency knob.

@@ -155,7 +155,7 @@ pub fn rules(axis: Axis) -> String {
 
 /// The search's cool-down and backlog rules, as the reports state them
 /// (the numbers are `stampede capacity`'s, see its module docs).
-pub const COOL_DOWN_RULE: &str = " After a failing step the target is probed at a low load (the first passing step's, else a quarter of the first step's) in 1-second probe runs until it is quiet: the probe sustained its load and its p50 was at most 1.5 × the first passing step's p50 + 2ms (before any step passed: two probes in a row whose p50 agree within 20% + 2ms), or the maximum cool-down ran out. A failing step whose warm-up p50 was above 2 × the quiet p50 + 5ms while its measured p50 fell below two thirds of that (the previous step's backlog draining, not its own overload) is discarded and run once more.";
+pub const COOL_DOWN_RULE: &str = " After a failing step the target is probed at a low load (the first passing step's, else a quarter of the first step's) in 1-second probe runs until it is quiet: the probe sustained its load and its p50 was at most 1.5 × the first passing step's p50 + 2ms (before any step passed: two probes in a row whose p50 agree within 20% + 2ms), or the maximum cool-down ran out. A failing step whose warm-up p50 was above 2 × the quiet p50 + 5ms while its measured p50 fell below two thirds of that (the previous step's backlog draining, not its own overload) is discarded and run once more; so is a failing step during which the generator fell behind (at most twice in all: then its failure stands).";
 
 /// The load where the search advises to scale, as a share of the capacity.
 const PLANNING_SHARE: f64 = 0.7;
