@@ -393,6 +393,17 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
         } else {
             fail = Some(load);
         }
+        // Failed only because the generator fell behind, again and again:
+        // this machine cannot offer the load, so the search cannot tell
+        // where the target stops; the last pass is a lower bound.
+        let last = search.steps.last().expect("a step was added");
+        if !ok && last.failed.iter().all(|f| f.starts_with(GENERATOR_BEHIND)) {
+            stopped = format!(
+                "the generator fell behind at {} (each run of it): this machine could not offer more, so the capacity is at least the last passing load; give the generator more CPU (fewer arrivals per process, --processes, more cores)",
+                load_text(axis, load)
+            );
+            break;
+        }
         let next = match (pass, fail) {
             (_, None) => load * 2.0,
             (None, Some(f)) => {

@@ -11,7 +11,13 @@
 //! (1 s warm-up, 2 s measured) above L / S fails only once its queue wait
 //! passes the SLO, so the answer lies a little below or above L / S; the
 //! target's timer (1 ms resolution) lengthens S by under 1 ms, i.e. under
-//! 5 % of 20 ms. The answer is compared with L / S within 5 %.
+//! 2 % of the 50 ms used here. The answer is compared with L / S within 5 %.
+//!
+//! A step during which the generator fell behind (its scheduling lag p99
+//! above 10 ms in a second: a machine short of CPU) is run again; if it
+//! keeps falling behind, the search stops with a lower bound and says so,
+//! and this test fails with that table: the truth cannot be measured on a
+//! machine that cannot offer the load.
 
 use crate::common::ChildGuard;
 use std::io::{BufRead, BufReader};
@@ -134,16 +140,17 @@ fn finds(concurrency: u32, latency_ms: u32, start: f64, slo_ms: u32) {
     assert!(cooled >= 1, "{table}");
 }
 
-/// The issue's own case: 4 slots × 20 ms = 200/s, p95 < 100 ms.
+/// 10 slots × 50 ms = 200/s (the 200/s, with a service time long
+/// enough that the timer's 1 ms rounding stays under 2 %), p95 < 150 ms.
 #[test]
-fn capacity_finds_4_slots_of_20ms_against_a_target_that_keeps_its_backlog() {
+fn capacity_finds_10_slots_of_50ms_against_a_target_that_keeps_its_backlog() {
     let _one = crate::serial();
-    finds(4, 20, 50.0, 100);
+    finds(10, 50, 50.0, 150);
 }
 
-/// 3 slots × 30 ms = 100/s, p95 < 150 ms.
+/// 5 slots × 50 ms = 100/s, p95 < 150 ms.
 #[test]
-fn capacity_finds_3_slots_of_30ms_against_a_target_that_keeps_its_backlog() {
+fn capacity_finds_5_slots_of_50ms_against_a_target_that_keeps_its_backlog() {
     let _one = crate::serial();
-    finds(3, 30, 25.0, 150);
+    finds(5, 50, 25.0, 150);
 }
