@@ -31,7 +31,7 @@
 //!
 //! - **Cool-down**: after a failing step (users axis), the target is probed
 //!   at a low load — the first passing step's load, else a quarter of the
-//!   first step's — in probe runs of [`PROBE`] (after a short warm-up),
+//!   first step's — in probe runs of 1 s (after a 200 ms warm-up),
 //!   until a probe is **quiet**: it sustained its load and its p50 is at
 //!   most 1.5 × the first passing step's measured p50 + 2 ms; before any
 //!   step passed, two sustained probes in a row whose p50 differ by at most
@@ -39,8 +39,8 @@
 //!   probe would pass the maximum (`--cool-down`, `[capacity] cool_down`,
 //!   default [`DEFAULT_COOL_DOWN`]; `0s`: no cool-down). Each step records
 //!   its cool-down ([`CoolDown`]: seconds, probes, quiet, p50 at the end).
-//! - **Backlog check**: a failing step that followed a failing step is
-//!   discarded and run again (once) when its warm-up p50 is above 2 × the
+//! - **Backlog check**: a failing step (not the first) is discarded and
+//!   run again (once, after a cool-down) when its warm-up p50 is above 2 × the
 //!   quiet p50 + 5 ms while its measured p50 fell below two thirds of the
 //!   warm-up's: a backlog draining, not the step's own overload (which
 //!   grows). A failing step during which the generator fell behind is run
@@ -550,7 +550,7 @@ impl Search<'_> {
                 None
             } else if behind {
                 Some("the generator fell behind, so the load was not offered as planned".into())
-            } else if after_fail && reruns == 0 {
+            } else if !self.steps.is_empty() && reruns == 0 {
                 backlog(reference, warm_p50, step.p50)
             } else {
                 None

@@ -66,8 +66,8 @@ impl CoolDown {
     /// `3.0s, 3 probes at 20/s → quiet (p50 21ms)` (what the tables show).
     pub fn text(&self) -> String {
         format!(
-            "{}, {} probe{} at {} → {} (p50 {})",
-            format!("{:.1}s", self.seconds),
+            "{:.1}s, {} probe{} at {} → {} (p50 {})",
+            self.seconds,
             self.probes,
             if self.probes == 1 { "" } else { "s" },
             format::per_second(self.load),
@@ -310,7 +310,17 @@ mod tests {
                 step(10.0, "up", 12_000, true),
                 step(20.0, "up", 40_000, true),
                 step(40.0, "up", 1_200_000, false),
-                step(20.0, "confirm", 41_000, true),
+                Step {
+                    cool_down: Some(CoolDown {
+                        seconds: 2.6,
+                        probes: 2,
+                        load: 10.0,
+                        quiet: true,
+                        p50: Some(6_500),
+                        quiet_p50: Some(11_000),
+                    }),
+                    ..step(20.0, "confirm", 41_000, true)
+                },
             ],
         }
     }
@@ -341,6 +351,23 @@ mod tests {
         assert!(md.starts_with(
             "capacity: 20/s (every SLO held; confirmed) · plan to scale at 70%: 14/s\n"
         ));
+        // The cool-down before the confirmation, in both tables.
+        let cool = "2.6s, 2 probes at 10/s → quiet (p50 6.5ms)";
+        assert!(
+            page.contains(&format!("<td class=\"text\">{cool}</td>")),
+            "{page}"
+        );
+        assert!(md.contains(&format!("| 0 | {cool} | pass |")), "{md}");
+        // Both state the rule they used: the one report.html states too.
+        let shared = super::super::rule_sentence("the step's measured phase (exact percentiles)");
+        assert!(
+            md.contains(&format!("rule: {shared} A step passes when")),
+            "{md}"
+        );
+        assert!(
+            page.contains(&format!("Rule: {}", escape(&shared))),
+            "{page}"
+        );
         assert!(md.contains("| 3 up | 40/s | 120.0 | 80.0 | 600ms | 1.2s | 2.4s | 1 | – | FAIL: http.latency.p95 < 200ms \\| measured 1.2s |"));
     }
 }
