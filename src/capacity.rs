@@ -529,8 +529,8 @@ struct Search<'a> {
 impl Search<'_> {
     /// One step at `load`: after a cool-down when the previous step failed,
     /// and run again (at most [`MAX_RERUNS`] times) when it failed with the
-    /// previous step's backlog at its start. Adds its rows; the last row's
-    /// (pass, carried out).
+    /// previous step's backlog at its start or with the generator behind.
+    /// Adds its rows; the last row's (pass, carried out).
     async fn step(&mut self, load: f64, kind: &'static str) -> Result<(bool, bool), CommandError> {
         let mut reruns = 0;
         loop {
