@@ -29,7 +29,9 @@
 //! **Steps that do not poison each other.** A server that queues is still
 //! working off a failing step's backlog when the next step starts. So:
 //!
-//! - **Cool-down**: after a failing step (users axis), the target is probed
+//! - **Cool-down**: after a failing step, or a passing one whose measured
+//!   p50 is above the quiet limit below (it ended near the knee, with a
+//!   queue), the target (users axis) is probed
 //!   at a low load — the first passing step's load, else a quarter of the
 //!   first step's — in probe runs of 1 s (after a 200 ms warm-up),
 //!   until a probe is **quiet**: it sustained its load and its p50 is at
@@ -534,8 +536,12 @@ impl Search<'_> {
     async fn step(&mut self, load: f64, kind: &'static str) -> Result<(bool, bool), CommandError> {
         let mut reruns = 0;
         loop {
-            let after_fail = self.steps.last().is_some_and(|s| !s.pass);
-            let cool_down = if after_fail {
+            // After a failing step, or a passing one that ended loaded (its
+            // p50 above the quiet rule's: near the knee it leaves a queue).
+            let threshold = self.quiet.map(|(_, q)| quiet_threshold(q));
+            let loaded =
+                |s: &Step| !s.pass || threshold.is_some_and(|t| s.p50.is_some_and(|p50| p50 > t));
+            let cool_down = if self.steps.last().is_some_and(loaded) {
                 self.cool_down().await?
             } else {
                 None
@@ -662,9 +668,7 @@ impl Search<'_> {
             Some((load, _)) => load,
             None => (self.first.unwrap_or(4.0) / 4.0).max(1.0),
         };
-        let target = self
-            .quiet
-            .map(|(_, p50)| (p50 as f64 * QUIET_FACTOR) as u64 + QUIET_SLACK_US);
+        let target = self.quiet.map(|(_, p50)| quiet_threshold(p50));
         // tokio's clock: the paused clock of the tests, else the wall clock.
         let started = tokio::time::Instant::now();
         let (mut probes, mut p50, mut previous, mut is_quiet) = (0, None, None, false);
@@ -696,6 +700,12 @@ impl Search<'_> {
             quiet_p50: target,
         }))
     }
+}
+
+/// The quiet rule's p50 limit (µs) for the first passing step's p50 `q`:
+/// 1.5 × `q` + 2 ms.
+fn quiet_threshold(q: u64) -> u64 {
+    (q as f64 * QUIET_FACTOR) as u64 + QUIET_SLACK_US
 }
 
 /// p50 of `http.latency` in phase `phase` (µs; None: no sample).
