@@ -18,6 +18,39 @@
 //! precision and is confirmed again (at most 3 times). The **planning
 //! load** is 70 % of the capacity: alert there, scale before it.
 //!
+//! **Rule** of a passing step, shared with `report.html`'s capacity
+//! estimate ([`crate::report::capacity::sustained`],
+//! [`crate::report::capacity::generator_kept_up`]): the load was
+//! sustained (successful requests ≥ 95 % of those offered; the generator's
+//! scheduling lag p99 ≤ 10 ms in every second of the measured phase) and
+//! every SLO held on the measured phase. Both outputs print it
+//! ([`rules`]).
+//!
+//! **Steps that do not poison each other.** A server that queues is still
+//! working off a failing step's backlog when the next step starts. So:
+//!
+//! - **Cool-down**: after a failing step, or a passing one whose measured
+//!   p50 is above the quiet limit below (it ended near the knee, with a
+//!   queue), the target (users axis) is probed
+//!   at a low load — the first passing step's load, else a quarter of the
+//!   first step's — in probe runs of 1 s (after a 200 ms warm-up),
+//!   until a probe is **quiet**: it sustained its load and its p50 is at
+//!   most 1.5 × the first passing step's measured p50 + 2 ms; before any
+//!   step passed, two sustained probes in a row whose p50 differ by at most
+//!   20 % of the larger + 2 ms. The cool-down stops unquiet when the next
+//!   probe would pass the maximum (`--cool-down`, `[capacity] cool_down`,
+//!   default [`DEFAULT_COOL_DOWN`]; `0s`: no cool-down). Each step records
+//!   its cool-down ([`CoolDown`]: seconds, probes, quiet, p50 at the end).
+//! - **Backlog check**: a failing step (not the first) is discarded and
+//!   run again (once, after a cool-down) when its warm-up p50 is above 2 × the
+//!   quiet p50 + 5 ms while its measured p50 fell below two thirds of the
+//!   warm-up's: a backlog draining, not the step's own overload (which
+//!   grows). A failing step during which the generator fell behind is run
+//!   again too (it says nothing about the target); at most twice in all.
+//! - With `api = "builtin"`, the built-in target is started once for the
+//!   whole search (in this process, or in its own with `--processes`), so
+//!   its queue carries over from step to step as a real server's does.
+//!
 //! Results go to `reports/<name>-capacity-<UTC>/`: every step's own result
 //! directory under `steps/`, `capacity.json`, `capacity.md` and
 //! `capacity.html` (the capacity curve — achieved load against p95, the knee
@@ -34,13 +67,15 @@ use crate::error::{CommandError, ExitStatus};
 use crate::metrics::TagFilter;
 use crate::run::processes::Processes;
 use crate::run::{Progress, RunOptions, RunOutcome};
-use crate::scenario::{Overrides, Scenario};
+use crate::scenario::{ApiTarget, HubTarget, Overrides, Scenario};
 use anyhow::Context as _;
 // The reports of a search are rendered in `report::capacity`.
-use crate::report::capacity::load_text;
+use crate::report::capacity::{generator_kept_up, load_text, sustained};
 // The search's result types live with their renderers in `report::capacity`
 // (a report is a layer below the commands); re-exported here.
-pub use crate::report::capacity::{curve_svg, html, markdown, SearchReport as Report, Step};
+pub use crate::report::capacity::{
+    curve_svg, html, markdown, rules, CoolDown, SearchReport as Report, Step,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,8 +101,33 @@ pub struct Options {
     pub quiet: bool,
     /// `--processes`: each step in this many processes (1: in this one).
     pub processes: u32,
+    /// `--cool-down`: the longest cool-down after a failing step (0: none).
+    pub cool_down: Option<Duration>,
     pub command_line: Vec<String>,
 }
+
+/// The longest cool-down after a failing step, unless `--cool-down` or
+/// `[capacity] cool_down` says otherwise.
+pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(60);
+/// A cool-down probe's measured length.
+const PROBE: Duration = Duration::from_secs(1);
+/// A cool-down probe's warm-up (its first arrivals, not judged).
+const PROBE_WARMUP: Duration = Duration::from_millis(200);
+/// Quiet, against the first passing step's p50 `q`: p50 ≤ `q` × this + [`QUIET_SLACK_US`].
+const QUIET_FACTOR: f64 = 1.5;
+const QUIET_SLACK_US: u64 = 2_000;
+/// Quiet, before any step passed: two probes in a row whose p50 differ by
+/// at most this share of the larger + [`QUIET_SLACK_US`].
+const AGREE_SHARE: f64 = 0.2;
+/// A backlog at a step's start: warm-up p50 above `q` × this + [`BACKLOG_SLACK_US`]...
+const BACKLOG_FACTOR: f64 = 2.0;
+const BACKLOG_SLACK_US: u64 = 5_000;
+/// ...while the measured p50 fell below this share of the warm-up's.
+const DRAINING_SHARE: f64 = 2.0 / 3.0;
+/// How often a step is run again: because of a backlog at its start
+/// (once), or because the generator fell behind (the step said nothing
+/// about the target); at most twice in all.
+const MAX_RERUNS: u32 = 2;
 
 fn measure_filter() -> TagFilter {
     TagFilter {
@@ -76,10 +136,14 @@ fn measure_filter() -> TagFilter {
     }
 }
 
+/// A step's offered and achieved load, p50 / p95 / p99, errors and what
+/// failed, by the rule `report.html`'s estimate uses too
+/// ([`sustained`], [`generator_kept_up`], every SLO held).
 fn judge(
     outcome: &RunOutcome,
     axis: Axis,
     load: f64,
+    warmup: Duration,
     step: Duration,
 ) -> (f64, f64, [Option<u64>; 3], u64, Vec<String>) {
     let totals = &outcome.totals;
@@ -124,13 +188,26 @@ fn judge(
             )
         }
     };
-    if achieved < 0.95 * offered {
+    if !sustained(offered, achieved) {
         failed.push(format!(
             "carried {:.0} of {:.0} offered ({:.0}%)",
             achieved,
             offered,
             achieved / offered.max(1e-9) * 100.0
         ));
+    }
+    // The generator kept up over the measured phase (users: the seconds
+    // after the warm-up; the series is per wall-clock second).
+    if axis == Axis::Users {
+        let lag = lag_p99_per_second(totals, warmup);
+        if !generator_kept_up(lag.iter().copied()) {
+            let worst = lag.iter().flatten().max().copied().unwrap_or(0);
+            failed.push(format!(
+                "{GENERATOR_BEHIND} (scheduling lag p99 {} in a second, above {})",
+                crate::units::format::latency(worst),
+                crate::units::format::latency(crate::report::console::SATURATED_LAG_P99_US)
+            ));
+        }
     }
     let pct_filter = if axis == Axis::Agents {
         TagFilter::default()
@@ -143,6 +220,28 @@ fn judge(
         .map(|h| [0.5, 0.95, 0.99].map(|q| Some(h.value_at_quantile(q))))
         .unwrap_or([None; 3]);
     (offered, achieved, pcts, errors, failed)
+}
+
+/// How [`judge`] names a step the generator did not keep up with.
+const GENERATOR_BEHIND: &str = "generator behind";
+
+/// Per wall-clock second after `warmup`, the worst `generator.lag` p99
+/// of any series (µs; None: no arrival that second).
+fn lag_p99_per_second(totals: &crate::metrics::Totals, warmup: Duration) -> Vec<Option<u64>> {
+    let ids: Vec<usize> = (totals.layout().hists.iter().enumerate())
+        .filter(|(_, d)| d.metric == "generator.lag")
+        .map(|(i, _)| i)
+        .collect();
+    (totals.series().iter())
+        .filter(|p| p.elapsed_s > warmup.as_secs_f64())
+        .map(|p| {
+            (ids.iter())
+                .filter_map(|&i| p.hists.get(i))
+                .filter(|s| s.count > 0)
+                .map(|s| s.p99)
+                .max()
+        })
+        .collect()
 }
 
 /// Run the search.
@@ -176,6 +275,7 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
             .or(spec.step.map(|d| d.0))
             .unwrap_or(Duration::from_secs(20)),
     );
+    let spec_cool_down = spec.cool_down.map(|d| d.0);
     if !options.precision.is_some_and(|p| p > 0.0 && p < 1.0) {
         return Err(CommandError::BadInput(
             "the precision must be between 0% and 100%, e.g. 5%".into(),
@@ -246,9 +346,28 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
         )?),
     };
     let fleet = fleet.as_ref();
+    // In this process: the built-in API target, once for the whole search
+    // (its queue carries over from step to step, as a real server's does).
+    let _builtin = match fleet {
+        None => start_builtin(&base, &mut options.overrides).await?,
+        Some(_) => None,
+    };
     drop(base);
+    let cool_down = options
+        .cool_down
+        .or(spec_cool_down)
+        .unwrap_or(DEFAULT_COOL_DOWN);
     let clock = Instant::now();
-    let mut steps: Vec<Step> = Vec::new();
+    let mut search = Search {
+        options: &options,
+        fleet,
+        axis,
+        dir: &dir,
+        cool_down,
+        steps: Vec::new(),
+        quiet: None,
+        first: None,
+    };
     let mut pass: Option<f64> = None;
     let mut fail: Option<f64> = None;
     let stopped;
@@ -256,20 +375,16 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
     // Up, then bisect.
     loop {
         let kind = if fail.is_none() { "up" } else { "bisect" };
-        let step = match probe(&options, fleet, axis, load, kind, &dir).await {
+        let (ok, carried_out) = match search.step(load, kind).await {
             Ok(step) => step,
             // A step this process cannot run (e.g. more agents than it may
             // hold descriptors for) ends the search with what it found.
-            Err(e) if !steps.is_empty() => {
+            Err(e) if !search.steps.is_empty() => {
                 stopped = format!("the step at {} cannot run here: {e}", load_text(axis, load));
                 break;
             }
             Err(e) => return Err(e),
         };
-        let ok = step.pass;
-        let carried_out = !step.result_dir.is_empty();
-        print_step(&options, &step);
-        steps.push(step);
         if !carried_out {
             interrupted = true;
             stopped = "interrupted".to_string();
@@ -280,10 +395,21 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
         } else {
             fail = Some(load);
         }
+        // Failed only because the generator fell behind, again and again:
+        // this machine cannot offer the load, so the search cannot tell
+        // where the target stops; the last pass is a lower bound.
+        let last = search.steps.last().expect("a step was added");
+        if !ok && last.failed.iter().all(|f| f.starts_with(GENERATOR_BEHIND)) {
+            stopped = format!(
+                "the generator fell behind at {} (each run of it): this machine could not offer more, so the capacity is at least the last passing load; give the generator more CPU (fewer arrivals per process, --processes, more cores)",
+                load_text(axis, load)
+            );
+            break;
+        }
         let next = match (pass, fail) {
             (_, None) => load * 2.0,
             (None, Some(f)) => {
-                if f <= 1.0 || steps.len() >= 3 && f < peak / 1000.0 {
+                if f <= 1.0 || search.steps.len() >= 3 && f < peak / 1000.0 {
                     stopped = "even the lowest load failed".to_string();
                     break;
                 }
@@ -316,11 +442,7 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
                 break;
             }
             tries += 1;
-            let step = probe(&options, fleet, axis, c, "confirm", &dir).await?;
-            print_step(&options, &step);
-            let ok = step.pass;
-            let carried_out = !step.result_dir.is_empty();
-            steps.push(step);
+            let (ok, carried_out) = search.step(c, "confirm").await?;
             if !carried_out {
                 interrupted = true;
                 break;
@@ -331,6 +453,7 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
             capacity = Some(c * (1.0 - precision)).filter(|c| *c >= 1.0);
         }
     }
+    let steps = search.steps;
     let report = Report {
         scenario: options.scenario.display().to_string(),
         axis,
@@ -363,72 +486,283 @@ pub async fn search(mut options: Options) -> Result<(Report, ExitStatus), Comman
     Ok((report, exit))
 }
 
-async fn probe(
-    options: &Options,
-    fleet: Option<&Processes>,
-    axis: Axis,
-    load: f64,
-    kind: &'static str,
-    dir: &std::path::Path,
-) -> Result<Step, CommandError> {
-    let scenario = shaped(
-        crate::run::load(&options.scenario, &options.overrides)?,
-        axis,
-        load,
-        options.warmup.unwrap_or_default(),
-        options.step.unwrap_or_default(),
-    );
-    let run = RunOptions {
-        scenario: options.scenario.clone(),
-        overrides: options.overrides.clone(),
-        out_dir: dir.join("steps"),
-        progress: Progress::Silent,
-        grace: Duration::from_secs(2),
-        command_line: options.command_line.clone(),
-        baseline: None,
-        segment: crate::plan::Segment::WHOLE,
-        start_at: None,
-        child: Default::default(),
+/// Start the built-in API target in this process when the scenario has
+/// one, and point the steps at it (`overrides`, as `--api URL` would; the
+/// built-in hub too when there is one): the same target, never restarted,
+/// serves every step and cool-down probe.
+async fn start_builtin(
+    base: &Scenario,
+    overrides: &mut Overrides,
+) -> Result<Option<crate::target::RunningTarget>, CommandError> {
+    let Some(ApiTarget::Builtin(config)) = &base.api else {
+        return Ok(None);
     };
-    let outcome = match fleet {
-        None => crate::run::run_scenario(Arc::new(scenario), &run).await?,
-        Some(fleet) => {
-            let spec = step_spec(axis, load, options);
-            let extra = ["--capacity-step".to_string(), spec];
-            fleet.run(&scenario, &run, &extra).await?
+    let running = crate::target::spawn("127.0.0.1:0".parse().expect("literal"), config.clone())
+        .await
+        .context("starting the built-in target")?;
+    let url = running.url();
+    overrides.api = Some(url.clone());
+    if matches!(base.hub, Some(HubTarget::Builtin(_))) {
+        overrides.hub = Some(url.clone());
+        if base.hub_admin.is_none() {
+            overrides
+                .sets
+                .push(("target.hub_admin".into(), format!("{url}/admin/hub/kick")));
         }
+    }
+    Ok(Some(running))
+}
+
+/// A search in progress: its settings and the steps so far.
+struct Search<'a> {
+    options: &'a Options,
+    fleet: Option<&'a Processes>,
+    axis: Axis,
+    dir: &'a std::path::Path,
+    /// The longest cool-down (zero: none).
+    cool_down: Duration,
+    steps: Vec<Step>,
+    /// The first passing step's load and measured p50 (users): what quiet is.
+    quiet: Option<(f64, u64)>,
+    /// The first step's load.
+    first: Option<f64>,
+}
+
+impl Search<'_> {
+    /// One step at `load`: after a cool-down when the previous step failed,
+    /// and run again (at most [`MAX_RERUNS`] times) when it failed with the
+    /// previous step's backlog at its start or with the generator behind.
+    /// Adds its rows; the last row's (pass, carried out).
+    async fn step(&mut self, load: f64, kind: &'static str) -> Result<(bool, bool), CommandError> {
+        let mut reruns = 0;
+        loop {
+            // After a failing step, or a passing one that ended loaded (its
+            // p50 above the quiet rule's: near the knee it leaves a queue).
+            let threshold = self.quiet.map(|(_, q)| quiet_threshold(q));
+            let loaded =
+                |s: &Step| !s.pass || threshold.is_some_and(|t| s.p50.is_some_and(|p50| p50 > t));
+            let cool_down = if self.steps.last().is_some_and(loaded) {
+                self.cool_down().await?
+            } else {
+                None
+            };
+            let (mut step, warm_p50, behind) = self.run_step(load, kind).await?;
+            self.first.get_or_insert(load);
+            let carried_out = !step.result_dir.is_empty();
+            let reference = (self.quiet.map(|(_, p50)| p50))
+                .or(cool_down.as_ref().filter(|c| c.quiet).and_then(|c| c.p50));
+            step.cool_down = cool_down;
+            let discard = if !carried_out || step.pass || reruns >= MAX_RERUNS {
+                None
+            } else if behind {
+                Some("the generator fell behind, so the load was not offered as planned".into())
+            } else if !self.steps.is_empty() && reruns == 0 {
+                backlog(reference, warm_p50, step.p50)
+            } else {
+                None
+            };
+            if let Some(why) = discard {
+                step.discarded = Some(why);
+                print_step(self.options, &step);
+                self.steps.push(step);
+                reruns += 1;
+                continue;
+            }
+            if step.pass && self.axis == Axis::Users && self.quiet.is_none() {
+                self.quiet = step.p50.map(|p50| (load, p50));
+            }
+            print_step(self.options, &step);
+            let ok = step.pass;
+            self.steps.push(step);
+            return Ok((ok, carried_out));
+        }
+    }
+
+    /// Play the scenario shaped to one load (a step or a probe), its
+    /// results under `out`.
+    async fn play(
+        &self,
+        load: f64,
+        warmup: Duration,
+        step: Duration,
+        out: PathBuf,
+    ) -> Result<RunOutcome, CommandError> {
+        let options = self.options;
+        let scenario = shaped(
+            crate::run::load(&options.scenario, &options.overrides)?,
+            self.axis,
+            load,
+            warmup,
+            step,
+        );
+        let run = RunOptions {
+            scenario: options.scenario.clone(),
+            overrides: options.overrides.clone(),
+            out_dir: out,
+            progress: Progress::Silent,
+            grace: Duration::from_secs(2),
+            command_line: options.command_line.clone(),
+            baseline: None,
+            segment: crate::plan::Segment::WHOLE,
+            start_at: None,
+            child: Default::default(),
+        };
+        match self.fleet {
+            None => crate::run::run_scenario(Arc::new(scenario), &run).await,
+            Some(fleet) => {
+                let spec = step_spec(self.axis, load, warmup, step);
+                let extra = ["--capacity-step".to_string(), spec];
+                fleet.run(&scenario, &run, &extra).await
+            }
+        }
+    }
+
+    /// A step at `load`, judged; its warm-up's p50 (µs); whether the
+    /// generator fell behind.
+    async fn run_step(
+        &self,
+        load: f64,
+        kind: &'static str,
+    ) -> Result<(Step, Option<u64>, bool), CommandError> {
+        let warmup = self.options.warmup.unwrap_or_default();
+        let step_len = self.options.step.unwrap_or_default();
+        let outcome = self
+            .play(load, warmup, step_len, self.dir.join("steps"))
+            .await?;
+        let (offered, achieved, [p50, p95, p99], errors, failed) =
+            judge(&outcome, self.axis, load, warmup, step_len);
+        let behind = failed.iter().any(|f| f.starts_with(GENERATOR_BEHIND));
+        let warm_p50 = p50_of(&outcome, 0);
+        let carried_out = outcome.exit != ExitStatus::NotCarriedOut;
+        let step = Step {
+            load,
+            kind,
+            offered,
+            achieved,
+            p50,
+            p95,
+            p99,
+            errors,
+            pass: carried_out && failed.is_empty(),
+            failed,
+            result_dir: if carried_out {
+                outcome.result_dir.display().to_string()
+            } else {
+                String::new()
+            },
+            cool_down: None,
+            discarded: None,
+        };
+        Ok((step, warm_p50, behind))
+    }
+
+    /// The cool-down after a failing step (users; none when the maximum is
+    /// zero): probes of [`PROBE`] at the first passing step's load (else a
+    /// quarter of the first step's) until one is quiet (see [`quiet`]) or
+    /// the maximum cool-down would be passed.
+    async fn cool_down(&self) -> Result<Option<CoolDown>, CommandError> {
+        if self.axis != Axis::Users || self.cool_down.is_zero() {
+            return Ok(None);
+        }
+        let load = match self.quiet {
+            Some((load, _)) => load,
+            None => (self.first.unwrap_or(4.0) / 4.0).max(1.0),
+        };
+        let target = self.quiet.map(|(_, p50)| quiet_threshold(p50));
+        // tokio's clock: the paused clock of the tests, else the wall clock.
+        let started = tokio::time::Instant::now();
+        let (mut probes, mut p50, mut previous, mut is_quiet) = (0, None, None, false);
+        loop {
+            let outcome = self
+                .play(load, PROBE_WARMUP, PROBE, self.dir.join("cool-down"))
+                .await?;
+            probes += 1;
+            if outcome.exit == ExitStatus::NotCarriedOut {
+                break; // interrupted: the next step says so
+            }
+            let f = measure_filter();
+            let requests = outcome.totals.sum_counters("http.requests", None, &f) as f64;
+            let errors = outcome.totals.sum_counters("http.errors", None, &f) as f64;
+            let carried = sustained(requests, requests - errors);
+            p50 = p50_of(&outcome, 1);
+            is_quiet = quiet(target, carried, p50, previous);
+            previous = p50.filter(|_| carried);
+            if is_quiet || started.elapsed() + PROBE_WARMUP + PROBE > self.cool_down {
+                break;
+            }
+        }
+        Ok(Some(CoolDown {
+            seconds: started.elapsed().as_secs_f64(),
+            probes,
+            load,
+            quiet: is_quiet,
+            p50,
+            quiet_p50: target,
+        }))
+    }
+}
+
+/// The quiet rule's p50 limit (µs) for the first passing step's p50 `q`:
+/// 1.5 × `q` + 2 ms.
+fn quiet_threshold(q: u64) -> u64 {
+    (q as f64 * QUIET_FACTOR) as u64 + QUIET_SLACK_US
+}
+
+/// p50 of `http.latency` in phase `phase` (µs; None: no sample).
+fn p50_of(outcome: &RunOutcome, phase: usize) -> Option<u64> {
+    let f = TagFilter {
+        phase: Some(phase),
+        ..TagFilter::default()
     };
-    let (offered, achieved, [p50, p95, p99], errors, failed) =
-        judge(&outcome, axis, load, options.step.unwrap_or_default());
-    let carried_out = outcome.exit != ExitStatus::NotCarriedOut;
-    Ok(Step {
-        load,
-        kind,
-        offered,
-        achieved,
-        p50,
-        p95,
-        p99,
-        errors,
-        pass: carried_out && failed.is_empty(),
-        failed,
-        result_dir: if carried_out {
-            outcome.result_dir.display().to_string()
-        } else {
-            String::new()
-        },
+    (outcome.totals.select_hist("http.latency", &f))
+        .filter(|h| !h.is_empty())
+        .map(|h| h.value_at_quantile(0.5))
+}
+
+/// Whether a cool-down probe found the target quiet: it sustained its load
+/// (`carried`) and its p50 is at most `target` (1.5 × the first passing
+/// step's p50 + 2 ms); with no target yet (no step passed), its p50 agrees
+/// with the previous sustained probe's within 20 % of the larger + 2 ms.
+fn quiet(target: Option<u64>, carried: bool, p50: Option<u64>, previous: Option<u64>) -> bool {
+    let Some(p50) = p50.filter(|_| carried) else {
+        return false;
+    };
+    match (target, previous) {
+        (Some(target), _) => p50 <= target,
+        (None, Some(prev)) => {
+            p50.abs_diff(prev) as f64 <= AGREE_SHARE * p50.max(prev) as f64 + QUIET_SLACK_US as f64
+        }
+        (None, None) => false,
+    }
+}
+
+/// Why a failing step's start shows the previous step's backlog, if it
+/// does: its warm-up p50 is above 2 × the quiet p50 + 5 ms while its
+/// measured p50 fell below two thirds of the warm-up's (a backlog
+/// draining, not the step's own overload, which grows).
+fn backlog(quiet: Option<u64>, warm_up: Option<u64>, measured: Option<u64>) -> Option<String> {
+    let (quiet, warm_up, measured) = (quiet?, warm_up?, measured?);
+    let high = (quiet as f64 * BACKLOG_FACTOR) as u64 + BACKLOG_SLACK_US;
+    let draining = (measured as f64) < DRAINING_SHARE * warm_up as f64;
+    (warm_up > high && draining).then(|| {
+        use crate::units::format::latency;
+        format!(
+            "backlog at its start (warm-up p50 {}, quiet {}, measured p50 {})",
+            latency(warm_up),
+            latency(quiet),
+            latency(measured)
+        )
     })
 }
 
 /// The hidden `--capacity-step` value: `AXIS/LOAD/WARMUP_NS/STEP_NS`
 /// (the load printed so it reads back exactly).
-fn step_spec(axis: Axis, load: f64, options: &Options) -> String {
+fn step_spec(axis: Axis, load: f64, warmup: Duration, step: Duration) -> String {
     let axis = match axis {
         Axis::Users => "users",
         Axis::Agents => "agents",
     };
-    let ns = |d: Option<Duration>| d.unwrap_or_default().as_nanos();
-    format!("{axis}/{load}/{}/{}", ns(options.warmup), ns(options.step))
+    format!("{axis}/{load}/{}/{}", warmup.as_nanos(), step.as_nanos())
 }
 
 /// A child of `capacity --processes`: its scenario loaded as `run` would,
@@ -466,17 +800,55 @@ fn print_step(options: &Options, step: &Step) {
         step.offered,
         crate::units::format::optional_latency(step.p95),
         step.errors,
-        if step.pass {
+        if let Some(why) = &step.discarded {
+            format!("discarded: {why}; run again")
+        } else if step.pass {
             "pass".to_string()
         } else {
             format!("FAIL: {}", step.failed.join("; "))
         }
     );
+    if let Some(c) = &step.cool_down {
+        eprintln!("capacity:          cool-down before it: {}", c.text());
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cool-down's quiet rule: against the first passing step's p50,
+    /// else two probes that agree; a probe that did not sustain its load
+    /// is never quiet.
+    #[test]
+    fn quiet_is_near_the_first_passing_step_or_two_probes_that_agree() {
+        let target = Some(20_000 * 3 / 2 + QUIET_SLACK_US); // q = 20 ms
+        assert!(quiet(target, true, Some(32_000), None));
+        assert!(!quiet(target, true, Some(32_001), None));
+        assert!(!quiet(target, false, Some(20_000), None));
+        assert!(!quiet(target, true, None, None));
+        // No step passed yet: the first probe alone says nothing.
+        assert!(!quiet(None, true, Some(20_000), None));
+        // 30 ms and 25 ms: |5 ms| <= 20 % of 30 ms + 2 ms = 8 ms.
+        assert!(quiet(None, true, Some(25_000), Some(30_000)));
+        // 300 ms then 200 ms: still draining.
+        assert!(!quiet(None, true, Some(200_000), Some(300_000)));
+    }
+
+    /// A failing step's start shows a backlog when its warm-up is slow
+    /// and its measured phase faster (draining), not when it grows (its
+    /// own overload).
+    #[test]
+    fn a_draining_warm_up_is_a_backlog_a_growing_one_is_not() {
+        let q = Some(20_000);
+        // 2 × 20 ms + 5 ms = 45 ms.
+        let why = backlog(q, Some(400_000), Some(60_000)).expect("a backlog");
+        assert!(why.contains("400ms") && why.contains("60ms"), "{why}");
+        assert_eq!(backlog(q, Some(45_000), Some(21_000)), None);
+        assert_eq!(backlog(q, Some(100_000), Some(300_000)), None);
+        assert_eq!(backlog(q, Some(300_000), Some(200_001)), None);
+        assert_eq!(backlog(None, Some(400_000), Some(60_000)), None);
+    }
 
     /// A child of `capacity --processes` plays exactly the step its
     /// parent shaped: the hidden flag carries the load and lengths exactly.
@@ -501,10 +873,16 @@ mod tests {
             step: Some(Duration::from_nanos(2_000_000_001)),
             quiet: true,
             processes: 2,
+            cool_down: None,
             command_line: Vec::new(),
         };
         let load = 10.0 / 3.0;
-        let spec = step_spec(Axis::Users, load, &options);
+        let spec = step_spec(
+            Axis::Users,
+            load,
+            options.warmup.unwrap(),
+            options.step.unwrap(),
+        );
         let run = RunOptions {
             scenario: path.clone(),
             overrides: Overrides::default(),

@@ -71,6 +71,10 @@ Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 not carried o
 Knobs can be changed while it runs: POST /admin/config {\"latency\":\"5ms\"},
 POST /admin/stall {\"duration\":\"500ms\"}; GET /admin/stats.
 
+With --concurrency, requests beyond the limit wait in a FIFO queue of --queue places, as in a
+real server: a request whose client gave up (closed its connection) keeps its place and, once
+admitted, holds its slot for its whole service time. A backlog outlives the load that made it.
+
 With --processes N the kernel spreads connections over N worker processes (SO_REUSEPORT).
 What does not span them: each worker has its own hub registry (a command reaches only the
 agents on the worker that took it, `to = {sample = k}` samples that worker's agents), its own
@@ -100,8 +104,10 @@ a two-proportion z above 2. Exit codes: 0 no regression · 1 a regression · 2 b
   stampede capacity scenarios/connection-storm.toml --vary agents --processes 4
 
 A [capacity] table in the scenario sets the same (vary, start, precision, budget, warmup,
-step); flags win. Each step runs the scenario's populations at one load: a warm-up (discarded), then the
-measured stretch on which every SLO is judged. Output: the capacity, the 70% planning load,
+step, cool_down); flags win. Each step runs the scenario's populations at one load: a warm-up (discarded), then the
+measured stretch on which every SLO is judged. After a failing step the target is probed at a
+low load until it answers as quiet as before (at most --cool-down); a failing step whose start
+still shows the previous step's backlog is run again once. The built-in target is started once. Output: the capacity, the 70% planning load,
 a table of every step; files capacity.json and capacity.md, each step's own result directory.
 Exit codes: 0 capacity found · 1 even the first load failed · 2 bad input · 3 interrupted.")]
     Capacity(CapacityArgs),
@@ -191,6 +197,10 @@ pub struct CapacityArgs {
     /// the built-in target is started once for the whole search.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub processes: u32,
+    /// The longest cool-down after a failing step: 1-second probes at a low
+    /// load until the target is quiet again (default 60s; 0s: none).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub cool_down: Option<Duration>,
 }
 
 /// Output format of `compare`.
@@ -750,6 +760,7 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
                 out,
                 quiet,
                 processes,
+                cool_down,
             } = args;
             let (scenario, overrides) = overrides(scenario)?;
             let precision = match &precision {
@@ -785,6 +796,7 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
                 step,
                 quiet,
                 processes,
+                cool_down,
                 command_line: crate::run::redact(&command_line),
             })
             .await?;

@@ -76,6 +76,7 @@ users = {{ rate = "10/s" }}
         step: Some(Duration::from_secs(2)),
         quiet: true,
         processes: 1,
+        cool_down: None,
         command_line: vec![],
     })
     .await
@@ -206,6 +207,7 @@ warmup = "1s"
         step: None,
         quiet: true,
         processes: 1,
+        cool_down: None,
         command_line: vec![],
     })
     .await

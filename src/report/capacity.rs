@@ -58,7 +58,7 @@
 //!   as never recovered.
 
 pub mod search;
-pub use search::{curve_svg, html, load_text, markdown, SearchReport, Step};
+pub use search::{curve_svg, html, load_text, markdown, rules, CoolDown, SearchReport, Step};
 
 use crate::metrics::{IntervalStats, TagFilter};
 use crate::report::console::SATURATED_LAG_P99_US;
@@ -72,6 +72,35 @@ pub const WINDOW: usize = 10;
 
 /// Share of the offered load that must be achieved.
 pub const ACHIEVED_SHARE: f64 = 0.95;
+
+/// "Sustained", the one rule `report.html`'s estimate and `stampede
+/// capacity` share: something was offered and at least [`ACHIEVED_SHARE`]
+/// of it was achieved (successful requests of those offered; for agents,
+/// registered of those asked for).
+pub fn sustained(offered: f64, achieved: f64) -> bool {
+    offered > 0.0 && achieved >= ACHIEVED_SHARE * offered
+}
+
+/// "The generator kept up", the other half of sustained: no second's
+/// `generator.lag` p99 (µs; `None`: no arrival that second) above
+/// [`SATURATED_LAG_P99_US`]. A late generator did not offer the planned
+/// load, so what it measured says nothing about the target.
+pub fn generator_kept_up(lag_p99_per_second: impl IntoIterator<Item = Option<u64>>) -> bool {
+    lag_p99_per_second
+        .into_iter()
+        .all(|l| l.is_none_or(|l| l <= SATURATED_LAG_P99_US))
+}
+
+/// The sentence both capacity outputs print: what "sustained" and "met the
+/// SLOs" mean ([`sustained`], [`generator_kept_up`]); `stretch` names the
+/// data judged (the measured phase of a step, or a window of a run).
+pub fn rule_sentence(stretch: &str) -> String {
+    format!(
+        "A load counts as sustained when successful requests were at least {share}% of those offered (agents: registered of those asked for) and the generator kept up (its scheduling lag p99 at most {lag} in every second); it met the SLOs when every SLO of the scenario held on {stretch}.",
+        share = (ACHIEVED_SHARE * 100.0).round(),
+        lag = crate::units::format::latency(SATURATED_LAG_P99_US),
+    )
+}
 
 /// The outcome of the estimate.
 #[derive(Debug, Clone, PartialEq)]
@@ -440,15 +469,12 @@ pub fn estimate(summary: &Summary) -> Estimate {
         let journeys: f64 = arrivals[range.clone()].iter().sum();
         let offered = journeys * per_journey / seconds;
         let achieved = achieved[range.clone()].iter().sum::<f64>() / seconds;
-        if offered <= 0.0 || achieved < ACHIEVED_SHARE * offered {
+        if !sustained(offered, achieved) {
             not_achieved += 1;
             failed.push((offered, Limit::NotAchieved));
             continue;
         }
-        if lag[range.clone()]
-            .iter()
-            .any(|l| l.is_some_and(|l| l > SATURATED_LAG_P99_US))
-        {
+        if !generator_kept_up(lag[range.clone()].iter().copied()) {
             generator_behind += 1;
             failed.push((offered, Limit::GeneratorBehind));
             continue;

@@ -86,6 +86,8 @@ pub struct CapacitySpec {
     pub budget: Option<PositiveDur>,
     pub warmup: Option<PositiveDur>,
     pub step: Option<PositiveDur>,
+    /// The longest cool-down after a failing step (`0s`: none).
+    pub cool_down: Option<crate::units::Dur>,
 }
 
 /// `[target]`: where load may go. Nothing else is ever sent to.

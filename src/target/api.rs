@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 
 use super::jobs::Refused;
 use super::knobs::MAX_PAGE_SIZE;
-use super::state::{with_rng, Admission, Server, TargetState};
+use super::state::{with_rng, Admission, Live, Server, TargetState};
 
 type St = State<Arc<TargetState>>;
 
@@ -50,16 +50,57 @@ type ApiResult = Result<Response, ApiError>;
 
 /// The knobs, in order: stall, concurrency permit (bounded queue, else
 /// 503), service time held with the permit, error injection, then the
-/// handler (still holding the permit).
+/// handler.
+///
+/// With a concurrency limit, the admission (the place in the FIFO queue)
+/// and the service time run in a detached task ([`serve_slot`]) that the
+/// handler awaits: a request whose client gives up (its connection closes,
+/// so the handler's future is dropped) keeps its place in the queue and,
+/// once admitted, holds its permit for its whole service time, as a real
+/// server's worker would. A backlog therefore outlives the clients that
+/// made it, as it does in servers that queue. The permit is released as
+/// the service time ends (the answer itself is built after), so a slot is
+/// busy for the service time only, and the capacity is `concurrency /
+/// mean latency`.
 pub(crate) async fn knobs(State(state): St, req: Request, next: Next) -> Response {
     state.count_request();
     state.wait_stall().await;
     let live = state.live();
-    let _permit = match state.admit(&live).await {
-        Admission::Admitted(permit) => permit,
-        Admission::Overloaded => return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
-    };
+    if live.limiter.is_some() {
+        match tokio::spawn(serve_slot(state.clone(), live.clone())).await {
+            Ok(true) => {}
+            Ok(false) => return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    } else {
+        let _in_flight = state.in_flight();
+        service_time(&live).await;
+    }
     let _in_flight = state.in_flight();
+    let config = &live.config;
+    if config.error_rate > 0.0 && with_rng(|rng| rng.gen::<f64>() < config.error_rate) {
+        state.count_injected();
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "injected");
+    }
+    next.run(req).await
+}
+
+/// A limited request's place in the queue and its service time, run as a
+/// task of its own so that it completes even when the client has gone.
+/// False: refused (the queue was full).
+async fn serve_slot(state: Arc<TargetState>, live: Arc<Live>) -> bool {
+    match state.admit(&live).await {
+        Admission::Admitted(_permit) => {
+            let _in_flight = state.in_flight();
+            service_time(&live).await;
+            true
+        }
+        Admission::Overloaded => false,
+    }
+}
+
+/// Sleeps for one draw of the latency knob.
+async fn service_time(live: &Live) {
     let config = &live.config;
     if !config.latency.is_none() {
         let service = with_rng(|rng| config.latency.sample(rng));
@@ -67,11 +108,6 @@ pub(crate) async fn knobs(State(state): St, req: Request, next: Next) -> Respons
             tokio::time::sleep(service).await;
         }
     }
-    if config.error_rate > 0.0 && with_rng(|rng| rng.gen::<f64>() < config.error_rate) {
-        state.count_injected();
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "injected");
-    }
-    next.run(req).await
 }
 
 /// `GET /health` — exempt from every knob.

@@ -24,7 +24,11 @@
 //! Applied to matched `/api/*` routes, in this order:
 //! 1. **stall** — while a stall is active every request waits for its end;
 //! 2. **concurrency** — a semaphore of `concurrency` permits with at most
-//!    `queue` requests waiting; beyond that `503 {"error":"overloaded"}` at once;
+//!    `queue` requests waiting (first in, first served); beyond that
+//!    `503 {"error":"overloaded"}` at once. As in a real server, a request
+//!    whose client gave up (closed its connection) keeps its place in the
+//!    queue and, once admitted, holds its permit for its service time: a
+//!    backlog is worked off even when nobody waits for the answers;
 //! 3. **latency** — service time slept *while holding the permit*, so the
 //!    capacity is `concurrency / mean latency`: a real knee;
 //! 4. **error_rate** — that fraction is answered `500 {"error":"injected"}`.

@@ -406,9 +406,11 @@ users = { rate = "20/s" }
         serde_json::from_slice(&std::fs::read(dir.join("capacity.json")).unwrap()).unwrap();
     let steps = report["steps"].as_array().unwrap();
     // Up at 10/s, up at 20/s, then the budget is used up (and a
-    // confirmation may follow).
-    assert!(steps.len() >= 2, "{report:#}");
-    assert_eq!(steps[1]["load"].as_f64(), Some(20.0));
+    // confirmation may follow). A step the generator fell behind in (a
+    // busy machine) is discarded and run again: not counted here.
+    let kept: Vec<_> = steps.iter().filter(|s| s["discarded"].is_null()).collect();
+    assert!(kept.len() >= 2, "{report:#}");
+    assert_eq!(kept[1]["load"].as_f64(), Some(20.0), "{report:#}");
     let mut urls = Vec::new();
     for step in steps {
         let step_dir = PathBuf::from(step["result_dir"].as_str().unwrap());

@@ -389,6 +389,54 @@ async fn concurrency_limit_queues_then_rejects() {
     );
 }
 
+/// A real server's queue: a request whose client gave up keeps its place
+/// and its service time. `concurrency = 1`, 200 ms of service: A is
+/// served, B queues and its client goes away (its connection closes), C
+/// queues behind B. C is answered after three services (A, the abandoned
+/// B, then C), not two; the stats show B queued, then in service, though
+/// nobody waits for it.
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_request_keeps_its_place_in_the_queue() {
+    let (t, c) = start(TargetConfig {
+        concurrency: Some(1),
+        latency: Latency::Fixed(ms(200)),
+        queue: 10,
+        ..Default::default()
+    })
+    .await;
+    let stats = || t.state().stats();
+    let started = tokio::time::Instant::now();
+    let a = fire(&c, &t);
+    until("A served", || stats().in_flight == 1).await;
+    // B's client has its own connection pool: dropping it closes B's
+    // connection, as a client that timed out would.
+    let b = {
+        let own = reqwest::Client::new();
+        let url = format!("{}/api/servers?per_page=1", t.url());
+        tokio::spawn(async move { own.get(url).send().await.map(|r| r.status()) })
+    };
+    until("B queued", || stats().queued == 1).await;
+    b.abort();
+    assert!(b.await.unwrap_err().is_cancelled());
+    let c_task = fire(&c, &t);
+    until("C queued behind the abandoned B", || stats().queued == 2).await;
+    assert_eq!(a.await.unwrap(), StatusCode::OK);
+    until("the abandoned B in service, C still waiting", || {
+        let s = stats();
+        s.in_flight == 1 && s.queued == 1
+    })
+    .await;
+    assert_eq!(c_task.await.unwrap(), StatusCode::OK);
+    // Three services of 200 ms (virtual time; 1 ms timer resolution).
+    let elapsed = started.elapsed();
+    assert!(
+        (ms(600)..=ms(603)).contains(&elapsed),
+        "C waited for A and the abandoned B: {elapsed:?}"
+    );
+    let after = stats();
+    assert_eq!((after.requests, after.in_flight, after.queued), (3, 0, 0));
+}
+
 #[tokio::test(start_paused = true)]
 async fn overloaded_body_is_json() {
     let (t, c) = start(TargetConfig {

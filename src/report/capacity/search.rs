@@ -37,6 +37,44 @@ pub struct Step {
     /// The SLOs that failed, and a carried-load shortfall.
     pub failed: Vec<String>,
     pub result_dir: String,
+    /// The cool-down run before this step (after a failing step).
+    pub cool_down: Option<CoolDown>,
+    /// Set when this step was discarded because its start still showed
+    /// the previous step's backlog (and it was run again): why.
+    pub discarded: Option<String>,
+}
+
+/// The cool-down before a step: short probe runs at a low load until the
+/// target answers as it did when quiet (see `stampede capacity`'s rule).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CoolDown {
+    /// Time spent probing, seconds.
+    pub seconds: f64,
+    /// Probe runs made.
+    pub probes: u32,
+    /// The probes' load (journeys/s).
+    pub load: f64,
+    /// Whether the target got quiet (false: the maximum cool-down ran out).
+    pub quiet: bool,
+    /// p50 of `http.latency` in the last probe, µs (None: no success).
+    pub p50: Option<u64>,
+    /// The p50 the rule asked for, µs (None: two probes had to agree).
+    pub quiet_p50: Option<u64>,
+}
+
+impl CoolDown {
+    /// `3.0s, 3 probes at 20/s → quiet (p50 21ms)` (what the tables show).
+    pub fn text(&self) -> String {
+        format!(
+            "{:.1}s, {} probe{} at {} → {} (p50 {})",
+            self.seconds,
+            self.probes,
+            if self.probes == 1 { "" } else { "s" },
+            format::per_second(self.load),
+            if self.quiet { "quiet" } else { "NOT quiet" },
+            format::optional_latency(self.p50),
+        )
+    }
 }
 
 /// The answer of a search (`capacity.json`).
@@ -63,8 +101,9 @@ pub fn load_text(axis: Axis, load: f64) -> String {
 }
 
 /// A step's row in both tables: step, load, offered, achieved, p50, p95,
-/// p99, errors, and the verdict (`pass`, or `FAIL: ` and why).
-fn step_cells(axis: Axis, index: usize, step: &Step) -> [String; 9] {
+/// p99, errors, the cool-down before it, and the verdict (`pass`, `FAIL: `
+/// and why, or `discarded: ` and why).
+fn step_cells(axis: Axis, index: usize, step: &Step) -> [String; 10] {
     [
         format!("{} {}", index + 1, step.kind),
         load_text(axis, step.load),
@@ -74,7 +113,12 @@ fn step_cells(axis: Axis, index: usize, step: &Step) -> [String; 9] {
         format::optional_latency(step.p95),
         format::optional_latency(step.p99),
         step.errors.to_string(),
-        if step.pass {
+        step.cool_down
+            .as_ref()
+            .map_or_else(|| "–".to_string(), CoolDown::text),
+        if let Some(why) = &step.discarded {
+            format!("discarded: {why}; run again")
+        } else if step.pass {
             "pass".to_string()
         } else {
             format!("FAIL: {}", step.failed.join("; "))
@@ -93,6 +137,25 @@ fn headline(report: &SearchReport) -> String {
         None => format!("Capacity not found: {}", report.stopped),
     }
 }
+
+/// What a step's verdict means: the shared rule of "sustained" and "met
+/// the SLOs" (also `report.html`'s), then the cool-down and backlog rules
+/// of the search.
+pub fn rules(axis: Axis) -> String {
+    let mut text = super::rule_sentence(match axis {
+        Axis::Users => "the step's measured phase (exact percentiles)",
+        Axis::Agents => "the whole step",
+    });
+    text.push_str(" A step passes when its load was sustained and met the SLOs.");
+    if axis == Axis::Users {
+        text.push_str(COOL_DOWN_RULE);
+    }
+    text
+}
+
+/// The search's cool-down and backlog rules, as the reports state them
+/// (the numbers are `stampede capacity`'s, see its module docs).
+pub const COOL_DOWN_RULE: &str = " After a failing step (or a passing one whose p50 was above the quiet limit) the target is probed at a low load (the first passing step's, else a quarter of the first step's) in 1-second probe runs until it is quiet: the probe sustained its load and its p50 was at most 1.5 × the first passing step's p50 + 2ms (before any step passed: two probes in a row whose p50 agree within 20% + 2ms), or the maximum cool-down ran out. A failing step whose warm-up p50 was above 2 × the quiet p50 + 5ms while its measured p50 fell below two thirds of that (the previous step's backlog draining, not its own overload) is discarded and run once more; so is a failing step during which the generator fell behind (at most twice in all: then its failure stands).";
 
 /// The load where the search advises to scale, as a share of the capacity.
 const PLANNING_SHARE: f64 = 0.7;
@@ -115,16 +178,17 @@ pub fn markdown(report: &SearchReport) -> String {
             let _ = writeln!(out, "capacity: not found — {}", report.stopped);
         }
     }
-    let _ = writeln!(out, "search stopped: {}\n", report.stopped);
+    let _ = writeln!(out, "search stopped: {}", report.stopped);
+    let _ = writeln!(out, "rule: {}\n", rules(report.axis));
     let unit = match axis {
         Axis::Users => "req/s",
         Axis::Agents => "agents",
     };
     let _ = writeln!(
         out,
-        "| step | load | offered ({unit}) | achieved ({unit}) | p50 | p95 | p99 | errors | verdict |"
+        "| step | load | offered ({unit}) | achieved ({unit}) | p50 | p95 | p99 | errors | cool-down before | verdict |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
     for (i, step) in report.steps.iter().enumerate() {
         let cells = step_cells(axis, i, step).map(|c| c.replace('|', "\\|"));
         let _ = writeln!(out, "| {} |", cells.join(" | "));
@@ -178,23 +242,28 @@ pub fn html(report: &SearchReport) -> anyhow::Result<String> {
     let mut main = String::new();
     let _ = write!(
         main,
-        "<header>\n<h1>{title}</h1>\n</header>\n<section id=\"verdicts\">\n<p class=\"capacity\">{headline}</p>\n<p>Search stopped: {stopped}. Precision {precision}.</p>\n</section>\n\
+        "<header>\n<h1>{title}</h1>\n</header>\n<section id=\"verdicts\">\n<p class=\"capacity\">{headline}</p>\n<p>Search stopped: {stopped}. Precision {precision}.</p>\n<p class=\"muted\">Rule: {rule}</p>\n</section>\n\
          <section id=\"curve\">\n<h2>Capacity curve</h2>\n<figure>\n{svg}<p class=\"muted\">Each point is a step: achieved load against p95 latency; filled = every SLO held, hollow = a failure. \
          The vertical lines mark the capacity (the knee) and 70 % of it.</p>\n</figure>\n</section>\n\
-         <section id=\"steps\">\n<h2>Steps</h2>\n<table>\n<tr><th>step</th><th>load</th><th>offered</th><th>achieved</th><th>p50</th><th>p95</th><th>p99</th><th>errors</th><th class=\"text\">verdict</th></tr>\n",
+         <section id=\"steps\">\n<h2>Steps</h2>\n<table>\n<tr><th>step</th><th>load</th><th>offered</th><th>achieved</th><th>p50</th><th>p95</th><th>p99</th><th>errors</th><th class=\"text\">cool-down before</th><th class=\"text\">verdict</th></tr>\n",
         title = escape(&title),
         headline = escape(&headline(report)),
         stopped = escape(&report.stopped),
         precision = format::percent(report.precision, 0),
+        rule = escape(&rules(axis)),
     );
     for (i, step) in report.steps.iter().enumerate() {
         let cells = step_cells(axis, i, step).map(|c| escape(&c));
-        let (verdict, numbers) = cells.split_last().expect("a step has cells");
+        let (verdict, rest) = cells.split_last().expect("a step has cells");
+        let (cool_down, numbers) = rest.split_last().expect("a step has cells");
         main.push_str("<tr>");
         for cell in numbers {
             let _ = write!(main, "<td>{cell}</td>");
         }
-        let class = if step.pass {
+        let _ = write!(main, "<td class=\"text\">{cool_down}</td>");
+        let class = if step.discarded.is_some() {
+            "muted"
+        } else if step.pass {
             "verdict-pass"
         } else {
             "verdict-fail"
@@ -227,6 +296,8 @@ mod tests {
                 vec!["http.latency.p95 < 200ms | measured 1.2s".into()]
             },
             result_dir: String::new(),
+            cool_down: None,
+            discarded: None,
         };
         SearchReport {
             scenario: "<shop>.toml".into(),
@@ -239,7 +310,17 @@ mod tests {
                 step(10.0, "up", 12_000, true),
                 step(20.0, "up", 40_000, true),
                 step(40.0, "up", 1_200_000, false),
-                step(20.0, "confirm", 41_000, true),
+                Step {
+                    cool_down: Some(CoolDown {
+                        seconds: 2.6,
+                        probes: 2,
+                        load: 10.0,
+                        quiet: true,
+                        p50: Some(6_500),
+                        quiet_p50: Some(11_000),
+                    }),
+                    ..step(20.0, "confirm", 41_000, true)
+                },
             ],
         }
     }
@@ -270,6 +351,23 @@ mod tests {
         assert!(md.starts_with(
             "capacity: 20/s (every SLO held; confirmed) · plan to scale at 70%: 14/s\n"
         ));
-        assert!(md.contains("| 3 up | 40/s | 120.0 | 80.0 | 600ms | 1.2s | 2.4s | 1 | FAIL: http.latency.p95 < 200ms \\| measured 1.2s |"));
+        // The cool-down before the confirmation, in both tables.
+        let cool = "2.6s, 2 probes at 10/s → quiet (p50 6.5ms)";
+        assert!(
+            page.contains(&format!("<td class=\"text\">{cool}</td>")),
+            "{page}"
+        );
+        assert!(md.contains(&format!("| 0 | {cool} | pass |")), "{md}");
+        // Both state the rule they used: the one report.html states too.
+        let shared = super::super::rule_sentence("the step's measured phase (exact percentiles)");
+        assert!(
+            md.contains(&format!("rule: {shared} A step passes when")),
+            "{md}"
+        );
+        assert!(
+            page.contains(&format!("Rule: {}", escape(&shared))),
+            "{page}"
+        );
+        assert!(md.contains("| 3 up | 40/s | 120.0 | 80.0 | 600ms | 1.2s | 2.4s | 1 | – | FAIL: http.latency.p95 < 200ms \\| measured 1.2s |"));
     }
 }

@@ -951,5 +951,11 @@ mod tests {
         assert!(section.contains("from 0:10 to 0:20"), "{section}");
         assert!(section.contains("<code>http.latency{step=browse}.p95</code> was not met"));
         assert!(html.contains("Capacity estimate: <strong>"));
+        // The rule it used, in the words `stampede capacity` uses too.
+        let shared = crate::report::capacity::rule_sentence("the window's own data");
+        assert!(
+            section.contains(&format!("Rule: {}", escape(&shared))),
+            "{section}"
+        );
     }
 }

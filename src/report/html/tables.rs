@@ -252,11 +252,12 @@ impl Report<'_> {
     }
 
     pub(super) fn capacity(&self, out: &mut String) {
+        // The shared rule (also `stampede capacity`'s), then how a window
+        // applies it.
         let rule = format!(
-            "The capacity estimate is the {w}-second window (of every run of {w} consecutive seconds) with the highest achieved rate in which the offered load was achieved (successful requests ≥ {share}% of journeys started × requests per journey), the generator kept up (p99 lag ≤ {lag} every second) and every SLO was met on the window's own data. Per-second data holds p50 / p95 / p99 / max, not whole histograms, so a percentile SLO is judged on a bound never in its favour: under <code>&lt;</code> the highest per-second value of the first tracked percentile at or above it (an upper bound on the window's percentile). Error and request rates are exact; count, min and mean SLOs use the run's verdict.",
+            "Rule: {shared} The capacity estimate is the {w}-second window (of every run of {w} consecutive seconds) with the highest achieved rate that was sustained and met the SLOs; offered there = journeys started × requests per journey. Per-second data holds p50 / p95 / p99 / max, not whole histograms, so a percentile SLO is judged on a bound never in its favour: under <code>&lt;</code> the highest per-second value of the first tracked percentile at or above it (an upper bound on the window's percentile). Error and request rates are exact; count, min and mean SLOs use the run's verdict. <code>stampede capacity</code> applies the same rule to each step's measured phase.",
+            shared = escape(&capacity::rule_sentence("the window's own data")),
             w = capacity::WINDOW,
-            share = (capacity::ACHIEVED_SHARE * 100.0).round(),
-            lag = latency(SATURATED_LAG_P99_US),
         );
         let body = match &self.estimate {
             Estimate::NoUserLoad => return,
