@@ -42,15 +42,15 @@
 //! hand-over, so `generator.lag` stays the truth whichever timer waited.
 //!
 //! Measured with `benches/scheduler.sh` (nginx on one core, stampede
-//! pinned to another, a shared 2-core host, 10 s per run): at 20,000
-//! arrivals/s `generator.lag` p50 13 µs, p99 0.68 ms, p99.9 1.4 ms
-//! (tokio's timer: 638 µs, 4.6 ms, 10.5 ms), latency p50 0.08 ms (1.43 ms);
-//! the cost is a wake of the runtime per event instead of one per
-//! millisecond: 0.71 CPU-seconds per second of run against 0.43 (about
-//! 14 µs of CPU per arrival more). At 5,000/s: lag p50 13 µs, p99 0.47 ms,
-//! 0.22 CPU-s/s against 0.13. The median holds; the tail follows what
-//! else shares the core (a second run on the busy host: p99 4.0 ms, like
-//! tokio's timer's 4.1 ms), so the p99 goal of 200 µs is not shown yet.
+//! pinned to the other of an otherwise idle 2-core host, 10 s per run):
+//! at 20,000 arrivals/s `generator.lag` p50 12 µs, p99 45 µs, p99.9
+//! 3.9 ms (tokio's timer: 656 µs, 4.4 ms, 9.9 ms), latency p50 0.07 ms
+//! (1.41 ms); the cost is a wake of the runtime per event instead of one
+//! per millisecond: 0.66 CPU-seconds per second of run against 0.37
+//! (about 15 µs of CPU per arrival more). At 5,000/s: lag p50 14 µs, p99
+//! 33 µs, 0.23 CPU-s/s against 0.13. The tail follows what else shares
+//! the core: on a host at load 12 the p99 was 0.7–4 ms, like tokio's
+//! timer's (the generator-health verdict flags such a run).
 
 use super::timer::Timer;
 use super::Live;
