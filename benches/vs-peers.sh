@@ -80,27 +80,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$work/logs"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity 01;
-pid $work/nginx.pid;
-error_log $work/logs/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  server {
-    listen 127.0.0.1:$PORT;
-    location / { return 200 "ok"; }
-  }
-}
-CONF
-taskset -c 0 "$NGINX" -p "$work" -c "$work/nginx.conf"
-for _ in $(seq 50); do
-  (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break
-  sleep 0.1
-done
+# shellcheck source=benches/nginx.sh
+. benches/nginx.sh
+start_nginx "$work" "$PORT" 0
 URL=http://127.0.0.1:$PORT/
 # Goose starts its users at this rate per second: all within ~10 ms.
 HATCH=$((CONNS * 100))
