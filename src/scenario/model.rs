@@ -52,6 +52,9 @@ pub struct ScenarioFile {
     /// `[capacity]`: defaults of `stampede capacity` (flags override them).
     #[serde(default)]
     pub capacity: CapacitySpec,
+    /// `[metrics]`: live metrics while the run goes (a Prometheus endpoint).
+    #[serde(default)]
+    pub metrics: MetricsSpec,
     /// `[compare]`: tolerances of `run --baseline` (`p95 = "10%"`,
     /// `errors = "0.05pp"`, …).
     #[serde(default)]
@@ -88,6 +91,19 @@ pub struct CapacitySpec {
     pub step: Option<PositiveDur>,
     /// The longest cool-down after a failing step (`0s`: none).
     pub cool_down: Option<crate::units::Dur>,
+}
+
+/// `[metrics]`: live metrics while the run goes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSpec {
+    /// Serve Prometheus / OpenMetrics text at `http://ADDR/metrics` while
+    /// the run goes, e.g. `"127.0.0.1:9464"` (`run --metrics-listen`
+    /// overrides it). Only this address is bound.
+    pub listen: Option<Spanned<String>>,
+    /// How long the endpoint stays up after the run ends, so the last
+    /// scrape sees the final counts (default `5s`; `0s`: none).
+    pub linger: Option<crate::units::Dur>,
 }
 
 /// `[target]`: where load may go. Nothing else is ever sent to.

@@ -188,6 +188,55 @@ pub struct Scenario {
     pub compare: super::Tolerances,
     /// `[capacity]` as written (flags of `stampede capacity` override it).
     pub capacity: super::model::CapacitySpec,
+    /// `[metrics]`: the live Prometheus endpoint.
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]` after defaults (`run --metrics-listen` overrides `listen`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Where to serve `/metrics`; None: no endpoint.
+    pub listen: Option<std::net::SocketAddr>,
+    /// How long the endpoint stays up after the run.
+    pub linger: Duration,
+}
+
+/// How long the metrics endpoint stays up after a run by default: longer
+/// than a 1–2 s scrape interval twice over, short enough not to hold CI.
+pub const DEFAULT_METRICS_LINGER: Duration = Duration::from_secs(5);
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            listen: None,
+            linger: DEFAULT_METRICS_LINGER,
+        }
+    }
+}
+
+/// `[metrics]`: `listen` must be an `IP:port` socket address.
+fn metrics_settings(spec: &super::model::MetricsSpec, diags: &mut Diags<'_>) -> MetricsSettings {
+    let listen = spec.listen.as_ref().and_then(|listen| {
+        let text = listen.get_ref().trim();
+        match text.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                diags.at(
+                    listen.span(),
+                    format!("[metrics] listen is an IP:port address, not `{text}`"),
+                    Some(
+                        "e.g. listen = \"127.0.0.1:9464\" (loopback), or \"0.0.0.0:9464\" in a pod"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        }
+    });
+    MetricsSettings {
+        listen,
+        linger: spec.linger.map_or(DEFAULT_METRICS_LINGER, |d| d.0),
+    }
 }
 
 /// What an unhealthy generator (its latencies include its own delay, see
@@ -293,6 +342,7 @@ pub(crate) fn compile(
         diags,
     );
     let compare = judging::compare(&file.compare, diags);
+    let metrics = metrics_settings(&file.metrics, diags);
 
     if !diags.list.is_empty() {
         return None;
@@ -325,6 +375,7 @@ pub(crate) fn compile(
         generator_health,
         compare,
         capacity: file.capacity,
+        metrics,
     })
 }
 
