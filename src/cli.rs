@@ -288,6 +288,15 @@ pub struct RunArgs {
     /// unchanged) or `fail` (the run fails, exit 1).
     #[arg(long, value_name = "MODE", value_parser = ["warn", "error", "fail"])]
     pub generator_health: Option<String>,
+    /// Serve live metrics for Prometheus at http://ADDR/metrics while the
+    /// run goes, e.g. `127.0.0.1:9464` (overrides `[metrics] listen`; only
+    /// this address is bound; port 0 picks a free one and prints it).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long the metrics endpoint stays up after the run, so the last
+    /// scrape sees the final counts (overrides `[metrics] linger`; default 5s).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub metrics_linger: Option<Duration>,
     #[command(flatten)]
     pub child: ChildArgs,
 }
@@ -410,6 +419,8 @@ fn overrides(args: ScenarioArgs) -> Result<(PathBuf, Overrides), CommandError> {
             sets,
             insecure,
             allow_exec: false,
+            metrics_listen: None,
+            metrics_linger: None,
         },
     ))
 }
@@ -428,6 +439,8 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
         processes: _,
         allow_exec,
         generator_health,
+        metrics_listen,
+        metrics_linger,
         child:
             ChildArgs {
                 result_dir,
@@ -439,6 +452,8 @@ pub fn run_options(args: RunArgs, command_line: Vec<String>) -> Result<RunOption
     } = args;
     let (scenario, mut overrides) = overrides(scenario)?;
     overrides.allow_exec = allow_exec;
+    overrides.metrics_listen = metrics_listen;
+    overrides.metrics_linger = metrics_linger;
     // `--generator-health fail` is `--set slo.generator_health="fail"`.
     if let Some(mode) = generator_health {
         overrides

@@ -79,6 +79,9 @@ pub(super) fn shaped(
         phases,
         slos,
         abort_on_fail: false,
+        // Each step is a short run of its own: no live endpoint per step
+        // (it would rebind the port and linger after every step).
+        metrics: Default::default(),
         ..base
     }
 }

@@ -100,6 +100,8 @@ pub struct LiveSnapshot {
     pub connected: i64,
     /// Agents registered (0 without agents).
     pub registered: i64,
+    /// Disruptions of the agent fleet so far (0 without agents).
+    pub disruptions: u64,
 }
 
 impl Live {
@@ -113,6 +115,7 @@ impl Live {
             arrivals: self.arrivals.load(Ordering::Relaxed),
             connected: 0,
             registered: 0,
+            disruptions: 0,
         }
     }
 
@@ -229,6 +232,7 @@ impl Engine {
         if let Some(fleet) = &self.shared.hub {
             snapshot.connected = fleet.connected.load(Ordering::Relaxed);
             snapshot.registered = fleet.registered.load(Ordering::Relaxed);
+            snapshot.disruptions = fleet.disruptions();
         }
         snapshot
     }

@@ -34,6 +34,9 @@ pub struct Aggregator {
     window_ids: Vec<usize>,
     window_len: usize,
     window: std::collections::VecDeque<Histogram<u64>>,
+    /// Classic buckets of every series × phase, for the live Prometheus
+    /// endpoint; None unless [`Aggregator::keep_buckets`] asked for them.
+    buckets: Option<super::Buckets>,
 }
 
 impl Aggregator {
@@ -43,6 +46,17 @@ impl Aggregator {
         self.window_ids = ids.iter().map(|id| id.0 as usize).collect();
         self.window_len = intervals;
         self.window.clear();
+    }
+
+    /// Also count every histogram series × phase into classic buckets
+    /// ([`super::Buckets`]), read by [`Aggregator::buckets`].
+    pub fn keep_buckets(&mut self) {
+        self.buckets = Some(super::Buckets::new(self.metrics.layout()));
+    }
+
+    /// Everything recorded so far, bucketed (when [`Aggregator::keep_buckets`]).
+    pub fn buckets(&self) -> Option<&super::Buckets> {
+        self.buckets.as_ref()
     }
 
     /// Quantile `q` (0..1) of the watched series over the window; None
@@ -76,6 +90,7 @@ impl Aggregator {
             window_ids: Vec::new(),
             window_len: 0,
             window: std::collections::VecDeque::new(),
+            buckets: None,
         }
     }
     /// Close the interval ending at `elapsed` (since start): swap every
@@ -170,6 +185,9 @@ impl Aggregator {
                 continue;
             };
             self.totals.merge_flat(index, h);
+            if let Some(buckets) = &mut self.buckets {
+                buckets.add(index, h);
+            }
             merge_into(
                 self.interval_hists[index % n_hists].get_or_insert_with(new_histogram),
                 h,

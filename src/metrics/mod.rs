@@ -21,6 +21,8 @@
 //! - `hlog`: the HdrHistogram interval log writer; tag format in [`hlog_tag`].
 //! - [`process`]: the generator process as the OS sees it: run-queue
 //!   delay, CPU used, CPUs allowed (affinity, cgroup quota).
+//! - [`buckets`]: classic cumulative buckets of every histogram series,
+//!   for the live Prometheus endpoint.
 //! - [`catalogue`]: the known metric names, their kinds, stats and units
 //!   (read by the SLOs and the reports).
 //!
@@ -31,6 +33,7 @@
 //! a single unnamed phase 0.
 
 mod aggregator;
+pub mod buckets;
 pub mod catalogue;
 mod hlog;
 pub mod process;
@@ -38,6 +41,7 @@ mod recorder;
 mod totals;
 
 pub use aggregator::Aggregator;
+pub use buckets::Buckets;
 pub use hlog::{hlog_tag, HlogInterval, HlogReadError, HlogReader, HlogWriter};
 pub use recorder::{Metrics, Shard};
 pub use totals::Totals;

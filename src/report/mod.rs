@@ -24,6 +24,8 @@
 //!   its allowance, scheduling lag, the in-flight ceiling; each cause with
 //!   its figure, threshold and fix.
 //! - [`console`]: what the terminal shows.
+//! - [`prometheus`]: the live metrics of a run in the OpenMetrics text
+//!   format, for `run --metrics-listen`.
 //! - [`events`]: disruptions and fault actions as rows and chart marks,
 //!   alike in every report.
 
@@ -37,6 +39,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod prometheus;
 pub mod rebuild;
 #[cfg(test)]
 pub(crate) mod testing;

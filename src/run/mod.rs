@@ -4,6 +4,7 @@
 //! # Layout
 //! - `targets`: start the built-in target, resolve origins, preflight.
 //! - `fleet`: the agent fleet's descriptors and source addresses.
+//! - [`exporter`]: `--metrics-listen`, the live Prometheus endpoint.
 //! - `monitor`: the per-second thread: aggregator ticks, gauges,
 //!   progress, `abort_on_fail`.
 //! - `signals`: Ctrl-C / SIGTERM → drain, then cancel.
@@ -21,6 +22,7 @@
 //! the result; `stampede merge` makes one result of the `n`.
 
 mod conclude;
+pub mod exporter;
 mod fleet;
 mod monitor;
 pub mod processes;
@@ -144,6 +146,7 @@ pub async fn run_scenario(
         }
     };
     let dir = processes::result_dir_for(options, &dir_name(&scenario, plan.segment), started_at)?;
+    let export = start_exporter(&scenario, &plan, &layout, options.progress)?;
     let metrics = Metrics::new(layout);
     let aggregator = open_aggregator(&dir, &metrics, started_at)?;
     let live = Arc::new(Live::default());
@@ -177,6 +180,7 @@ pub async fn run_scenario(
             progress: options.progress,
             plan: plan.clone(),
             scenario: scenario.clone(),
+            export: export.as_ref().map(|(_, published)| published.clone()),
             start: std_instant_of(started_at),
         },
     );
@@ -191,7 +195,7 @@ pub async fn run_scenario(
     signal_task.abort();
     let (totals, aborted) = monitor.finish()?;
     drop(targets);
-    conclude::conclude(conclude::Finished {
+    let outcome = conclude::conclude(conclude::Finished {
         scenario: &scenario,
         plan: &plan,
         options,
@@ -202,7 +206,50 @@ pub async fn run_scenario(
         aborted,
         baseline,
         process,
-    })
+    });
+    if let Some((endpoint, _)) = export {
+        let linger = scenario.metrics.linger;
+        if !linger.is_zero() && !matches!(options.progress, Progress::Quiet | Progress::Silent) {
+            eprintln!(
+                "metrics: serving the final counts at {} for {} more (Ctrl-C ends it)",
+                endpoint.url(),
+                crate::units::format_duration(linger)
+            );
+        }
+        endpoint.linger(linger).await;
+    }
+    outcome
+}
+
+/// The live Prometheus endpoint, when the scenario or `--metrics-listen`
+/// asks for one: bound now, before any load (a taken port is bad input).
+fn start_exporter(
+    scenario: &Scenario,
+    plan: &Plan,
+    layout: &crate::metrics::Layout,
+    progress: Progress,
+) -> Result<
+    Option<(
+        exporter::Endpoint,
+        Arc<crate::report::prometheus::Published>,
+    )>,
+    CommandError,
+> {
+    let Some(addr) = scenario.metrics.listen else {
+        return Ok(None);
+    };
+    let published = Arc::new(crate::report::prometheus::Published::default());
+    let exposition = crate::report::prometheus::Exposition::new(
+        &scenario.name,
+        &plan.segment.to_string(),
+        layout.clone(),
+        published.clone(),
+    );
+    let endpoint = exporter::Endpoint::start(addr, exposition)?;
+    if !matches!(progress, Progress::Quiet | Progress::Silent) {
+        eprintln!("metrics: {} (Prometheus / OpenMetrics)", endpoint.url());
+    }
+    Ok(Some((endpoint, published)))
 }
 
 /// A scenario with `exec` actions runs only with `--allow-exec` (bad

@@ -102,6 +102,9 @@ pub struct TickContext {
     pub progress: Progress,
     pub plan: Plan,
     pub scenario: Arc<Scenario>,
+    /// Where the live Prometheus endpoint reads its snapshot, once per
+    /// interval (None: no endpoint).
+    pub export: Option<Arc<crate::report::prometheus::Published>>,
     /// The run's time zero on this clock (the common `--start-at` of a
     /// split run), so every segment's intervals are the same seconds.
     pub start: std::time::Instant,
@@ -122,6 +125,39 @@ impl AggregatorThread {
     }
 }
 
+/// What the live endpoint serves after this tick: the totals so far.
+fn snapshot(
+    aggregator: &Aggregator,
+    ctx: &TickContext,
+    point: &crate::metrics::Point,
+    live: &crate::engine::LiveSnapshot,
+    elapsed: Duration,
+    finished: bool,
+) -> crate::report::prometheus::Snapshot {
+    let totals = aggregator.totals();
+    let layout = totals.layout();
+    let phases = layout.phases.len().max(1);
+    let counters = (0..phases)
+        .flat_map(|phase| {
+            (0..layout.counters.len())
+                .map(move |id| totals.counter(crate::metrics::CounterId(id as u32), Some(phase)))
+        })
+        .collect();
+    crate::report::prometheus::Snapshot {
+        counters,
+        buckets: aggregator
+            .buckets()
+            .cloned()
+            .expect("keep_buckets was called with an export"),
+        gauges: point.gauges.clone(),
+        phase: live.phase,
+        elapsed,
+        finished,
+        disruptions: ctx.ids.hub.is_some().then_some(live.disruptions),
+        arrivals: live.arrivals,
+    }
+}
+
 pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> AggregatorThread {
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
@@ -136,6 +172,9 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
             let latency: Vec<crate::metrics::HistId> =
                 ctx.ids.steps.iter().flatten().map(|s| s.latency).collect();
             aggregator.watch(&latency, 5);
+            if ctx.export.is_some() {
+                aggregator.keep_buckets();
+            }
             // A TTY: one live line (indicatif) redrawn every second.
             let bar = (ctx.progress == Progress::Live).then(|| {
                 let bar = indicatif::ProgressBar::with_draw_target(
@@ -179,6 +218,9 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
                 }
                 let elapsed = now.duration_since(start);
                 let point = aggregator.tick(elapsed, &gauges).clone();
+                if let Some(export) = &ctx.export {
+                    export.publish(snapshot(&aggregator, &ctx, &point, &live, elapsed, stop));
+                }
                 let line = || {
                     console::progress_line(
                         &ctx.plan,

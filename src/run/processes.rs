@@ -213,6 +213,18 @@ impl Processes {
                 n = self.count,
             );
         }
+        let metrics = metrics_listen(scenario, self.count)?;
+        if let (Some(addrs), false) = (
+            &metrics,
+            matches!(options.progress, Progress::Quiet | Progress::Silent),
+        ) {
+            for (index, addr) in addrs.iter().enumerate() {
+                eprintln!(
+                    "metrics: segment {index}/{}: http://{addr}/metrics",
+                    self.count
+                );
+            }
+        }
         let mut children = Vec::new();
         for index in 0..self.count {
             let segment = Segment {
@@ -224,6 +236,12 @@ impl Processes {
             if let Some(list) = &sources[index as usize] {
                 args.push("--source-addrs".into());
                 args.push(list.into());
+            }
+            if let Some(addrs) = &metrics {
+                args.push("--metrics-listen".into());
+                args.push(addrs[index as usize].to_string().into());
+                args.push("--metrics-linger".into());
+                args.push(format!("{}ms", scenario.metrics.linger.as_millis()).into());
             }
             args.extend(extra.iter().map(OsString::from));
             children.push(child::Child::spawn(segment, seg_dir, &args)?);
@@ -346,6 +364,37 @@ async fn hub_is_loopback(scenario: &Scenario) -> bool {
         .ok()
         .and_then(|e| e.addrs.first().copied())
         .is_some_and(|a| a.ip().is_loopback() && a.is_ipv4())
+}
+
+/// Each child's metrics endpoint: the scenario's (or `--metrics-listen`'s)
+/// address with the port counted up by the segment's index (port 0: any
+/// free port for each, which the children print); None without one.
+fn metrics_listen(
+    scenario: &Scenario,
+    count: u32,
+) -> Result<Option<Vec<std::net::SocketAddr>>, CommandError> {
+    let Some(addr) = scenario.metrics.listen else {
+        return Ok(None);
+    };
+    (0..count)
+        .map(|index| {
+            let port = if addr.port() == 0 {
+                Some(0)
+            } else {
+                u16::try_from(index)
+                    .ok()
+                    .and_then(|i| addr.port().checked_add(i))
+            };
+            port.map(|port| std::net::SocketAddr::new(addr.ip(), port))
+                .ok_or_else(|| {
+                    CommandError::BadInput(format!(
+                        "metrics endpoint {addr}: {count} processes serve on ports {} and up, past 65535",
+                        addr.port()
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// `--set`, `--api`, `--hub` and `--insecure` as flags again.

@@ -78,6 +78,12 @@ pub struct Overrides {
     pub sets: Vec<(String, String)>,
     /// `--insecure`: skip TLS verification.
     pub insecure: bool,
+    /// `run --metrics-listen ADDR`: replaces `[metrics] listen` (applied
+    /// after compiling, like `insecure`, so the segments of one run that
+    /// serve on different ports keep one content hash).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `run --metrics-linger D`: replaces `[metrics] linger`.
+    pub metrics_linger: Option<std::time::Duration>,
     /// `stampede run --allow-exec`: the scenario's `exec` actions may run
     /// (without it a scenario with one is refused before anything starts).
     pub allow_exec: bool,
@@ -126,6 +132,12 @@ pub fn load_str(
         Some(mut scenario) if diags.list.is_empty() => {
             if overrides.insecure {
                 scenario.http.insecure = true;
+            }
+            if let Some(listen) = overrides.metrics_listen {
+                scenario.metrics.listen = Some(listen);
+            }
+            if let Some(linger) = overrides.metrics_linger {
+                scenario.metrics.linger = linger;
             }
             Ok(scenario)
         }

@@ -18,6 +18,7 @@ mod layers;
 mod merge;
 mod node_compat;
 mod processes;
+mod prometheus;
 mod protocol;
 mod reports;
 mod scenarios;

@@ -183,6 +183,12 @@ impl Fleet {
         self.slot(id).load(Ordering::Acquire) & !slot::STATE
     }
 
+    /// Disruptions so far: scenario drops and the waves of losses that
+    /// reached the `[hub] disruption` threshold.
+    pub fn disruptions(&self) -> u64 {
+        self.events.lock().iter().filter(|e| e.qualifies()).count() as u64
+    }
+
     /// A fault action started now: agents lost soon after are its doing.
     pub fn action_started(&self, name: &str) {
         *self.last_action.lock() = Some((name.to_string(), tokio::time::Instant::now()));

@@ -1,0 +1,423 @@
+//! The live metrics endpoint (`run --metrics-listen`) scraped by a real
+//! Prometheus (Debian's `prometheus` package; `.ci/run` installs it).
+//!
+//! Each test starts its own Prometheus (scrape interval 1 s, its own data
+//! directory and port) pointed at where the stampede binary will serve,
+//! runs a short scenario against the built-in target with the endpoint
+//! lingering after the run, waits until Prometheus has scraped the final
+//! counts (`stampede_run_finished == 1`), then asks Prometheus's HTTP API:
+//! - the request and error counts equal summary.json's, exactly, in total
+//!   and per phase;
+//! - `histogram_quantile(0.95, …)` over the buckets lands in the bucket
+//!   that holds stampede's own p95 (they agree within the bucket's width);
+//! - split over `--processes 2`, the two segments' series add up in PromQL
+//!   to the merged result.
+//!
+//! Without `prometheus` on PATH a test fails in CI and is skipped (said
+//! loudly) elsewhere.
+
+use super::common::{counter_total, summary_value, ChildGuard};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Latency bounds of the exported buckets, in seconds (as the endpoint
+/// writes them in `le`).
+fn bounds_s() -> Vec<f64> {
+    stampede::metrics::buckets::LATENCY_BOUNDS_US
+        .iter()
+        .map(|&b| b as f64 / 1e6)
+        .collect()
+}
+
+fn scenario(name: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+seed = 7
+[target]
+api = "builtin"
+[target.builtin]
+latency = "2ms..80ms"
+error_rate = 0.03
+[[users]]
+name = "shopper"
+steps = [{{ name = "list", get = "/api/servers" }}]
+[[users]]
+name = "buyer"
+steps = [{{ name = "order", post = "/api/jobs", json = {{ kind = "order" }}, check = {{ status = 202 }} }}]
+[[phases]]
+name = "warm"
+duration = "2s"
+users = {{ rate = "80/s" }}
+[[phases]]
+name = "steady"
+duration = "3s"
+users = {{ rate = "150/s" }}
+"#
+    )
+}
+
+fn prometheus_missing() -> bool {
+    std::process::Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+}
+
+fn skip_without_prometheus() -> bool {
+    if !prometheus_missing() {
+        return false;
+    }
+    let message = "prometheus missing: the live metrics endpoint was NOT checked against a \
+                   real Prometheus (apt-get install prometheus)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("\n!!! SKIPPED: {message}\n");
+    true
+}
+
+/// `n` consecutive free loopback ports (bound and released: the kernel
+/// hands ephemeral ports out in a random order, so a reuse between here
+/// and the bind is unlikely; the run fails loudly, exit 2, if it happens).
+fn free_ports(n: u16) -> u16 {
+    for _ in 0..50 {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port.checked_add(n).is_none() {
+            continue;
+        }
+        let rest: Result<Vec<_>, _> = (1..n)
+            .map(|i| TcpListener::bind(("127.0.0.1", port + i)))
+            .collect();
+        if rest.is_ok() {
+            return port;
+        }
+    }
+    panic!("no {n} consecutive free ports on 127.0.0.1");
+}
+
+/// A Prometheus of the test's own, scraping `targets` every second.
+struct Prometheus {
+    _process: ChildGuard,
+    url: String,
+    client: reqwest::Client,
+}
+
+impl Prometheus {
+    async fn start(dir: &Path, targets: &[SocketAddr]) -> Prometheus {
+        let list = targets
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: stampede\n    static_configs:\n      - targets: [{list}]\n"
+            ),
+        )
+        .unwrap();
+        let port = free_ports(1);
+        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+        let process = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        let prometheus = Prometheus {
+            _process: ChildGuard(process),
+            url: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
+        // Ready: its own readiness endpoint answers 200.
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = prometheus
+                .client
+                .get(format!("{}/-/ready", prometheus.url))
+                .send()
+                .await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break prometheus;
+            }
+            assert!(
+                Instant::now() < until,
+                "prometheus not ready after 60 s:\n{}",
+                std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// An instant query: each result's labels and value.
+    async fn query(&self, promql: &str) -> Vec<(serde_json::Value, f64)> {
+        let response: serde_json::Value = self
+            .client
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", promql)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(response["status"], "success", "{promql}: {response}");
+        response["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let value = r["value"][1].as_str().unwrap().parse::<f64>().unwrap();
+                (r["metric"].clone(), value)
+            })
+            .collect()
+    }
+
+    /// The one value of a query that aggregates to a single series.
+    async fn value(&self, promql: &str) -> f64 {
+        let results = self.query(promql).await;
+        assert_eq!(results.len(), 1, "{promql}: {results:?}");
+        results[0].1
+    }
+
+    /// Wait until Prometheus has scraped `segments` endpoints' final counts.
+    async fn wait_for_final_scrapes(&self, scenario: &str, segments: usize) {
+        let promql = format!(
+            "count(max_over_time(stampede_run_finished{{scenario=\"{scenario}\"}}[5m]) == 1)"
+        );
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let results = self.query(&promql).await;
+            if results
+                .first()
+                .is_some_and(|(_, n)| *n as usize == segments)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "prometheus never scraped the final counts of {segments} segment(s): {results:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Run the stampede binary to its end (with the endpoint lingering).
+async fn run_stampede(dir: &Path, scenario: &Path, args: &[String]) -> PathBuf {
+    let out = dir.join("reports");
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("stampede"));
+    command
+        .arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(&out)
+        .args(args);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    super::common::succeeded(&output, "stampede run --metrics-listen");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/metrics"),
+        "the run says where it serves: {stderr}"
+    );
+    let dirs: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.into_iter().next().unwrap()
+}
+
+/// stampede's own p95 of `http.latency` over everything, in seconds.
+fn stampede_p95_s(result: &Path) -> f64 {
+    let summary = stampede::report::json::read(&result.join("summary.json")).unwrap();
+    let totals = summary.to_totals().unwrap();
+    let merged = totals
+        .select_hist("http.latency", &stampede::metrics::TagFilter::default())
+        .unwrap();
+    merged.value_at_quantile(0.95) as f64 / 1e6
+}
+
+/// The bucket `(lower, upper]` of the exported bounds that holds `value`.
+fn bucket_of(value: f64) -> (f64, f64) {
+    let bounds = bounds_s();
+    let upper = bounds.partition_point(|&b| b < value);
+    let lower = if upper == 0 { 0.0 } else { bounds[upper - 1] };
+    (lower, bounds.get(upper).copied().unwrap_or(f64::INFINITY))
+}
+
+async fn check_against_summary(prometheus: &Prometheus, name: &str, result: &Path) {
+    let summary = summary_value(result);
+    let sel = format!("{{scenario=\"{name}\"}}");
+    let requests = counter_total(&summary, "http.requests");
+    let errors = counter_total(&summary, "http.errors");
+    assert!(requests > 500, "a real run: {requests} requests");
+    assert!(errors > 0, "the target injects errors: {errors}");
+    let exported = prometheus
+        .value(&format!(
+            "sum(last_over_time(stampede_http_requests_total{sel}[5m]))"
+        ))
+        .await;
+    assert_eq!(
+        exported as u64, requests,
+        "requests: Prometheus vs summary.json"
+    );
+    let exported_errors = prometheus
+        .value(&format!(
+            "sum(last_over_time(stampede_http_errors_total{sel}[5m]))"
+        ))
+        .await;
+    assert_eq!(
+        exported_errors as u64, errors,
+        "errors: Prometheus vs summary.json"
+    );
+
+    // Per phase too.
+    let by_phase = prometheus
+        .query(&format!(
+            "sum by (phase) (last_over_time(stampede_http_requests_total{sel}[5m]))"
+        ))
+        .await;
+    assert_eq!(by_phase.len(), 2, "{by_phase:?}");
+    for (labels, value) in by_phase {
+        let phase = labels["phase"].as_str().unwrap().to_string();
+        let expected: u64 = summary["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["metric"] == "http.requests")
+            .map(|c| c["phases"][&phase].as_u64().unwrap())
+            .sum();
+        assert_eq!(value as u64, expected, "requests in phase {phase}");
+    }
+
+    // The latency histogram: Prometheus's p95 from the buckets lands in
+    // the bucket that holds stampede's own p95.
+    let p95 = prometheus
+        .value(&format!(
+            "histogram_quantile(0.95, sum by (le) (last_over_time(stampede_http_latency_seconds_bucket{sel}[5m])))"
+        ))
+        .await;
+    let own = stampede_p95_s(result);
+    let (lower, upper) = bucket_of(own);
+    assert!(
+        lower <= p95 && p95 <= upper,
+        "histogram_quantile(0.95) = {p95} s, stampede's p95 = {own} s: not within its bucket \
+         ({lower} s, {upper} s]"
+    );
+    // And the histogram's count is the number of latencies recorded.
+    let count = prometheus
+        .value(&format!(
+            "sum(last_over_time(stampede_http_latency_seconds_count{sel}[5m]))"
+        ))
+        .await;
+    let recorded = stampede::report::json::read(&result.join("summary.json"))
+        .unwrap()
+        .to_totals()
+        .unwrap()
+        .select_hist("http.latency", &stampede::metrics::TagFilter::default())
+        .unwrap()
+        .len();
+    assert_eq!(
+        count as u64, recorded,
+        "latencies: Prometheus vs summary.json"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_counts_and_latency_summary_json_has() {
+    if skip_without_prometheus() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let name = "prom-one";
+    let file = tmp.path().join("s.toml");
+    std::fs::write(&file, scenario(name)).unwrap();
+    let port = free_ports(1);
+    let endpoint: SocketAddr = ([127, 0, 0, 1], port).into();
+    let prometheus = Prometheus::start(tmp.path(), &[endpoint]).await;
+    let result = run_stampede(
+        tmp.path(),
+        &file,
+        &[
+            "--metrics-listen".into(),
+            endpoint.to_string(),
+            "--metrics-linger".into(),
+            "4s".into(),
+        ],
+    )
+    .await;
+    prometheus.wait_for_final_scrapes(name, 1).await;
+    check_against_summary(&prometheus, name, &result).await;
+    // The labels a dashboard groups by.
+    let series = prometheus
+        .query(&format!(
+            "last_over_time(stampede_http_requests_total{{scenario=\"{name}\",phase=\"steady\"}}[5m])"
+        ))
+        .await;
+    let mut populations: Vec<_> = series
+        .iter()
+        .map(|(labels, _)| {
+            assert_eq!(labels["segment"], "0/1");
+            format!(
+                "{}/{}",
+                labels["population"].as_str().unwrap(),
+                labels["step"].as_str().unwrap()
+            )
+        })
+        .collect();
+    populations.sort();
+    assert_eq!(populations, ["buyer/order", "shopper/list"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_segments_of_a_split_run_add_up_in_promql_to_the_merged_result() {
+    if skip_without_prometheus() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let name = "prom-split";
+    let file = tmp.path().join("s.toml");
+    // The endpoint in the scenario this time; child i serves on port + i.
+    let port = free_ports(2);
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\nlinger = \"4s\"\n",
+            scenario(name)
+        ),
+    )
+    .unwrap();
+    let endpoints: Vec<SocketAddr> = (0..2).map(|i| ([127, 0, 0, 1], port + i).into()).collect();
+    let prometheus = Prometheus::start(tmp.path(), &endpoints).await;
+    let result = run_stampede(tmp.path(), &file, &["--processes".into(), "2".into()]).await;
+    prometheus.wait_for_final_scrapes(name, 2).await;
+    let segments = prometheus
+        .query(&format!(
+            "sum by (segment) (last_over_time(stampede_http_requests_total{{scenario=\"{name}\"}}[5m]))"
+        ))
+        .await;
+    let mut labels: Vec<_> = segments
+        .iter()
+        .map(|(l, v)| {
+            assert!(*v > 0.0, "{l}: every segment sent requests");
+            l["segment"].as_str().unwrap().to_string()
+        })
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["0/2", "1/2"]);
+    check_against_summary(&prometheus, name, &result).await;
+}
