@@ -28,7 +28,10 @@
 //!
 //! Counts are cumulative from the run's start and per phase, read from
 //! the same totals `summary.json` is written from; the latest interval
-//! (1 s) is what a scrape sees.
+//! (1 s) is what a scrape sees. Every series of every phase is exported
+//! from 0 from the start (the monitor publishes an empty snapshot before
+//! the first interval), not from its first event, so `rate()` and
+//! `increase()` count that first event too.
 
 use crate::metrics::{catalogue, Buckets, HistId, Layout};
 use prometheus_client::collector::Collector;
@@ -217,9 +220,6 @@ impl RunCollector {
                 }
                 for phase in 0..snap.buckets.phases() {
                     let (bounds, counts) = snap.buckets.get(HistId(id as u32), phase);
-                    if counts.count == 0 {
-                        continue;
-                    }
                     let buckets: Vec<(f64, u64)> = bounds
                         .iter()
                         .map(|&b| b as f64 / divisor)
@@ -256,11 +256,6 @@ impl RunCollector {
                 }
                 for phase in 0..phases {
                     let value = snap.counter(n, id, phase);
-                    // Every started phase's counters from 0 (so `rate()` sees
-                    // the first increment); error kinds only once they occur.
-                    if value == 0 && (desc.kind.is_some() || phase > snap.phase) {
-                        continue;
-                    }
                     let labels = self.series_labels(desc, phase);
                     ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
                 }
@@ -471,13 +466,19 @@ mod tests {
                 "missing `{line}` in\n{text}"
             );
         }
-        // Error kinds that never happened and phases not yet begun are left out.
-        assert!(!text.contains("timeout"), "{text}");
+        // Every series of every phase is there from 0 (so `rate()` sees
+        // its first event).
         let peak = labels.replace("warm", "peak");
-        assert!(
-            !text.contains(&format!("stampede_http_requests_total{{{peak}}}")),
-            "{text}"
-        );
+        for line in [
+            format!("stampede_http_errors_total{{{labels},kind=\"timeout\"}} 0"),
+            format!("stampede_http_requests_total{{{peak}}} 0"),
+            format!("stampede_http_latency_seconds_count{{{peak}}} 0"),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
         assert!(!text.contains("quantile"), "histograms, never quantiles");
         assert!(text.ends_with("# EOF\n"));
     }

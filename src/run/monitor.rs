@@ -172,8 +172,23 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
             let latency: Vec<crate::metrics::HistId> =
                 ctx.ids.steps.iter().flatten().map(|s| s.latency).collect();
             aggregator.watch(&latency, 5);
-            if ctx.export.is_some() {
+            if let Some(export) = &ctx.export {
                 aggregator.keep_buckets();
+                // Every series from 0 before the first interval, so the
+                // first event of each is an increase a scrape can see.
+                let empty = crate::metrics::Point {
+                    gauges: vec![0.0; ctx.gauges],
+                    ..Default::default()
+                };
+                let live = ctx.engine.snapshot();
+                export.publish(snapshot(
+                    &aggregator,
+                    &ctx,
+                    &empty,
+                    &live,
+                    Duration::ZERO,
+                    false,
+                ));
             }
             // A TTY: one live line (indicatif) redrawn every second.
             let bar = (ctx.progress == Progress::Live).then(|| {

@@ -352,6 +352,35 @@ fn manifests_parse_and_hold_what_a_split_run_needs() {
     let args = strings(&container["args"]);
     let at = |flag: &str| args[args.iter().position(|a| a == flag).unwrap() + 1].clone();
     assert_eq!(at("--segment"), "$(JOB_COMPLETION_INDEX)/$(SEGMENTS)");
+    // Live metrics: each pod serves on its `metrics` port, and the
+    // PodMonitor scrapes exactly the run's pods there.
+    let listen: std::net::SocketAddr = at("--metrics-listen").parse().unwrap();
+    let ports = container["ports"].as_vec().unwrap();
+    let metrics_port = ports
+        .iter()
+        .find(|p| p["name"].as_str() == Some("metrics"))
+        .expect("a port named metrics");
+    assert_eq!(
+        metrics_port["containerPort"].as_i64(),
+        Some(i64::from(listen.port()))
+    );
+    let monitor = &yaml_file(&dir.join("podmonitor.yaml"))[0];
+    assert_eq!(monitor["kind"].as_str(), Some("PodMonitor"));
+    let pod_labels = &run["spec"]["template"]["metadata"]["labels"];
+    let selector = monitor["spec"]["selector"]["matchLabels"]
+        .as_hash()
+        .unwrap();
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(
+            &pod_labels[key.as_str().unwrap()],
+            value,
+            "selector {key:?}"
+        );
+    }
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(endpoint["port"].as_str(), Some("metrics"));
+    assert_eq!(endpoint["path"].as_str(), Some("/metrics"));
     // The merge waits on the volume.
     let (_, merge_container) = pod_of(merge);
     let merge_args = strings(&merge_container["args"]);

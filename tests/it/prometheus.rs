@@ -30,13 +30,30 @@ fn bounds_s() -> Vec<f64> {
         .collect()
 }
 
-fn scenario(name: &str) -> String {
+/// Users on the built-in API; with `hub`, agents and a commander on the
+/// built-in hub too, and half the agents dropped in `steady`.
+fn scenario(name: &str, hub: bool) -> String {
+    let (hub_target, hub_part, steady_agents) = if hub {
+        (
+            "hub = \"builtin\"",
+            super::common::AGENTS_AND_OPS,
+            "\nagents = { drop = { fraction = 0.5, how = \"reset\" } }",
+        )
+    } else {
+        ("", "", "")
+    };
+    let warm_agents = if hub {
+        "\nagents = { connected = 20 }\ncommanders = { rate = \"4/s\" }"
+    } else {
+        ""
+    };
     format!(
         r#"
 name = "{name}"
 seed = 7
 [target]
 api = "builtin"
+{hub_target}
 [target.builtin]
 latency = "2ms..80ms"
 error_rate = 0.03
@@ -46,14 +63,15 @@ steps = [{{ name = "list", get = "/api/servers" }}]
 [[users]]
 name = "buyer"
 steps = [{{ name = "order", post = "/api/jobs", json = {{ kind = "order" }}, check = {{ status = 202 }} }}]
+{hub_part}
 [[phases]]
 name = "warm"
 duration = "2s"
-users = {{ rate = "80/s" }}
+users = {{ rate = "80/s" }}{warm_agents}
 [[phases]]
 name = "steady"
 duration = "3s"
-users = {{ rate = "150/s" }}
+users = {{ rate = "150/s" }}{steady_agents}
 "#
     )
 }
@@ -140,15 +158,33 @@ impl Prometheus {
             url: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
         };
-        // Ready: its own readiness endpoint answers 200.
+        // Ready to watch a run: every target has been tried once (down, as
+        // nothing serves there yet). Readiness alone is not enough: the
+        // scrape manager takes up new targets only after its discovery
+        // reload interval (5 s), and the run must not start before.
         let until = Instant::now() + Duration::from_secs(60);
         loop {
-            let ready = prometheus
+            let tried = match prometheus
                 .client
-                .get(format!("{}/-/ready", prometheus.url))
+                .get(format!("{}/api/v1/targets", prometheus.url))
                 .send()
-                .await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
+                .await
+            {
+                Ok(response) => response
+                    .json::<serde_json::Value>()
+                    .await
+                    .map(|t| {
+                        let active = t["data"]["activeTargets"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default();
+                        active.len() == targets.len()
+                            && active.iter().all(|a| a["health"] == "down")
+                    })
+                    .unwrap_or(false),
+                Err(_) => false,
+            };
+            if tried {
                 break prometheus;
             }
             assert!(
@@ -180,6 +216,45 @@ impl Prometheus {
             .map(|r| {
                 let value = r["value"][1].as_str().unwrap().parse::<f64>().unwrap();
                 (r["metric"].clone(), value)
+            })
+            .collect()
+    }
+
+    /// A range query from `start` (Unix seconds) to now, step 1 s: each
+    /// series' labels and values.
+    async fn query_range(&self, promql: &str, start: f64) -> Vec<(serde_json::Value, Vec<f64>)> {
+        let end = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let response: serde_json::Value = self
+            .client
+            .get(format!("{}/api/v1/query_range", self.url))
+            .query(&[
+                ("query", promql.to_string()),
+                ("start", format!("{start:.3}")),
+                ("end", format!("{end:.3}")),
+                ("step", "1".to_string()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(response["status"], "success", "{promql}: {response}");
+        response["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let values = r["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v[1].as_str().unwrap().parse::<f64>().unwrap_or(f64::NAN))
+                    .collect();
+                (r["metric"].clone(), values)
             })
             .collect()
     }
@@ -345,10 +420,14 @@ async fn prometheus_scrapes_the_counts_and_latency_summary_json_has() {
     let tmp = tempfile::tempdir().unwrap();
     let name = "prom-one";
     let file = tmp.path().join("s.toml");
-    std::fs::write(&file, scenario(name)).unwrap();
+    std::fs::write(&file, scenario(name, true)).unwrap();
     let port = free_ports(1);
     let endpoint: SocketAddr = ([127, 0, 0, 1], port).into();
     let prometheus = Prometheus::start(tmp.path(), &[endpoint]).await;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let result = run_stampede(
         tmp.path(),
         &file,
@@ -381,6 +460,47 @@ async fn prometheus_scrapes_the_counts_and_latency_summary_json_has() {
         .collect();
     populations.sort();
     assert_eq!(populations, ["buyer/order", "shopper/list"]);
+    dashboard_panels_show_data(&prometheus, name, started).await;
+}
+
+/// Every query of the Grafana dashboard (dashboards/stampede.json), with
+/// its variables set as Grafana would, is valid PromQL to a real
+/// Prometheus and draws a line from this run (users, agents, a drop).
+async fn dashboard_panels_show_data(prometheus: &Prometheus, name: &str, started: f64) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/stampede.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut exprs: Vec<(String, String)> = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push((
+                panel["title"].as_str().unwrap().to_string(),
+                target["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    for annotation in dashboard["annotations"]["list"].as_array().unwrap() {
+        exprs.push((
+            annotation["name"].as_str().unwrap().to_string(),
+            annotation["expr"].as_str().unwrap().to_string(),
+        ));
+    }
+    assert!(exprs.len() >= 15, "{} queries", exprs.len());
+
+    for (title, expr) in exprs {
+        let promql = expr
+            .replace("$scenario", name)
+            .replace("$segment", ".*")
+            .replace("$population", ".*")
+            .replace("$__rate_interval", "5s");
+        let series = prometheus.query_range(&promql, started).await;
+        assert!(
+            series
+                .iter()
+                .any(|(_, values)| values.iter().any(|v| v.is_finite())),
+            "panel `{title}`: `{promql}` drew nothing: {series:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,7 +517,7 @@ async fn the_segments_of_a_split_run_add_up_in_promql_to_the_merged_result() {
         &file,
         format!(
             "{}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\nlinger = \"4s\"\n",
-            scenario(name)
+            scenario(name, false)
         ),
     )
     .unwrap();
