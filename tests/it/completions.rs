@@ -279,8 +279,45 @@ fn fish_loads_the_script_and_completes_from_it() {
     );
 }
 
+/// What zsh makes of `line` when the user presses TAB: an interactive zsh
+/// in a pseudo-terminal (zsh/zpty), the script found on `fpath` by
+/// compinit as ~/.zshrc would set it up, the line typed, TAB, then a key
+/// bound to a widget that prints the edit buffer and exits. A unique
+/// completion is inserted into the buffer; no match leaves it as typed.
+fn zsh_complete(fpath_dir: &Path, line: &str) -> String {
+    const DRIVER: &str = r#"
+zmodload zsh/zpty || exit 90
+zpty z zsh -f -i || exit 91
+zpty -w z "PS1='' RPROMPT=''; fpath=(${(q)1} \$fpath); autoload -Uz compinit; compinit -u -D"
+zpty -w z "print-buffer() { print -r -- \"<BUFFER>\$BUFFER</BUFFER>\"; exit }; zle -N print-buffer; bindkey '^X' print-buffer; print READY"
+while zpty -r z out; do [[ $out == READY* ]] && break; done
+zpty -w -n z "$2"$'\t\x18'
+while zpty -r z out; do
+    if [[ $out == *'<BUFFER>'* ]]; then
+        out=${out#*<BUFFER>}
+        print -r -- "${out%%</BUFFER>*}"
+        exit 0
+    fi
+done
+exit 92
+"#;
+    let out = assert_cmd::Command::new("zsh")
+        .args(["-f", "-c", DRIVER, "zsh"])
+        .arg(fpath_dir)
+        .arg(line)
+        .env("HOME", fpath_dir)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    succeeded(&out, &format!("zsh completing {line:?}"));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end_matches('\n')
+        .to_string()
+}
+
 #[test]
-fn zsh_parses_the_script_and_registers_it_with_compinit() {
+fn zsh_parses_loads_and_completes_from_the_script() {
     if !installed("zsh", "the zsh completion script") {
         return;
     }
@@ -314,6 +351,31 @@ fn zsh_parses_the_script_and_registers_it_with_compinit() {
     for hidden in hidden_run_flags() {
         assert!(!text.contains(&hidden), "hidden {hidden} in the zsh script");
     }
+
+    // TAB in a real interactive zsh, the script installed as `_stampede`.
+    let fpath = tmp.path().join("zfunc");
+    std::fs::create_dir(&fpath).unwrap();
+    std::fs::copy(&script, fpath.join("_stampede")).unwrap();
+    assert_eq!(zsh_complete(&fpath, "stampede ru"), "stampede run ");
+    assert_eq!(
+        zsh_complete(&fpath, "stampede run --qu"),
+        "stampede run --quiet "
+    );
+    assert_eq!(
+        zsh_complete(&fpath, "stampede compare a b --format mar"),
+        "stampede compare a b --format markdown "
+    );
+    assert_eq!(
+        zsh_complete(&fpath, "stampede completions po"),
+        "stampede completions powershell "
+    );
+    let hidden = &hidden_run_flags()[0];
+    let typed = format!("stampede run {}", &hidden[..hidden.len() - 1]);
+    assert_eq!(
+        zsh_complete(&fpath, &typed),
+        typed,
+        "hidden {hidden} completed"
+    );
 }
 
 #[test]
