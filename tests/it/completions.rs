@@ -464,6 +464,19 @@ fn man_pages_cover_every_subcommand_and_render_without_warnings() {
         );
     }
 
+    // A directory that cannot be made: exit 3, naming it.
+    let blocker = tmp.path().join("a-file");
+    std::fs::write(&blocker, "").unwrap();
+    stampede()
+        .args(["man", "--out"])
+        .arg(blocker.join("man1"))
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains(format!(
+            "cannot write to {}",
+            blocker.join("man1").display()
+        )));
+
     // Without --out: the main page on stdout, the same as the file.
     let out = stampede().arg("man").output().unwrap();
     succeeded(&out, "stampede man");
