@@ -12,6 +12,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod shell;
+pub use shell::{CompletionsArgs, ManArgs};
+
 const EXAMPLES: &str = "\
 Examples:
   stampede run scenarios/quickstart.toml
@@ -143,6 +146,14 @@ Results go to --out, else reports/<name>-merged-<UTC time of the earliest start>
 Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 partial (a segment missing)
 or interrupted (a segment was)")]
     Merge(MergeArgs),
+    /// Print the completion script for a shell (bash, zsh, fish,
+    /// powershell, elvish) on stdout.
+    #[command(after_help = shell::COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Print stampede's man page, or write it and one page per subcommand
+    /// into a directory (`--out`).
+    #[command(after_help = shell::MAN_HELP)]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -861,6 +872,8 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
             Ok(crate::merge::merge(&found.dirs, &options)?.exit)
         }
         Command::Target(args) => target(args).await,
+        Command::Completions(args) => shell::completions(args),
+        Command::Man(args) => shell::man(args),
     }
 }
 

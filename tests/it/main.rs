@@ -5,6 +5,7 @@ mod agents;
 mod browser;
 mod cli;
 mod common;
+mod completions;
 mod disruptions;
 mod distributed;
 mod engine;
