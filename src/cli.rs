@@ -53,6 +53,7 @@ pub enum Command {
   stampede run scenarios/reconnect-wave.toml --hub ws://127.0.0.1:3000
   stampede run scenarios/black-friday.toml --segment 1/3 --start-at 2026-11-30T18:30:00Z
   stampede run scenarios/connection-storm.toml --processes 4   # 4 segments, one merged result
+  stampede run scenarios/black-friday.toml --metrics-listen 127.0.0.1:9464   # live, for Prometheus
 
 Results go to reports/<name>-<UTC time>/: summary.json, metrics.hlog, report.html,
 junit.xml, summary.md (also appended to $GITHUB_STEP_SUMMARY when that is set).

@@ -126,6 +126,7 @@ pub async fn run_scenario(
     let baseline = read_baseline(options.baseline.as_deref())?;
     let targets = prepare_targets(&scenario).await?;
     let (layout, ids) = Ids::register(&scenario, &plan);
+    let export = start_exporter(&scenario, &plan, &layout, options.progress)?;
     let fleet = fleet::prepare_fleet(
         &scenario,
         &plan,
@@ -146,7 +147,6 @@ pub async fn run_scenario(
         }
     };
     let dir = processes::result_dir_for(options, &dir_name(&scenario, plan.segment), started_at)?;
-    let export = start_exporter(&scenario, &plan, &layout, options.progress)?;
     let metrics = Metrics::new(layout);
     let aggregator = open_aggregator(&dir, &metrics, started_at)?;
     let live = Arc::new(Live::default());

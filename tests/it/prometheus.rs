@@ -541,3 +541,54 @@ async fn the_segments_of_a_split_run_add_up_in_promql_to_the_merged_result() {
     assert_eq!(labels, ["0/2", "1/2"]);
     check_against_summary(&prometheus, name, &result).await;
 }
+
+/// A taken port is bad input found before anything runs: exit 2, the
+/// address and the way out named, no result directory.
+#[test]
+fn a_taken_metrics_port_is_bad_input_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("s.toml");
+    std::fs::write(&file, scenario("taken", false)).unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = tmp.path().join("reports");
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("stampede"))
+        .arg("run")
+        .arg(&file)
+        .args(["--out".as_ref(), out.as_os_str()])
+        .args(["--metrics-listen", &addr.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")) && stderr.contains("port 0"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+/// `[metrics] listen` that is not an address is located in the file.
+#[test]
+fn a_metrics_listen_that_is_not_an_address_is_located() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("s.toml");
+    let text = format!(
+        "{}\n[metrics]\nlisten = \"localhost:9464\"\n",
+        scenario("bad", false)
+    );
+    let line = text.lines().position(|l| l.starts_with("listen")).unwrap() + 1;
+    std::fs::write(&file, text).unwrap();
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("stampede"))
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[metrics] listen is an IP:port address, not `localhost:9464`")
+            && stderr.contains(&format!("s.toml:{line}:")),
+        "{stderr}"
+    );
+}
