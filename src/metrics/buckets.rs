@@ -26,6 +26,11 @@ pub const LATENCY_BOUNDS_US: [u64; 27] = [
     2_000_000, 3_000_000, 5_000_000, 10_000_000, 60_000_000,
 ];
 
+/// Schema of the native (exponential) buckets: bucket `i` holds
+/// `(2^((i-1)/8), 2^(i/8)]` in the exported unit (seconds, or a count),
+/// each about 9 % wide (the Prometheus clients' default resolution).
+pub const NATIVE_SCHEMA: i32 = 3;
+
 /// Upper bounds of histograms of counts (reconnect attempts, polls).
 pub const COUNT_BOUNDS: [u64; 10] = [0, 1, 2, 3, 5, 10, 20, 50, 100, 1_000];
 
@@ -37,12 +42,31 @@ pub fn bounds_of(metric: &str) -> &'static [u64] {
     }
 }
 
+/// What a recorded value of `metric` is divided by for export: µs →
+/// seconds for durations, 1 for counts.
+pub fn divisor_of(metric: &str) -> f64 {
+    match metric_kind(metric) {
+        MetricKind::CountHistogram => 1.0,
+        _ => 1e6,
+    }
+}
+
+/// The native bucket ([`NATIVE_SCHEMA`]) of `value` (> 0); None for 0,
+/// which the zero bucket holds.
+pub fn native_index(value: f64) -> Option<i32> {
+    (value > 0.0).then(|| (value.log2() * f64::from(1u32 << NATIVE_SCHEMA)).ceil() as i32)
+}
+
 /// One series in one phase: counts per bucket (not cumulative; the last
 /// entry is the overflow, above the highest bound), their sum and count.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BucketCounts {
     /// `bounds.len() + 1` entries.
     pub counts: Vec<u64>,
+    /// Native buckets ([`NATIVE_SCHEMA`]): index → count, only those used.
+    pub native: std::collections::BTreeMap<i32, u64>,
+    /// Values of 0 (the native zero bucket).
+    pub zero: u64,
     /// Sum of the values, in the series' unit (µs or a count), each value
     /// taken at the middle of its HDR bucket.
     pub sum: f64,
@@ -57,6 +81,9 @@ pub struct Buckets {
     dims: Dims,
     /// Per histogram series (index = HistId).
     bounds: Vec<&'static [u64]>,
+    /// Per histogram series: recorded value → exported unit (1e6 for µs →
+    /// seconds, 1 for counts).
+    divisors: Vec<f64>,
     series: Vec<BucketCounts>,
 }
 
@@ -69,13 +96,14 @@ impl Buckets {
         let series = (0..dims.phases * dims.hists)
             .map(|flat| BucketCounts {
                 counts: vec![0; bounds[flat % dims.hists].len() + 1],
-                sum: 0.0,
-                count: 0,
+                ..BucketCounts::default()
             })
             .collect();
+        let divisors = layout.hists.iter().map(|h| divisor_of(&h.metric)).collect();
         Buckets {
             dims,
             bounds,
+            divisors,
             series,
         }
     }
@@ -86,11 +114,16 @@ impl Buckets {
             return;
         };
         let bounds = self.bounds[flat % self.dims.hists];
+        let divisor = self.divisors[flat % self.dims.hists];
         for v in h.iter_recorded() {
             let value = v.value_iterated_to();
             let n = v.count_at_value();
             let bucket = bounds.partition_point(|&bound| bound < value);
             series.counts[bucket] += n;
+            match native_index(value as f64 / divisor) {
+                Some(index) => *series.native.entry(index).or_default() += n,
+                None => series.zero += n,
+            }
             series.sum += h.median_equivalent(value) as f64 * n as f64;
             series.count += n;
         }
@@ -135,6 +168,29 @@ mod tests {
         // The sum is exact to HDR precision (3 significant digits).
         let exact = (400 + 1_000 + 1_200 + 70_000_000) as f64;
         assert!((counts.sum - exact).abs() / exact < 1e-3, "{}", counts.sum);
+    }
+
+    #[test]
+    fn native_buckets_are_exponential_with_upper_bounds_inclusive() {
+        // 1 s is 2^0: the upper bound of bucket 0; just above is bucket 1.
+        assert_eq!(native_index(1.0), Some(0));
+        assert_eq!(native_index(1.01), Some(1));
+        assert_eq!(native_index(2.0), Some(8));
+        assert_eq!(native_index(0.5), Some(-8));
+        assert_eq!(native_index(0.0), None);
+        let mut layout = Layout::default();
+        let id = layout.add_hist("http.latency", "u", "s");
+        let mut buckets = Buckets::new(&layout);
+        let mut h = new_histogram();
+        h.record_n(1_000, 3).unwrap(); // 1 ms = 2^-9.97 s
+        buckets.add(0, &h);
+        let (_, counts) = buckets.get(id, 0);
+        let bucket = native_index(1e-3).unwrap();
+        assert_eq!(counts.native.get(&bucket), Some(&3));
+        let upper = 2f64.powf(f64::from(bucket) / 8.0);
+        let lower = 2f64.powf(f64::from(bucket - 1) / 8.0);
+        assert!(lower < 1e-3 && 1e-3 <= upper, "{lower} {upper}");
+        assert_eq!(counts.zero, 0);
     }
 
     #[test]

@@ -33,9 +33,12 @@
 //! the first interval), not from its first event, so `rate()` and
 //! `increase()` count that first event too.
 
+use crate::metrics::buckets::NATIVE_SCHEMA;
 use crate::metrics::{catalogue, Buckets, HistId, Layout};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeMetric, NativeHistogram, NativeHistogramBuckets,
+};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -45,6 +48,11 @@ use std::time::Duration;
 
 /// The `Content-Type` of [`Exposition::encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `Content-Type` of [`Exposition::encode_protobuf`]: what a
+/// Prometheus with native histograms enabled asks for first.
+pub const PROTOBUF_CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
 /// The per-second gauges exported: layout name, exported name, the factor
 /// from the recorded value to the exported one, help.
@@ -151,6 +159,14 @@ impl Exposition {
         Exposition { registry }
     }
 
+    /// The Prometheus protobuf exposition (length-delimited
+    /// `MetricFamily` messages) of the latest snapshot: classic and native
+    /// buckets.
+    pub fn encode_protobuf(&self) -> Vec<u8> {
+        prometheus_client::encoding::prometheus_protobuf::encode_to_vec(&self.registry)
+            .expect("the snapshot's metrics encode")
+    }
+
     /// The OpenMetrics text of the latest snapshot (only `# EOF` before
     /// the first).
     pub fn encode(&self) -> String {
@@ -159,6 +175,27 @@ impl Exposition {
             .expect("writing to a String cannot fail");
         out
     }
+}
+
+/// Native buckets as the protobuf format wants them: spans of consecutive
+/// indices (`(offset from the previous span's end, length)`, the first
+/// offset absolute) and each count as a delta from the previous one.
+fn native_spans(native: &std::collections::BTreeMap<i32, u64>) -> (Vec<(i32, u32)>, Vec<i64>) {
+    let mut spans: Vec<(i32, u32)> = Vec::new();
+    let mut deltas = Vec::with_capacity(native.len());
+    let (mut next, mut previous) = (None::<i32>, 0i64);
+    for (&index, &count) in native {
+        match (next, spans.last_mut()) {
+            (Some(expected), Some(last)) if expected == index => last.1 += 1,
+            (Some(expected), _) => spans.push((index - expected, 1)),
+            (None, _) => spans.push((index, 1)),
+        }
+        next = Some(index + 1);
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        deltas.push(count - previous);
+        previous = count;
+    }
+    (spans, deltas)
 }
 
 /// The exported name of a catalogued metric, without unit or suffix.
@@ -205,11 +242,8 @@ impl RunCollector {
     ) -> Result<(), std::fmt::Error> {
         for metric in distinct(self.layout.hists.iter().map(|h| h.metric.as_str())) {
             let counted = catalogue::metric_kind(metric) == catalogue::MetricKind::CountHistogram;
-            let (unit, divisor) = if counted {
-                (None, 1.0)
-            } else {
-                (Some(Unit::Seconds), 1e6)
-            };
+            let unit = (!counted).then_some(Unit::Seconds);
+            let divisor = crate::metrics::buckets::divisor_of(metric);
             let name = exported_name(metric);
             let help = format!("stampede `{metric}`: {}", help_of(metric));
             let mut family =
@@ -227,12 +261,32 @@ impl RunCollector {
                         .zip(counts.counts.iter().copied())
                         .collect();
                     let labels = self.series_labels(desc, phase);
-                    family.encode_family(&labels)?.encode_histogram::<Labels>(
-                        counts.sum / divisor,
-                        counts.count,
-                        &buckets,
-                        None,
-                    )?;
+                    let (spans, deltas) = native_spans(&counts.native);
+                    let native = NativeHistogram {
+                        schema: NATIVE_SCHEMA,
+                        zero_threshold: 0.0,
+                        zero_count: counts.zero,
+                        negative: NativeHistogramBuckets {
+                            spans: &[],
+                            deltas: &[],
+                        },
+                        positive: NativeHistogramBuckets {
+                            spans: &spans,
+                            deltas: &deltas,
+                        },
+                        created: None,
+                    };
+                    // The text format writes the classic buckets only; the
+                    // protobuf format carries both.
+                    family
+                        .encode_family(&labels)?
+                        .encode_histogram_with_native::<Labels>(
+                            counts.sum / divisor,
+                            counts.count,
+                            &buckets,
+                            None,
+                            native,
+                        )?;
                 }
             }
         }
@@ -427,6 +481,15 @@ mod tests {
         );
         published.publish(snapshot);
         exposition.encode()
+    }
+
+    #[test]
+    fn native_buckets_become_spans_and_deltas() {
+        let native = [(-3, 2), (-2, 5), (0, 1), (4, 4)].into_iter().collect();
+        let (spans, deltas) = native_spans(&native);
+        assert_eq!(spans, [(-3, 2), (1, 1), (3, 1)]);
+        assert_eq!(deltas, [2, 3, -4, 3]);
+        assert_eq!(native_spans(&Default::default()), (vec![], vec![]));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! early) so the last scrape sees the final counts, then stops.
 
 use crate::error::CommandError;
-use crate::report::prometheus::{Exposition, CONTENT_TYPE};
+use crate::report::prometheus::{Exposition, CONTENT_TYPE, PROTOBUF_CONTENT_TYPE};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,9 +125,24 @@ fn router(exposition: Arc<Exposition>) -> axum::Router {
     axum::Router::new()
         .route(
             "/metrics",
-            axum::routing::get(move || {
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
                 let exposition = exposition.clone();
-                async move { ([(HEADER, CONTENT_TYPE)], exposition.encode()) }
+                async move {
+                    // Content negotiation: the protobuf format (with native
+                    // histograms) only to a scraper that asks for it.
+                    let protobuf = headers
+                        .get(axum::http::header::ACCEPT)
+                        .and_then(|a| a.to_str().ok())
+                        .is_some_and(|a| a.contains("application/vnd.google.protobuf"));
+                    if protobuf {
+                        (
+                            [(HEADER, PROTOBUF_CONTENT_TYPE)],
+                            exposition.encode_protobuf(),
+                        )
+                    } else {
+                        ([(HEADER, CONTENT_TYPE)], exposition.encode().into_bytes())
+                    }
+                }
             }),
         )
         .route(

@@ -126,6 +126,11 @@ struct Prometheus {
 
 impl Prometheus {
     async fn start(dir: &Path, targets: &[SocketAddr]) -> Prometheus {
+        Prometheus::start_with(dir, targets, &[]).await
+    }
+
+    /// As [`Prometheus::start`], with `flags` (e.g. a feature flag).
+    async fn start_with(dir: &Path, targets: &[SocketAddr], flags: &[&str]) -> Prometheus {
         let list = targets
             .iter()
             .map(|t| format!("'{t}'"))
@@ -149,6 +154,7 @@ impl Prometheus {
                 dir.join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(flags)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -590,5 +596,95 @@ fn a_metrics_listen_that_is_not_an_address_is_located() {
         stderr.contains("[metrics] listen is an IP:port address, not `localhost:9464`")
             && stderr.contains(&format!("s.toml:{line}:")),
         "{stderr}"
+    );
+}
+
+/// The last finite value of a range query's one series.
+async fn last_value(prometheus: &Prometheus, promql: &str, started: f64) -> f64 {
+    let series = prometheus.query_range(promql, started).await;
+    assert_eq!(series.len(), 1, "{promql}: {series:?}");
+    *series[0]
+        .1
+        .iter()
+        .rev()
+        .find(|v| v.is_finite())
+        .unwrap_or_else(|| panic!("{promql}: no value: {series:?}"))
+}
+
+/// A Prometheus with native histograms asks for the protobuf format and
+/// gets every histogram with exponential buckets: its count is the
+/// number of latencies recorded and its p95 lands in the native bucket
+/// (about 9 % wide) that holds stampede's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_with_native_histograms_reads_the_same_latencies() {
+    if skip_without_prometheus() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let name = "prom-native";
+    let file = tmp.path().join("s.toml");
+    std::fs::write(&file, scenario(name, false)).unwrap();
+    let endpoint: SocketAddr = ([127, 0, 0, 1], free_ports(1)).into();
+    let prometheus = Prometheus::start_with(
+        tmp.path(),
+        &[endpoint],
+        &["--enable-feature=native-histograms"],
+    )
+    .await;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let result = run_stampede(
+        tmp.path(),
+        &file,
+        &[
+            "--metrics-listen".into(),
+            endpoint.to_string(),
+            "--metrics-linger".into(),
+            "4s".into(),
+        ],
+    )
+    .await;
+    prometheus.wait_for_final_scrapes(name, 1).await;
+    let sel = format!("{{scenario=\"{name}\"}}");
+    // Native series have no `_bucket`: the histogram is one sample.
+    let count = last_value(
+        &prometheus,
+        &format!("histogram_count(sum(stampede_http_latency_seconds{sel}))"),
+        started,
+    )
+    .await;
+    let totals = stampede::report::json::read(&result.join("summary.json"))
+        .unwrap()
+        .to_totals()
+        .unwrap();
+    let merged = totals
+        .select_hist("http.latency", &stampede::metrics::TagFilter::default())
+        .unwrap();
+    assert_eq!(
+        count as u64,
+        merged.len(),
+        "native histogram count vs summary.json"
+    );
+    let p95 = last_value(
+        &prometheus,
+        &format!("histogram_quantile(0.95, sum(stampede_http_latency_seconds{sel}))"),
+        started,
+    )
+    .await;
+    let own = merged.value_at_quantile(0.95) as f64 / 1e6;
+    // The native bucket holding it, computed here from the schema's
+    // definition (bucket i = (2^((i-1)/2^schema), 2^(i/2^schema)]).
+    let scale = f64::from(1u32 << stampede::metrics::buckets::NATIVE_SCHEMA);
+    let index = (own.log2() * scale).ceil() as i32;
+    let (lower, upper) = (
+        2f64.powf(f64::from(index - 1) / scale),
+        2f64.powf(f64::from(index) / scale),
+    );
+    assert!(
+        lower <= p95 && p95 <= upper * (1.0 + 1e-9),
+        "native histogram_quantile(0.95) = {p95} s, stampede's p95 = {own} s: not within its \
+         native bucket ({lower} s, {upper} s]"
     );
 }
