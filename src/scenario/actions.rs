@@ -21,7 +21,9 @@ use toml::Spanned;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a failed action does to the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFail {
     /// Counted (`actions.errors`, error kind `action`); the run goes on.
@@ -32,22 +34,31 @@ pub enum OnFail {
 }
 
 /// One action as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionSpec {
     /// Offset into the phase.
     pub at: Dur,
     /// Default `action-N` (N its number in the scenario, from 1).
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
     /// A command and its arguments (no shell).
+    #[schemars(with = "Option<Vec<String>>")]
     pub exec: Option<Spanned<Vec<Spanned<String>>>>,
+    #[schemars(with = "Option<String>")]
     pub get: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub post: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub put: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub delete: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     pub headers: BTreeMap<String, Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub body: Option<Spanned<String>>,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub json: Option<Spanned<toml::Value>>,
     /// Default 30 s; a command still running then is killed.
     pub timeout: Option<PositiveDur>,
@@ -55,6 +66,7 @@ pub struct ActionSpec {
     pub fail: OnFail,
     /// The exit status (exec, default 0) or HTTP status (default any 2xx)
     /// that means success.
+    #[schemars(with = "Option<i64>")]
     pub expect: Option<Spanned<i64>>,
 }
 

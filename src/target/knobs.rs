@@ -191,6 +191,53 @@ impl<'de> Deserialize<'de> for Latency {
     }
 }
 
+/// A target duration: `0`, or a duration with a unit as in scenario files.
+fn target_duration_pattern() -> String {
+    format!(r"\s*(?:0\s*|{})", crate::units::schema::duration_body())
+}
+
+impl schemars::JsonSchema for Latency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Latency".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let d = target_duration_pattern();
+        schemars::json_schema!({
+            "description": "A service time: `\"0\"` or `\"none\"` (none), a fixed duration \
+                (`\"5ms\"`), a uniform range (`\"2ms..10ms\"`) or an exponential mean \
+                (`\"exp:5ms\"`); units us, ms, s, m, h.",
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": format!(r"^\s*(?:[nN][oO][nN][eE]\s*|exp:{d}|{d}(?:\.\.{d})?)$"),
+                },
+                { "type": "integer", "enum": [0] },
+            ],
+            "examples": ["0", "5ms", "2ms..10ms", "exp:5ms"],
+        })
+    }
+}
+
+/// The schema of a [`duration_str`] field.
+struct TargetDuration;
+
+impl schemars::JsonSchema for TargetDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TargetDuration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": format!("^{}$", target_duration_pattern()),
+            "not": { "type": "string", "pattern": crate::units::schema::ALL_ZERO_DURATION },
+            "description": "A duration greater than zero with a unit (us, ms, s, m, h).",
+            "examples": ["25s", "500ms"],
+        })
+    }
+}
+
 /// Serde helpers for a [`Duration`] written as a target duration string.
 pub mod duration_str {
     use super::*;
@@ -223,7 +270,7 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 /// hub_ping_interval = "25s" # Engine.IO ping interval of the hub
 /// hub_ping_timeout = "20s"  # how long the hub waits for a pong
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TargetConfig {
     /// Service time added to each `/api/*` request while it holds a permit.
@@ -250,10 +297,12 @@ pub struct TargetConfig {
         with = "duration_str",
         skip_serializing_if = "is_default_ping_interval"
     )]
+    #[schemars(with = "TargetDuration")]
     pub hub_ping_interval: Duration,
     /// How long the hub waits for a pong before dropping a Socket.IO
     /// connection. Fixed when the target starts, like the interval.
     #[serde(with = "duration_str", skip_serializing_if = "is_default_ping_timeout")]
+    #[schemars(with = "TargetDuration")]
     pub hub_ping_timeout: Duration,
 }
 

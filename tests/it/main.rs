@@ -22,6 +22,7 @@ mod protocol;
 mod reports;
 mod scenarios;
 mod schedule;
+mod schema;
 mod segments;
 mod target;
 mod target_processes;

@@ -12,13 +12,14 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// `[hub]`: settings shared by every agent and hub commander.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HubSection {
     /// Limit of each handshake step (TCP, upgrade, open, CONNECT) and of each ack.
     pub timeout: PositiveDur,
     /// Source addresses: a count (`4` → 127.0.0.1..127.0.0.4), a list
     /// (`"127.0.0.1,127.0.0.2"`) or a range (`"127.0.0.1-127.0.0.8"`).
+    #[schemars(with = "Option<SourcesSpec>")]
     pub sources: Option<Spanned<SourcesSpec>>,
     /// `hub.recovery`: from a drop until this fraction of the dropped agents
     /// are registered again.
@@ -42,7 +43,7 @@ impl Default for HubSection {
 /// `[hub] disruption`: a wave of agents lost without a scenario drop is a
 /// disruption when, within `within` of its first loss, at least `min`
 /// agents and at least `lost` of the registered fleet were lost.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DisruptionSpec {
     pub lost: Fraction,
@@ -61,7 +62,7 @@ impl Default for DisruptionSpec {
 }
 
 /// `sources = 4` or `sources = "127.0.0.1-127.0.0.8"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SourcesSpec {
     Count(u32),
@@ -69,7 +70,9 @@ pub enum SourcesSpec {
 }
 
 /// The wire protocol of an agent or hub commander.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 pub enum HubProtocol {
     /// Engine.IO v4 over WebSocket + Socket.IO v5.
     #[default]
@@ -97,7 +100,7 @@ impl HubProtocol {
 
 /// `ack = true` (Socket.IO ack id) or `ack = "registered"` (WebSocket: the
 /// reply's type).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum AckSpec {
     Flag(bool),
@@ -105,14 +108,18 @@ pub enum AckSpec {
 }
 
 /// A message an agent sends (register, heartbeat, status).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageSpec {
+    #[schemars(with = "Option<String>")]
     pub event: Option<Spanned<String>>,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub data: Option<Spanned<toml::Value>>,
+    #[schemars(with = "Option<AckSpec>")]
     pub ack: Option<Spanned<AckSpec>>,
     /// The ack (its first argument) must contain these keys and values.
     #[serde(rename = "match")]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub matches: Option<Spanned<toml::Value>>,
     /// Periodic messages: the period.
     pub every: Option<PositiveDur>,
@@ -121,7 +128,7 @@ pub struct MessageSpec {
 }
 
 /// `on_command`: how agents answer commands.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnCommandSpec {
     #[serde(default = "default_command_event")]
@@ -131,6 +138,7 @@ pub struct OnCommandSpec {
     /// Time between receipt and reply.
     pub delay: Option<DurRange>,
     /// Extra fields of the reply payload.
+    #[schemars(with = "Option<serde_json::Value>")]
     pub data: Option<Spanned<toml::Value>>,
 }
 
@@ -145,7 +153,7 @@ fn default_weight() -> u32 {
 }
 
 /// `reconnect = { base, max, factor, jitter, max_attempts }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReconnectSpec {
     pub base: PositiveDur,
@@ -169,16 +177,20 @@ impl Default for ReconnectSpec {
 }
 
 /// `[[agents]]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     #[serde(default = "default_weight")]
     pub weight: u32,
     #[serde(default)]
     pub protocol: HubProtocol,
+    #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub namespace: Option<Spanned<String>>,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub auth: Option<Spanned<toml::Value>>,
     pub type_key: Option<String>,
     pub register: Option<MessageSpec>,
@@ -190,7 +202,7 @@ pub struct AgentSpec {
 }
 
 /// `to = "agents"`, `to = { sample = 10 }` or `to = ["a-1", "a-2"]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ToSpec {
     All(String),
@@ -199,23 +211,29 @@ pub enum ToSpec {
 }
 
 /// `send = { event | post, to, data }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendSpec {
     pub event: Option<String>,
+    #[schemars(with = "Option<String>")]
     pub post: Option<Spanned<String>>,
+    #[schemars(with = "Option<ToSpec>")]
     pub to: Option<Spanned<ToSpec>>,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub data: Option<Spanned<toml::Value>>,
 }
 
 /// `[[commanders]]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommanderSpec {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     #[serde(default)]
     pub protocol: HubProtocol,
+    #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub namespace: Option<Spanned<String>>,
     pub type_key: Option<String>,
     pub send: SendSpec,
@@ -229,6 +247,29 @@ pub struct CommanderSpec {
 pub enum ConnectRate {
     Max,
     PerSecond(f64),
+}
+
+impl schemars::JsonSchema for ConnectRate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ConnectRate".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        use crate::units::schema::{rate_body, ALL_ZERO_RATE};
+        schemars::json_schema!({
+            "description": "New connections per second, minute or hour (`\"500/s\"`), or \
+                `\"max\"`: a connection storm, all at once.",
+            "anyOf": [
+                { "const": "max" },
+                {
+                    "type": "string",
+                    "pattern": format!("^{}$", rate_body()),
+                    "not": { "type": "string", "pattern": ALL_ZERO_RATE },
+                },
+            ],
+            "examples": ["500/s", "max"],
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for ConnectRate {
@@ -250,7 +291,7 @@ impl<'de> Deserialize<'de> for ConnectRate {
 }
 
 /// How a drop disconnects agents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DropHow {
     /// The agent closes gracefully (Socket.IO DISCONNECT, WebSocket close).
@@ -272,7 +313,7 @@ impl DropHow {
 }
 
 /// `drop = { fraction, how, at }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropSpec {
     pub fraction: Fraction,
@@ -282,7 +323,7 @@ pub struct DropSpec {
 }
 
 /// A phase's `agents = { connected, connect_rate, drop }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentsLoadSpec {
     pub connected: Option<u32>,
@@ -291,7 +332,7 @@ pub struct AgentsLoadSpec {
 }
 
 /// A phase's `commanders = { rate }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandersLoadSpec {
     pub rate: RateCurve,
