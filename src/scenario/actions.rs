@@ -45,23 +45,33 @@ pub struct ActionSpec {
     /// A command and its arguments (no shell).
     #[schemars(with = "Option<Vec<String>>")]
     pub exec: Option<Spanned<Vec<Spanned<String>>>>,
+    /// GET this URL: a path (on the api, or the hub when the scenario has no
+    /// api) or an absolute URL of a declared host.
     #[schemars(with = "Option<String>")]
     pub get: Option<Spanned<String>>,
+    /// POST this URL (see `get`).
     #[schemars(with = "Option<String>")]
     pub post: Option<Spanned<String>>,
+    /// PUT this URL (see `get`).
     #[schemars(with = "Option<String>")]
     pub put: Option<Spanned<String>>,
+    /// DELETE this URL (see `get`).
     #[schemars(with = "Option<String>")]
     pub delete: Option<Spanned<String>>,
+    /// Request headers.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub headers: BTreeMap<String, Spanned<String>>,
+    /// A text body.
     #[schemars(with = "Option<String>")]
     pub body: Option<Spanned<String>>,
+    /// A JSON body, written as TOML.
     #[schemars(with = "Option<serde_json::Value>")]
     pub json: Option<Spanned<toml::Value>>,
     /// Default 30 s; a command still running then is killed.
     pub timeout: Option<PositiveDur>,
+    /// What a failed action does: `continue` (counted) or `abort` (the run
+    /// stops).
     #[serde(default)]
     pub fail: OnFail,
     /// The exit status (exec, default 0) or HTTP status (default any 2xx)

@@ -35,11 +35,14 @@ pub enum StatusSpec {
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckSpec {
+    /// The expected status: one code or a list.
     pub status: Option<StatusSpec>,
+    /// The body must contain this text.
     pub body_contains: Option<String>,
     /// JSON path -> expected value.
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub json: Option<BTreeMap<String, toml::Value>>,
+    /// The response must come within this long.
     pub max_latency: Option<crate::units::Dur>,
 }
 

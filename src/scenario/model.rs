@@ -203,6 +203,8 @@ pub struct FeederSpec {
     /// Relative to the scenario file's directory.
     #[schemars(with = "String")]
     pub file: Spanned<String>,
+    /// How rows are handed out: `sequential`, `random` or `unique` (each VU
+    /// keeps its own row).
     #[serde(default)]
     pub mode: FeedMode,
 }

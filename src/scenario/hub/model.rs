@@ -46,8 +46,11 @@ impl Default for HubSection {
 #[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DisruptionSpec {
+    /// At least this share of the registered fleet lost …
     pub lost: Fraction,
+    /// … and at least this many agents …
     pub min: u32,
+    /// … within this long of the first loss.
     pub within: PositiveDur,
 }
 
@@ -111,10 +114,15 @@ pub enum AckSpec {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageSpec {
+    /// The event (Socket.IO) or message type (WebSocket); `heartbeat` and
+    /// `status` default to their own name.
     #[schemars(with = "Option<String>")]
     pub event: Option<Spanned<String>>,
+    /// The payload (templates allowed).
     #[schemars(with = "Option<serde_json::Value>")]
     pub data: Option<Spanned<toml::Value>>,
+    /// `true`: wait for the Socket.IO ack; a string: wait for a WebSocket
+    /// reply of that type.
     #[schemars(with = "Option<AckSpec>")]
     pub ack: Option<Spanned<AckSpec>>,
     /// The ack (its first argument) must contain these keys and values.
@@ -131,6 +139,7 @@ pub struct MessageSpec {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnCommandSpec {
+    /// The event (type) commands arrive as.
     #[serde(default = "default_command_event")]
     pub event: String,
     /// Event (type) of the reply; none: commands are only received.
@@ -156,10 +165,15 @@ fn default_weight() -> u32 {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReconnectSpec {
+    /// The delay of the first retry (before jitter).
     pub base: PositiveDur,
+    /// The cap of every delay.
     pub max: PositiveDur,
+    /// Growth per attempt (2.0 doubles).
     pub factor: f64,
+    /// How delays are spread: `none`, `full`, `equal` or `decorrelated`.
     pub jitter: Jitter,
+    /// Attempts allowed after a drop; absent: for ever.
     pub max_attempts: Option<u32>,
 }
 
@@ -180,23 +194,40 @@ impl Default for ReconnectSpec {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
+    /// The population's name (metric tag `population`).
     #[schemars(with = "String")]
     pub name: Spanned<String>,
+    /// Share of the fleet.
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// `"socketio"` (Engine.IO v4 + Socket.IO v5) or `"websocket"` (JSON text
+    /// frames).
     #[serde(default)]
     pub protocol: HubProtocol,
+    /// The endpoint's path: default `/socket.io/` (socketio) or `/ws`
+    /// (websocket).
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
+    /// The Socket.IO namespace (socketio).
     #[schemars(with = "Option<String>")]
     pub namespace: Option<Spanned<String>>,
+    /// The Socket.IO CONNECT payload (templates allowed, e.g.
+    /// `{ token = "t-{{ agent.id }}" }`).
     #[schemars(with = "Option<serde_json::Value>")]
     pub auth: Option<Spanned<toml::Value>>,
+    /// WebSocket: the JSON key that tags a message with its type (default
+    /// `type`).
     pub type_key: Option<String>,
+    /// Sent once connected: `{ event, data, ack, match }`.
     pub register: Option<MessageSpec>,
+    /// Sent every `every` (with `jitter`): `{ every = "25s", ack = true }`.
     pub heartbeat: Option<MessageSpec>,
+    /// Sent every `every` (with `jitter`), like `heartbeat`.
     pub status: Option<MessageSpec>,
+    /// How commands are answered: `{ event, reply, delay, data }`.
     pub on_command: Option<OnCommandSpec>,
+    /// The backoff after a lost connection: `{ base, max, factor, jitter,
+    /// max_attempts }`.
     #[serde(default)]
     pub reconnect: ReconnectSpec,
 }
@@ -214,11 +245,15 @@ pub enum ToSpec {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendSpec {
+    /// Send through the hub, as this event (its own connection).
     pub event: Option<String>,
+    /// Send through the API: POST to this path.
     #[schemars(with = "Option<String>")]
     pub post: Option<Spanned<String>>,
+    /// The addressees: `"agents"` (all), `{ sample = 10 }` or a list of ids.
     #[schemars(with = "Option<ToSpec>")]
     pub to: Option<Spanned<ToSpec>>,
+    /// The command's payload (templates allowed).
     #[schemars(with = "Option<serde_json::Value>")]
     pub data: Option<Spanned<toml::Value>>,
 }
@@ -227,18 +262,27 @@ pub struct SendSpec {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommanderSpec {
+    /// The population's name (metric tag `population`).
     #[schemars(with = "String")]
     pub name: Spanned<String>,
+    /// `"socketio"` or `"websocket"` (as for agents).
     #[serde(default)]
     pub protocol: HubProtocol,
+    /// The endpoint's path (as for agents).
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
+    /// The Socket.IO namespace (socketio).
     #[schemars(with = "Option<String>")]
     pub namespace: Option<Spanned<String>>,
+    /// WebSocket: the JSON key that tags a message with its type.
     pub type_key: Option<String>,
+    /// What each command is and where it goes.
     pub send: SendSpec,
+    /// The event (type) of the agents' results.
     #[serde(default = "default_result_event")]
     pub result: String,
+    /// How long a command's fan-out and first result are waited for
+    /// (default: `[hub] timeout`, at least 10s).
     pub timeout: Option<PositiveDur>,
 }
 
@@ -316,7 +360,9 @@ impl DropHow {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropSpec {
+    /// The share of the registered agents dropped.
     pub fraction: Fraction,
+    /// `close`, `reset` or `server` (the hub's kick endpoint).
     pub how: DropHow,
     /// Offset into the phase (default: its start).
     pub at: Option<Dur>,
@@ -326,8 +372,12 @@ pub struct DropSpec {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentsLoadSpec {
+    /// Agents connected during the phase (they stay across phases).
     pub connected: Option<u32>,
+    /// How fast they connect: `"500/s"`, or `"max"` for a connection
+    /// storm.
     pub connect_rate: Option<ConnectRate>,
+    /// Disconnect a share of them: `{ fraction, how, at }`.
     pub drop: Option<DropSpec>,
 }
 
@@ -335,5 +385,6 @@ pub struct AgentsLoadSpec {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandersLoadSpec {
+    /// Commands per second (or a ramp).
     pub rate: RateCurve,
 }
