@@ -33,9 +33,11 @@ pub enum OnFail {
     Abort,
 }
 
-/// One action as written.
+/// One action as written: exactly one of `exec`, `get`, `post`, `put`,
+/// `delete`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = super::schema::one_action_kind)]
 pub struct ActionSpec {
     /// Offset into the phase.
     pub at: Dur,

@@ -225,9 +225,11 @@ pub struct UsersSpec {
     pub steps: Vec<StepSpec>,
 }
 
-/// One request of a journey.
+/// One request of a journey: exactly one of `get`, `post`, `put`, `patch`,
+/// `delete`, `head`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = super::schema::one_step_method)]
 pub struct StepSpec {
     /// The step's name (SLO tag `step=`); default: method and path.
     pub name: Option<String>,

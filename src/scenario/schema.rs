@@ -93,6 +93,25 @@ fn tidy(value: &mut serde_json::Value) {
     }
 }
 
+/// A step has exactly one method key (`get`, `post`, …): the rule
+/// `compile` checks, for editors too.
+pub fn one_step_method(schema: &mut Schema) {
+    exactly_one_of(schema, &["get", "post", "put", "patch", "delete", "head"]);
+}
+
+/// An action is exactly one of a command or a request.
+pub fn one_action_kind(schema: &mut Schema) {
+    exactly_one_of(schema, &["exec", "get", "post", "put", "delete"]);
+}
+
+fn exactly_one_of(schema: &mut Schema, keys: &[&str]) {
+    let alternatives: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|key| serde_json::json!({ "required": [key] }))
+        .collect();
+    schema.insert("oneOf".into(), alternatives.into());
+}
+
 /// `[slo]`: `"metric{tags}.stat" = "op value"`, plus `abort_on_fail` and
 /// `generator_health`.
 pub fn slo(generator: &mut SchemaGenerator) -> Schema {

@@ -298,6 +298,23 @@ const MISTAKES: &[Mistake] = &[
         stampede_says: "a rate needs a unit",
     },
     Mistake {
+        what: "a step without a method",
+        edit: ("{ get = \"/api/servers\" }", "{ name = \"browse\" }"),
+        path: "users/0/steps/0",
+        schema_says: "is not valid under any of the given schemas",
+        stampede_says: "step 1: no URL",
+    },
+    Mistake {
+        what: "a step with two methods",
+        edit: (
+            "{ get = \"/api/servers\" }",
+            "{ get = \"/api/servers\", post = \"/api/jobs\" }",
+        ),
+        path: "users/0/steps/0",
+        schema_says: "is valid under each of",
+        stampede_says: "a step has exactly one of get / post / put / patch / delete / head",
+    },
+    Mistake {
         what: "a bad protocol name",
         edit: (
             "",
