@@ -73,7 +73,10 @@ pub struct ScenarioFile {
     #[serde(default)]
     #[schemars(schema_with = "super::schema::compare")]
     pub compare: BTreeMap<String, Spanned<String>>,
-    /// `"metric{tags}.stat" = "op value"`, plus `abort_on_fail = true`.
+    /// `[slo]`: what the run is judged by, `"metric{tags}.stat" = "op value"`
+    /// (`"http.latency.p95" = "< 300ms"`, `"http.latency{step=checkout}.p99"
+    /// = "< 800ms"`, `"http.errors.rate" = "< 1%"`; tags population, step,
+    /// phase), plus `abort_on_fail` and `generator_health`.
     #[serde(default)]
     #[schemars(schema_with = "super::schema::slo")]
     pub slo: BTreeMap<String, Spanned<toml::Value>>,

@@ -113,21 +113,17 @@ fn exactly_one_of(schema: &mut Schema, keys: &[&str]) {
 }
 
 /// `[slo]`: `"metric{tags}.stat" = "op value"`, plus `abort_on_fail` and
-/// `generator_health`.
+/// `generator_health` (the description is the field's doc comment).
 pub fn slo(generator: &mut SchemaGenerator) -> Schema {
     let metrics: Vec<String> = known_metrics().iter().map(|m| regex::escape(m)).collect();
     let health = generator.subschema_for::<GeneratorHealthMode>();
     json_schema!({
         "type": "object",
-        "description": "`[slo]`: what the run is judged by. Each entry is \
-            `\"metric{tags}.stat\" = \"op value\"`, e.g. `\"http.latency.p95\" = \"< 300ms\"`, \
-            `\"http.latency{step=checkout}.p99\" = \"< 800ms\"`, `\"http.errors.rate\" = \"< 1%\"`; \
-            tags are population, step and phase.",
         "properties": {
             "abort_on_fail": {
                 "type": "boolean",
                 "default": false,
-                "description": "Stop the run as soon as an SLO fails for good.",
+                "description": "`true`: stop the run as soon as an SLO fails (exit 1).",
             },
             "generator_health": {
                 "allOf": [health],
@@ -154,7 +150,8 @@ pub fn slo(generator: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// `[compare]`: the tolerances of `run --baseline`.
+/// `[compare]`: the tolerances of `run --baseline` (the description is the
+/// field's doc comment).
 pub fn compare(_: &mut SchemaGenerator) -> Schema {
     let defaults = Tolerances::default();
     let percent = |default: f64, what: &str| {
@@ -167,9 +164,6 @@ pub fn compare(_: &mut SchemaGenerator) -> Schema {
     };
     json_schema!({
         "type": "object",
-        "description": "`[compare]`: how much worse than the baseline each stat may get \
-            before `run --baseline` calls it a regression (`p95 = \"10%\"`, \
-            `errors = \"0.05pp\"`).",
         "properties": {
             "p50": percent(defaults.p50, "Rise of p50 allowed, e.g. `\"10%\"`."),
             "p95": percent(defaults.p95, "Rise of p95 allowed, e.g. `\"10%\"`."),
