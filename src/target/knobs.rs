@@ -276,19 +276,23 @@ pub struct TargetConfig {
     /// Service time added to each `/api/*` request while it holds a permit.
     pub latency: Latency,
     /// Fraction (0..=1) of `/api/*` requests answered `500 {"error":"injected"}`.
+    #[schemars(range(min = 0, max = 1))]
     pub error_rate: f64,
     /// At most this many `/api/*` requests are served at once; `None` = no limit.
+    #[schemars(range(min = 1))]
     pub concurrency: Option<usize>,
     /// With a concurrency limit: how many requests may wait for a permit;
     /// beyond that a request is answered `503 {"error":"overloaded"}` at once.
     pub queue: usize,
     /// Worker tasks running submitted jobs (at least 1): the job
     /// capacity is `job_workers / mean job_duration`.
+    #[schemars(range(min = 1))]
     pub job_workers: usize,
     /// How long one job runs once a worker takes it, drawn per job from
     /// this distribution (the [`Latency`] forms).
     pub job_duration: Latency,
     /// Default `per_page` of `GET /api/servers`.
+    #[schemars(range(min = 1, max = MAX_PAGE_SIZE))]
     pub page_size: usize,
     /// Engine.IO ping interval of the hub's Socket.IO endpoint. Fixed when
     /// the target starts; shown by `GET /admin/config` only when not the
@@ -298,11 +302,13 @@ pub struct TargetConfig {
         skip_serializing_if = "is_default_ping_interval"
     )]
     #[schemars(with = "TargetDuration")]
+    #[schemars(extend("default" = format_duration(DEFAULT_HUB_PING_INTERVAL)))]
     pub hub_ping_interval: Duration,
     /// How long the hub waits for a pong before dropping a Socket.IO
     /// connection. Fixed when the target starts, like the interval.
     #[serde(with = "duration_str", skip_serializing_if = "is_default_ping_timeout")]
     #[schemars(with = "TargetDuration")]
+    #[schemars(extend("default" = format_duration(DEFAULT_HUB_PING_TIMEOUT)))]
     pub hub_ping_timeout: Duration,
 }
 

@@ -252,6 +252,9 @@ struct Mistake {
     schema_says: &'static str,
     /// What `stampede validate` says.
     stampede_says: &'static str,
+    /// Refused when the built-in target starts (`run`, exit 3), not by
+    /// `validate`: its knobs are checked then.
+    at_start: bool,
 }
 
 const MISTAKES: &[Mistake] = &[
@@ -261,6 +264,7 @@ const MISTAKES: &[Mistake] = &[
         path: "http",
         schema_says: "'timout' was unexpected",
         stampede_says: "unknown field `timout`",
+        at_start: false,
     },
     Mistake {
         what: "an unknown section",
@@ -268,6 +272,7 @@ const MISTAKES: &[Mistake] = &[
         path: "",
         schema_says: "'htpp' was unexpected",
         stampede_says: "unknown field `htpp`",
+        at_start: false,
     },
     Mistake {
         what: "a duration without unit (a number)",
@@ -275,6 +280,7 @@ const MISTAKES: &[Mistake] = &[
         path: "phases/0/duration",
         schema_says: "30 is not of type 'string'",
         stampede_says: "a duration needs a unit",
+        at_start: false,
     },
     Mistake {
         what: "a duration without unit (a string)",
@@ -282,6 +288,7 @@ const MISTAKES: &[Mistake] = &[
         path: "http/timeout",
         schema_says: "'5' does not match",
         stampede_says: "missing unit",
+        at_start: false,
     },
     Mistake {
         what: "a zero duration where it must be positive",
@@ -289,6 +296,7 @@ const MISTAKES: &[Mistake] = &[
         path: "phases/0/duration",
         schema_says: "should not be valid",
         stampede_says: "must be greater than zero",
+        at_start: false,
     },
     Mistake {
         what: "a rate without unit",
@@ -296,6 +304,7 @@ const MISTAKES: &[Mistake] = &[
         path: "phases/0/users/rate",
         schema_says: "5 is not of type 'string'",
         stampede_says: "a rate needs a unit",
+        at_start: false,
     },
     Mistake {
         what: "a step without a method",
@@ -303,6 +312,7 @@ const MISTAKES: &[Mistake] = &[
         path: "users/0/steps/0",
         schema_says: "is not valid under any of the given schemas",
         stampede_says: "step 1: no URL",
+        at_start: false,
     },
     Mistake {
         what: "a step with two methods",
@@ -313,6 +323,7 @@ const MISTAKES: &[Mistake] = &[
         path: "users/0/steps/0",
         schema_says: "is valid under each of",
         stampede_says: "a step has exactly one of get / post / put / patch / delete / head",
+        at_start: false,
     },
     Mistake {
         what: "a bad protocol name",
@@ -323,6 +334,7 @@ const MISTAKES: &[Mistake] = &[
         path: "agents/0/protocol",
         schema_says: "'socket.io' is not one of ['socketio', 'websocket']",
         stampede_says: "unknown variant `socket.io`",
+        at_start: false,
     },
     Mistake {
         what: "a bad HTTP version",
@@ -330,6 +342,7 @@ const MISTAKES: &[Mistake] = &[
         path: "http/version",
         schema_says: "'3' is not one of ['auto', '1.1', '2']",
         stampede_says: "unknown variant `3`",
+        at_start: false,
     },
     Mistake {
         what: "a bad feeder mode",
@@ -340,6 +353,7 @@ const MISTAKES: &[Mistake] = &[
         path: "feeders/0/mode",
         schema_says: "'shuffled' is not one of ['sequential', 'random', 'unique']",
         stampede_says: "unknown variant `shuffled`",
+        at_start: false,
     },
     Mistake {
         what: "a percentage above 100%",
@@ -347,6 +361,7 @@ const MISTAKES: &[Mistake] = &[
         path: "hub/recovered",
         schema_says: "is not valid under any of the given schemas",
         stampede_says: "between 0% and 100%",
+        at_start: false,
     },
     Mistake {
         what: "an SLO on an unknown metric",
@@ -354,6 +369,7 @@ const MISTAKES: &[Mistake] = &[
         path: "slo",
         schema_says: "'http.latncy.p95' does not match",
         stampede_says: "unknown metric",
+        at_start: false,
     },
     Mistake {
         what: "an SLO target without an operator",
@@ -361,6 +377,7 @@ const MISTAKES: &[Mistake] = &[
         path: "slo/http.latency.p95",
         schema_says: "'300ms' does not match",
         stampede_says: "expected an operator",
+        at_start: false,
     },
     Mistake {
         what: "a bad generator_health",
@@ -368,6 +385,7 @@ const MISTAKES: &[Mistake] = &[
         path: "slo/generator_health",
         schema_says: "'ignore' is not one of ['warn', 'error', 'fail']",
         stampede_says: "generator_health is one of warn, error, fail",
+        at_start: false,
     },
     Mistake {
         what: "an unknown [compare] stat",
@@ -375,6 +393,7 @@ const MISTAKES: &[Mistake] = &[
         path: "compare",
         schema_says: "'p96' was unexpected",
         stampede_says: "unknown stat `p96`",
+        at_start: false,
     },
     Mistake {
         what: "a bad built-in target latency",
@@ -385,6 +404,18 @@ const MISTAKES: &[Mistake] = &[
         path: "target/builtin/latency",
         schema_says: "is not valid under any of the given schemas",
         stampede_says: "invalid latency `5`",
+        at_start: false,
+    },
+    Mistake {
+        what: "a built-in target knob out of range",
+        edit: (
+            "api = \"builtin\"\n",
+            "api = \"builtin\"\n[target.builtin]\npage_size = 0\n",
+        ),
+        path: "target/builtin/page_size",
+        schema_says: "0 is less than the minimum of 1",
+        stampede_says: "page_size must be between 1 and 1000, got 0",
+        at_start: true,
     },
 ];
 
@@ -402,13 +433,24 @@ fn apply(mistake: &Mistake) -> String {
     }
 }
 
-/// `stampede validate` on `text`: its exit code and stderr.
-fn stampede_validate(text: &str) -> (Option<i32>, String) {
+/// `stampede validate` on `text` (or `run`, when `at_start`): its exit
+/// code and stderr.
+fn stampede_refusal(text: &str, at_start: bool) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scenario.toml");
     std::fs::write(&path, text).unwrap();
     std::fs::write(dir.path().join("a.csv"), "user\nann\n").unwrap();
-    let out = stampede().arg("validate").arg(&path).output().unwrap();
+    let mut cmd = stampede();
+    if at_start {
+        cmd.arg("run")
+            .arg(&path)
+            .arg("--quiet")
+            .arg("--out")
+            .arg(dir.path().join("out"));
+    } else {
+        cmd.arg("validate").arg(&path);
+    }
+    let out = cmd.output().unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -450,7 +492,7 @@ fn python_jsonschema_accepts_every_scenario_and_refuses_typical_mistakes() {
     }
     // The base of the mistakes is good for both.
     assert_eq!(errors["GOOD"], json!([]));
-    let (code, stderr) = stampede_validate(GOOD);
+    let (code, stderr) = stampede_refusal(GOOD, false);
     assert_eq!(code, Some(0), "{stderr}");
 
     for mistake in MISTAKES {
@@ -465,16 +507,21 @@ fn python_jsonschema_accepts_every_scenario_and_refuses_typical_mistakes() {
             mistake.path,
             mistake.schema_says
         );
-        let (code, stderr) = stampede_validate(&apply(mistake));
+        let (code, stderr) = stampede_refusal(&apply(mistake), mistake.at_start);
+        let (command, want) = if mistake.at_start {
+            ("run", 3)
+        } else {
+            ("validate", 2)
+        };
         assert_eq!(
             code,
-            Some(2),
-            "{}: stampede validate should refuse it: {stderr}",
+            Some(want),
+            "{}: stampede {command} should refuse it: {stderr}",
             mistake.what
         );
         assert!(
             stderr.contains(mistake.stampede_says),
-            "{}: stampede validate should say \"{}\": {stderr}",
+            "{}: stampede {command} should say \"{}\": {stderr}",
             mistake.what,
             mistake.stampede_says
         );
