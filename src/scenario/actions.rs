@@ -71,6 +71,7 @@ pub struct ActionSpec {
     #[schemars(with = "Option<serde_json::Value>")]
     pub json: Option<Spanned<toml::Value>>,
     /// Default 30 s; a command still running then is killed.
+    #[schemars(extend("default" = Dur(DEFAULT_TIMEOUT).to_string()))]
     pub timeout: Option<PositiveDur>,
     /// What a failed action does: `continue` (counted) or `abort` (the run
     /// stops).

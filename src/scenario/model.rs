@@ -133,6 +133,7 @@ pub struct MetricsSpec {
     pub listen: Option<Spanned<String>>,
     /// How long the endpoint stays up after the run ends, so the last
     /// scrape sees the final counts (default `5s`; `0s`: none).
+    #[schemars(extend("default" = crate::units::Dur(super::compile::DEFAULT_METRICS_LINGER).to_string()))]
     pub linger: Option<crate::units::Dur>,
 }
 
@@ -282,9 +283,11 @@ pub struct StepSpec {
     /// Poll: resend the request until this holds (any check).
     pub until: Option<CheckSpec>,
     /// Poll interval (with `until`; default 1s).
+    #[schemars(extend("default" = crate::units::Dur(super::compile::DEFAULT_WAIT_EVERY).to_string()))]
     pub every: Option<PositiveDur>,
     /// Give up polling after this long, error `wait_timeout` (with
     /// `until`; default 60s).
+    #[schemars(extend("default" = crate::units::Dur(super::compile::DEFAULT_WAIT_WITHIN).to_string()))]
     pub within: Option<PositiveDur>,
 }
 

@@ -197,6 +197,22 @@ for name, text in job["documents"].items():
     doc = tomllib.loads(text)
     out[name] = [["/".join(str(p) for p in e.absolute_path), e.message]
                  for e in validator.iter_errors(doc)]
+# Every default shown is valid under its own key's schema.
+defaults = []
+def walk(node, where):
+    if isinstance(node, dict):
+        if "default" in node:
+            own = {k: v for k, v in node.items() if k != "default"}
+            own["definitions"] = schema.get("definitions", {})
+            ok = jsonschema.Draft7Validator(own).is_valid(node["default"])
+            defaults.append([where, node["default"], ok])
+        for key, value in node.items():
+            walk(value, where + "/" + key)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            walk(value, where + "/" + str(i))
+walk(schema, "")
+out["(defaults)"] = defaults
 print(json.dumps(out))
 "#;
 
@@ -489,6 +505,17 @@ fn python_jsonschema_accepts_every_scenario_and_refuses_typical_mistakes() {
     // Every scenario users copy validates.
     for (name, _) in documents.iter().filter(|(n, _)| n.ends_with(".toml")) {
         assert_eq!(errors[name], json!([]), "{name} does not validate");
+    }
+    // The defaults the schema shows (from the model's Default impls and
+    // default functions) are valid values.
+    let defaults = errors["(defaults)"].as_array().unwrap();
+    assert!(defaults.len() >= 30, "only {} defaults", defaults.len());
+    for d in defaults {
+        assert_eq!(
+            d[2], true,
+            "the default {} at {} is not valid under its own schema",
+            d[1], d[0]
+        );
     }
     // The base of the mistakes is good for both.
     assert_eq!(errors["GOOD"], json!([]));
