@@ -4,9 +4,12 @@
 //!   (a stale file fails, saying how to regenerate it), and every scenario
 //!   users copy points at it with a `#:schema` first line.
 //! - An independent validator, Python's `jsonschema` package (PyPI, pinned),
-//!   accepts every scenario in `scenarios/` and refuses typical mistakes,
-//!   naming the key; stampede's own parser (`stampede validate`) refuses
-//!   the same mistakes, so schema and parser agree. It runs in a venv at
+//!   checks the schema against the draft-7 meta-schema, accepts every
+//!   scenario in `scenarios/` and refuses typical mistakes, naming the key;
+//!   stampede itself refuses the same mistakes (`stampede validate`, or
+//!   `run` for the built-in target's knobs, checked when it starts), so
+//!   schema and parser agree. Every default the schema shows is valid under
+//!   its own key. It runs in a venv at
 //!   `schema-venv` in cargo's target directory, which `.ci/run` creates (a
 //!   plain `cargo test` creates it on first use when python3 and PyPI are
 //!   there). Without it the test fails in CI (`CI` set) and is skipped,
