@@ -23,7 +23,9 @@ fn default_weight() -> u32 {
     1
 }
 
-/// The whole file.
+/// The whole file: where load may go (`[target]`), who sends it
+/// (`[[users]]`, `[[agents]]`, `[[commanders]]`), when (`[[phases]]`) and
+/// what the run is judged by (`[slo]`).
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
