@@ -186,7 +186,9 @@ fn python_with_jsonschema() -> Result<PathBuf, String> {
 
 /// Reads `{"schema": path, "documents": {name: toml text}}` on stdin,
 /// checks the schema against the draft-7 meta-schema, validates each
-/// document and prints `{name: [[path, message], …]}` (path joined by `/`).
+/// document and prints `{name: [[path, message], …]}` (path joined by `/`),
+/// plus `"(defaults)": [[where, default, valid], …]` for every default in
+/// the schema.
 const VALIDATOR: &str = r#"
 import json, sys, tomllib
 import jsonschema
