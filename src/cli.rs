@@ -28,6 +28,7 @@ Examples:
   stampede compare reports/base reports/current --format markdown
   stampede capacity scenarios/black-friday.toml --precision 5% --budget 15m
   stampede merge results/seg-* --out results/merged
+  stampede schema > scenario.schema.json
 
 Exit codes: 0 all SLOs held · 1 an SLO failed · 2 bad input · 3 the run could not be carried out";
 
@@ -155,6 +156,24 @@ or interrupted (a segment was)")]
     /// into a directory (`--out`).
     #[command(after_help = shell::MAN_HELP)]
     Man(ManArgs),
+    /// Print the JSON Schema of the scenario file format (for editors and
+    /// validators), generated from the types the parser reads.
+    #[command(after_help = "Examples:
+  stampede schema > scenario.schema.json
+  stampede schema --out schema/scenario.schema.json
+
+A scenario file points an editor at it with its first line (a path relative to the file, or a URL):
+  #:schema ../schema/scenario.schema.json
+Taplo and VS Code's Even Better TOML then check keys, units and enums as you type.
+Exit codes: 0 printed or written · 3 the file could not be written")]
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Write the schema to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -875,7 +894,21 @@ pub async fn execute(cli: Cli, command_line: Vec<String>) -> Result<ExitStatus, 
         Command::Target(args) => target(args).await,
         Command::Completions(args) => shell::completions(args),
         Command::Man(args) => shell::man(args),
+        Command::Schema(args) => schema(args),
     }
+}
+
+/// `stampede schema [--out FILE]`.
+fn schema(args: SchemaArgs) -> Result<ExitStatus, CommandError> {
+    let SchemaArgs { out } = args;
+    let text = crate::scenario::schema::json_schema_text();
+    match out {
+        Some(path) => std::fs::write(&path, text).map_err(|e| {
+            CommandError::Failed(anyhow::anyhow!("cannot write {}: {e}", path.display()))
+        })?,
+        None => crate::report::console::emit(&text),
+    }
+    Ok(ExitStatus::Passed)
 }
 
 #[cfg(test)]

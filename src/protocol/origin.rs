@@ -118,12 +118,15 @@ impl std::fmt::Display for Origin {
 }
 
 /// HTTP protocol version policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 pub enum HttpVersion {
     /// HTTP/1.1 over plain TCP; over TLS, whatever ALPN negotiates (h2 preferred).
     #[default]
     #[serde(rename = "auto")]
     Auto,
+    /// HTTP/1.1 only, also over TLS.
     #[serde(rename = "1.1")]
     Http1,
     /// HTTP/2: over TLS by ALPN, over plain TCP by prior knowledge (h2c).

@@ -21,7 +21,9 @@ use toml::Spanned;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a failed action does to the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFail {
     /// Counted (`actions.errors`, error kind `action`); the run goes on.
@@ -31,30 +33,53 @@ pub enum OnFail {
     Abort,
 }
 
-/// One action as written.
-#[derive(Debug, Deserialize)]
+/// One action as written: exactly one of `exec`, `get`, `post`, `put`,
+/// `delete`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = super::schema::one_action_kind)]
 pub struct ActionSpec {
     /// Offset into the phase.
     pub at: Dur,
     /// Default `action-N` (N its number in the scenario, from 1).
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
     /// A command and its arguments (no shell).
+    #[schemars(with = "Option<Vec<String>>")]
     pub exec: Option<Spanned<Vec<Spanned<String>>>>,
+    /// GET this URL: a path (on the api, or the hub when the scenario has no
+    /// api) or an absolute URL of a declared host.
+    #[schemars(with = "Option<String>")]
     pub get: Option<Spanned<String>>,
+    /// POST this URL (see `get`).
+    #[schemars(with = "Option<String>")]
     pub post: Option<Spanned<String>>,
+    /// PUT this URL (see `get`).
+    #[schemars(with = "Option<String>")]
     pub put: Option<Spanned<String>>,
+    /// DELETE this URL (see `get`).
+    #[schemars(with = "Option<String>")]
     pub delete: Option<Spanned<String>>,
+    /// Request headers.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     pub headers: BTreeMap<String, Spanned<String>>,
+    /// A text body.
+    #[schemars(with = "Option<String>")]
     pub body: Option<Spanned<String>>,
+    /// A JSON body, written as TOML.
+    #[schemars(with = "Option<serde_json::Value>")]
     pub json: Option<Spanned<toml::Value>>,
     /// Default 30 s; a command still running then is killed.
+    #[schemars(extend("default" = Dur(DEFAULT_TIMEOUT).to_string()))]
     pub timeout: Option<PositiveDur>,
+    /// What a failed action does: `continue` (counted) or `abort` (the run
+    /// stops).
     #[serde(default)]
     pub fail: OnFail,
     /// The exit status (exec, default 0) or HTTP status (default any 2xx)
     /// that means success.
+    #[schemars(with = "Option<i64>")]
     pub expect: Option<Spanned<i64>>,
 }
 

@@ -17,7 +17,9 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// How a delay is spread around the exponential curve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Jitter {
     /// The exponential delay itself: every agent retries at the same instants.

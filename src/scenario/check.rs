@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How a value is extracted (deserialized from the scenario).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ExtractSpec {
     JsonPath(String),
@@ -24,7 +24,7 @@ pub enum ExtractSpec {
 }
 
 /// Expected status: one code or a set.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum StatusSpec {
     One(u16),
@@ -32,13 +32,17 @@ pub enum StatusSpec {
 }
 
 /// A step's checks (deserialized from the scenario; unknown keys refused).
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckSpec {
+    /// The expected status: one code or a list.
     pub status: Option<StatusSpec>,
+    /// The body must contain this text.
     pub body_contains: Option<String>,
     /// JSON path -> expected value.
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub json: Option<BTreeMap<String, toml::Value>>,
+    /// The response must come within this long.
     pub max_latency: Option<crate::units::Dur>,
 }
 

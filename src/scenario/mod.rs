@@ -16,6 +16,7 @@
 //! - `diagnostic`: errors located in the file.
 //! - `tolerances`: `[compare]`; `backoff`: agents' reconnect delays.
 //! - `actions`: the phases' fault actions (model and runtime form).
+//! - `schema`: the JSON Schema of the file, from the model (`stampede schema`).
 
 pub mod actions;
 pub mod backoff;
@@ -26,6 +27,7 @@ pub mod feeder;
 pub mod hub;
 pub mod model;
 pub mod overrides;
+pub mod schema;
 pub mod template;
 pub mod tolerances;
 

@@ -191,6 +191,53 @@ impl<'de> Deserialize<'de> for Latency {
     }
 }
 
+/// A target duration: `0`, or a duration with a unit as in scenario files.
+fn target_duration_pattern() -> String {
+    format!(r"\s*(?:0\s*|{})", crate::units::schema::duration_body())
+}
+
+impl schemars::JsonSchema for Latency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Latency".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let d = target_duration_pattern();
+        schemars::json_schema!({
+            "description": "A service time: `\"0\"` or `\"none\"` (none), a fixed duration \
+                (`\"5ms\"`), a uniform range (`\"2ms..10ms\"`) or an exponential mean \
+                (`\"exp:5ms\"`); units us, ms, s, m, h.",
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": format!(r"^\s*(?:[nN][oO][nN][eE]\s*|exp:{d}|{d}(?:\.\.{d})?)$"),
+                },
+                { "type": "integer", "enum": [0] },
+            ],
+            "examples": ["0", "5ms", "2ms..10ms", "exp:5ms"],
+        })
+    }
+}
+
+/// The schema of a [`duration_str`] field.
+struct TargetDuration;
+
+impl schemars::JsonSchema for TargetDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TargetDuration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": format!("^{}$", target_duration_pattern()),
+            "not": { "type": "string", "pattern": crate::units::schema::ALL_ZERO_DURATION },
+            "description": "A duration greater than zero with a unit (us, ms, s, m, h).",
+            "examples": ["25s", "500ms"],
+        })
+    }
+}
+
 /// Serde helpers for a [`Duration`] written as a target duration string.
 pub mod duration_str {
     use super::*;
@@ -223,25 +270,29 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 /// hub_ping_interval = "25s" # Engine.IO ping interval of the hub
 /// hub_ping_timeout = "20s"  # how long the hub waits for a pong
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TargetConfig {
     /// Service time added to each `/api/*` request while it holds a permit.
     pub latency: Latency,
     /// Fraction (0..=1) of `/api/*` requests answered `500 {"error":"injected"}`.
+    #[schemars(range(min = 0, max = 1))]
     pub error_rate: f64,
     /// At most this many `/api/*` requests are served at once; `None` = no limit.
+    #[schemars(range(min = 1))]
     pub concurrency: Option<usize>,
     /// With a concurrency limit: how many requests may wait for a permit;
     /// beyond that a request is answered `503 {"error":"overloaded"}` at once.
     pub queue: usize,
     /// Worker tasks running submitted jobs (at least 1): the job
     /// capacity is `job_workers / mean job_duration`.
+    #[schemars(range(min = 1))]
     pub job_workers: usize,
     /// How long one job runs once a worker takes it, drawn per job from
     /// this distribution (the [`Latency`] forms).
     pub job_duration: Latency,
     /// Default `per_page` of `GET /api/servers`.
+    #[schemars(range(min = 1, max = MAX_PAGE_SIZE))]
     pub page_size: usize,
     /// Engine.IO ping interval of the hub's Socket.IO endpoint. Fixed when
     /// the target starts; shown by `GET /admin/config` only when not the
@@ -250,10 +301,14 @@ pub struct TargetConfig {
         with = "duration_str",
         skip_serializing_if = "is_default_ping_interval"
     )]
+    #[schemars(with = "TargetDuration")]
+    #[schemars(extend("default" = format_duration(DEFAULT_HUB_PING_INTERVAL)))]
     pub hub_ping_interval: Duration,
     /// How long the hub waits for a pong before dropping a Socket.IO
     /// connection. Fixed when the target starts, like the interval.
     #[serde(with = "duration_str", skip_serializing_if = "is_default_ping_timeout")]
+    #[schemars(with = "TargetDuration")]
+    #[schemars(extend("default" = format_duration(DEFAULT_HUB_PING_TIMEOUT)))]
     pub hub_ping_timeout: Duration,
 }
 

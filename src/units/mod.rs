@@ -14,7 +14,8 @@
 //! share this module's unit tables but not its strictness.
 //!
 //! [`format`](mod@format) is the other direction: how durations, latencies, rates and
-//! percentages read in every output a person reads.
+//! percentages read in every output a person reads; [`schema`] is the JSON
+//! Schema of each type (`stampede schema`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 mod de;
 pub mod format;
+pub mod schema;
 mod threshold;
 
 pub use threshold::{threshold_count, threshold_fraction, threshold_micros, threshold_per_second};

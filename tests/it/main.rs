@@ -24,6 +24,7 @@ mod protocol;
 mod reports;
 mod scenarios;
 mod schedule;
+mod schema;
 mod segments;
 mod target;
 mod target_processes;

@@ -241,7 +241,17 @@ fn metrics_settings(spec: &super::model::MetricsSpec, diags: &mut Diags<'_>) -> 
 
 /// What an unhealthy generator (its latencies include its own delay, see
 /// `report::generator`) does to the run's result: `[slo] generator_health`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum GeneratorHealthMode {
     /// A note and a banner; junit.xml's `generator health` case passes
