@@ -320,9 +320,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "MODE", value_parser = ["warn", "error", "fail"])]
     pub generator_health: Option<String>,
     /// Serve live metrics for Prometheus at http://ADDR/metrics while the
-    /// run goes, e.g. `127.0.0.1:9464` (overrides `[metrics] listen`; only
-    /// this address is bound; port 0 picks a free one and prints it).
-    #[arg(long, value_name = "ADDR")]
+    /// run goes: `127.0.0.1:9464`, or a bare port on loopback (`9464`);
+    /// overrides `[metrics] listen`. Only this address is bound; port 0
+    /// picks a free one and prints it.
+    #[arg(long, value_name = "ADDR", value_parser = crate::scenario::compile::parse_metrics_listen)]
     pub metrics_listen: Option<SocketAddr>,
     /// How long the metrics endpoint stays up after the run, so the last
     /// scrape sees the final counts (overrides `[metrics] linger`; default 5s).

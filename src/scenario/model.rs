@@ -129,8 +129,9 @@ pub struct CapacitySpec {
 #[serde(deny_unknown_fields)]
 pub struct MetricsSpec {
     /// Serve Prometheus / OpenMetrics text at `http://ADDR/metrics` while
-    /// the run goes, e.g. `"127.0.0.1:9464"` (`run --metrics-listen`
-    /// overrides it). Only this address is bound.
+    /// the run goes: `"127.0.0.1:9464"`, or a bare port on loopback
+    /// (`"9464"`); `"0.0.0.0:9464"` serves beyond this machine (`run
+    /// --metrics-listen` overrides it). Only this address is bound.
     #[schemars(with = "Option<String>")]
     pub listen: Option<Spanned<String>>,
     /// How long the endpoint stays up after the run ends, so the last

@@ -572,6 +572,20 @@ fn a_taken_metrics_port_is_bad_input_before_anything_runs() {
         "{stderr}"
     );
     assert!(!out.exists(), "nothing written");
+    // A bare port is that port on loopback.
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("stampede"))
+        .arg("run")
+        .arg(&file)
+        .args(["--out".as_ref(), out.as_os_str()])
+        .args(["--metrics-listen", &addr.port().to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
 }
 
 /// `[metrics] listen` that is not an address is located in the file.
@@ -593,7 +607,7 @@ fn a_metrics_listen_that_is_not_an_address_is_located() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("[metrics] listen is an IP:port address, not `localhost:9464`")
+        stderr.contains("[metrics] listen is an IP:port address or a port, not `localhost:9464`")
             && stderr.contains(&format!("s.toml:{line}:")),
         "{stderr}"
     );

@@ -214,16 +214,31 @@ impl Default for MetricsSettings {
     }
 }
 
-/// `[metrics]`: `listen` must be an `IP:port` socket address.
+/// Where the metrics endpoint listens: `IP:port`, or a bare port on
+/// loopback (`9464` is `127.0.0.1:9464`), so that serving beyond this
+/// machine is always written out.
+pub fn parse_metrics_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| {
+        format!(
+            "`{text}` is not an IP:port address or a port (e.g. 127.0.0.1:9464, [::1]:9464, 9464)"
+        )
+    })
+}
+
+/// `[metrics]`: `listen` must be an `IP:port` socket address or a port.
 fn metrics_settings(spec: &super::model::MetricsSpec, diags: &mut Diags<'_>) -> MetricsSettings {
     let listen = spec.listen.as_ref().and_then(|listen| {
         let text = listen.get_ref().trim();
-        match text.parse::<std::net::SocketAddr>() {
+        match parse_metrics_listen(text) {
             Ok(addr) => Some(addr),
             Err(_) => {
                 diags.at(
                     listen.span(),
-                    format!("[metrics] listen is an IP:port address, not `{text}`"),
+                    format!("[metrics] listen is an IP:port address or a port, not `{text}`"),
                     Some(
                         "e.g. listen = \"127.0.0.1:9464\" (loopback), or \"0.0.0.0:9464\" in a pod"
                             .into(),
