@@ -26,6 +26,8 @@ if ! need nginx || ! need curl; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx curl >/dev/null
 fi
 
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
 cargo build --release --quiet
 STAMPEDE=target/release/stampede
 
