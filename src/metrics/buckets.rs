@@ -1,4 +1,5 @@
-//! Classic cumulative-bucket histograms for the live Prometheus endpoint.
+//! Histogram buckets for the live Prometheus endpoint: classic ones with
+//! fixed bounds, and native (exponential, [`NATIVE_SCHEMA`]) ones.
 //!
 //! Prometheus aggregates histograms across processes by adding bucket
 //! counts, which only works when every process uses the same bucket

@@ -21,7 +21,7 @@
 //! - `hlog`: the HdrHistogram interval log writer; tag format in [`hlog_tag`].
 //! - [`process`]: the generator process as the OS sees it: run-queue
 //!   delay, CPU used, CPUs allowed (affinity, cgroup quota).
-//! - [`buckets`]: classic cumulative buckets of every histogram series,
+//! - [`buckets`]: classic and native buckets of every histogram series,
 //!   for the live Prometheus endpoint.
 //! - [`catalogue`]: the known metric names, their kinds, stats and units
 //!   (read by the SLOs and the reports).
