@@ -10,9 +10,10 @@
 //! Layers, bottom to top. A module uses only its own layer and those below
 //! it (`tests/it/layers.rs` fails on an upward import), so each layer can be
 //! read, tested and reused without the ones built on it.
-//! 1. [`error`] (exit codes, error kinds) and [`units`] (durations, rates,
+//! 1. [`error`] (exit codes, error kinds), [`units`] (durations, rates,
 //!    ramps, fractions as scenario files and SLOs write them, and
-//!    [`units::format`]: how they read in every output).
+//!    [`units::format`]: how they read in every output) and [`redact`]
+//!    (what is a secret, hidden as `***` in every result).
 //! 2. [`metrics`]: per-thread recorders, the interval aggregator, hlog, and
 //!    the [`metrics::catalogue`] of metric names, kinds and stats.
 //! 3. [`slo`]: SLO grammar and evaluation on merged histograms.
@@ -56,6 +57,7 @@ pub mod merge;
 pub mod metrics;
 pub mod plan;
 pub mod protocol;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod scenario;

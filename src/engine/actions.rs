@@ -203,9 +203,12 @@ async fn perform(shared: &Shared, index: usize) -> ActionRecord {
             _ => "failed".to_string(),
         })
     });
+    // A command line, a URL or a body may carry a secret: never written.
+    let error = error.map(|e| crate::redact::text(&e).into_owned());
     let output = shared.actions.result_dir.as_deref().and_then(|dir| {
         let name = output_name(index, &action.name);
-        write_output(dir, &name, &done.output).then(|| format!("actions/{name}"))
+        write_output(dir, &name, &crate::redact::bytes(&done.output))
+            .then(|| format!("actions/{name}"))
     });
     ActionRecord {
         name: action.name.clone(),

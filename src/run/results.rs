@@ -64,20 +64,14 @@ pub fn hostname() -> String {
 /// Hide secrets in a command line: values of `--set` keys that look like
 /// secrets, and passwords in URLs.
 pub fn redact(args: &[String]) -> Vec<String> {
-    let secret_key = |k: &str| {
-        let k = k.to_ascii_lowercase();
-        [
-            "password", "passwd", "secret", "token", "key", "auth", "cookie",
-        ]
-        .iter()
-        .any(|s| k.contains(s))
-    };
     let url_password = regex::Regex::new(r"(://[^:/@\s]+):[^@/\s]+@").expect("valid regex");
     args.iter()
         .map(|a| {
             let a = url_password.replace_all(a, "$1:***@").to_string();
             match a.split_once('=') {
-                Some((k, _)) if secret_key(k) => format!("{k}=***"),
+                Some((k, _)) if crate::redact::secret_name(k) => {
+                    format!("{k}={}", crate::redact::MASK)
+                }
                 _ => a,
             }
         })

@@ -328,12 +328,18 @@ impl Check {
                 match check.path.query(body).first() {
                     None => return Err(format!("{} missing", check.source)),
                     Some(seen) if !json_eq(seen, &check.expected) => {
+                        // The value seen may be a secret (a token): hidden
+                        // by its path's name, or by the names inside it.
+                        let seen = if crate::redact::secret_name(&check.source) {
+                            crate::redact::MASK.to_string()
+                        } else {
+                            short_json(&crate::redact::json(seen))
+                        };
                         return Err(format!(
-                            "{} is {}, expected {}",
+                            "{} is {seen}, expected {}",
                             check.source,
-                            short_json(seen),
-                            short_json(&check.expected)
-                        ))
+                            short_json(&crate::redact::json(&check.expected))
+                        ));
                     }
                     Some(_) => {}
                 }
@@ -568,6 +574,23 @@ mod tests {
             eval(&check, BODY, 1),
             Err("body does not contain `ok.`".to_string()),
             "literal, not a regex"
+        );
+    }
+
+    #[test]
+    fn a_failed_json_check_does_not_quote_a_secret() {
+        let body = br#"{"token":"tok-a-1","user":{"name":"ann","password":"pw-1"}}"#;
+        let check =
+            Check::compile(&json_spec(&[("$.token", toml::Value::String("x".into()))])).unwrap();
+        assert_eq!(
+            eval(&check, body, 1),
+            Err(r#"$.token is ***, expected "x""#.to_string())
+        );
+        let check =
+            Check::compile(&json_spec(&[("$.user", toml::Value::String("x".into()))])).unwrap();
+        assert_eq!(
+            eval(&check, body, 1),
+            Err(r#"$.user is {"name":"ann","password":"***"}, expected "x""#.to_string())
         );
     }
 

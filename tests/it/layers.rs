@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top. A module may use its own layer and those before it.
 const LAYERS: &[&[&str]] = &[
-    &["error", "units"],
+    &["error", "units", "redact"],
     &["metrics"],
     &["slo"],
     &["protocol"],

@@ -25,6 +25,7 @@ mod reports;
 mod scenarios;
 mod schedule;
 mod schema;
+mod secrets;
 mod segments;
 mod target;
 mod target_processes;

@@ -67,7 +67,11 @@ fn resolve_path(path: &[String], symbols: &Symbols<'_>) -> Result<Piece, Templat
         ["iteration"] => hole(Expr::Iteration),
         ["now_ms"] => hole(Expr::NowMs),
         ["env", name] => match std::env::var(name) {
-            Ok(value) => Ok(Piece::Lit(value)),
+            Ok(value) => {
+                // An `env.` value is a secret: never in a result.
+                crate::redact::register(&value);
+                Ok(Piece::Lit(value))
+            }
             Err(_) => Err(TemplateError::Env {
                 name: name.to_string(),
             }),
