@@ -315,6 +315,7 @@ impl Vu {
         match self.render_request(shared, step, rng) {
             Ok(()) => {}
             Err(detail) => {
+                let detail = crate::redact::text(&detail);
                 tracing::debug!(step = %step.name, %detail, "request could not be built");
                 let (requests, errors) = (ids.requests, ids.errors[ErrorKind::Protocol.index()]);
                 shared.metrics.with(|s| {
@@ -455,7 +456,11 @@ impl Vu {
             }
             Ok(Err(e)) => {
                 let kind = e.kind();
-                tracing::trace!(step = %step.name, error = %e, "request failed");
+                tracing::trace!(
+                    step = %step.name,
+                    error = %crate::redact::text(&e.to_string()),
+                    "request failed"
+                );
                 (Some(kind), !super::driver::is_connect_failure(kind))
             }
             Ok(Ok(response)) => {

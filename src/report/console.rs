@@ -283,6 +283,8 @@ pub fn describe(scenario: &Scenario, plan: &Plan) -> String {
                     format!("{method} {path}")
                 }
             };
+            // An argv or a path may carry an `env.` secret.
+            let what = crate::redact::text(&what);
             let _ = writeln!(
                 out,
                 "  {} at {} ({} + {}): {what}, timeout {}{}",

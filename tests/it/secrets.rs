@@ -4,9 +4,10 @@
 //! a Cookie header, a check that fails on the token, an HTTP action whose
 //! answer is a token, an exec action that prints an `env.` value, Socket.IO
 //! agents with a token in their CONNECT and register payloads), then
-//! `stampede compare` of two such runs and a run with `--baseline`: every
-//! file of every result directory, the comparison and all console output
-//! (with `--log debug`) are read, and none holds a secret.
+//! `stampede compare` of two such runs, a run with `--baseline`, `stampede
+//! report` and `stampede validate`: every file of every result directory,
+//! the comparisons and all console output (with `--log debug`) are read,
+//! and none holds a secret.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -184,6 +185,12 @@ fn no_secret_reaches_a_result_file_a_comparison_or_the_console() {
             ),
         ));
     }
+    // `stampede validate` describes the plan, the actions' argv included.
+    let output = stampede().arg("validate").arg(&scenario).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let described = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(described.contains("echo at 300ms"), "{described}");
+    consoles.push(("validate".into(), described));
     // `stampede report` writes the reports again, and says what it did.
     let output = stampede().arg("report").arg(&a).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
