@@ -269,6 +269,10 @@ fn a_log_removed_mid_run_is_noted_and_the_run_goes_on() {
         "{note}"
     );
     let md = std::fs::read_to_string(result.join("summary.md")).unwrap();
+    assert!(
+        md.starts_with("### ⚠️ stampede `disk`: results incomplete (see the notes)\n"),
+        "{md}"
+    );
     assert!(md.contains(&note), "{md}");
     assert!(!hlog.exists());
     // The results stand: `stampede report` rebuilds them, warning of the log.
