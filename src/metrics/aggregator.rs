@@ -160,6 +160,11 @@ impl Aggregator {
     pub fn totals(&self) -> &Totals {
         &self.totals
     }
+    /// The write error that ended the hlog, if any, with how far into the
+    /// run the log is complete (see [`HlogWriter::failure`]).
+    pub fn hlog_failure(&self) -> Option<super::hlog::HlogFailure<'_>> {
+        self.hlog.as_ref().and_then(HlogWriter::failure)
+    }
     /// Final tick is the caller's job; this flushes the hlog and returns totals.
     pub fn finish(self) -> std::io::Result<Totals> {
         let (totals, hlog) = self.into_totals();

@@ -73,14 +73,20 @@ pub fn hlog_tag(desc: &SeriesDesc) -> String {
 /// sink; only the first one gets the header lines.
 pub struct HlogWriter {
     sink: Box<dyn Write + Send>,
+    /// An interval's lines, put together before they go to the sink in one
+    /// write (so the sink needs no buffer of its own).
+    buf: Vec<u8>,
+    /// Bytes of the sink that are the header and whole intervals.
+    whole: u64,
     serializer: V2DeflateSerializer,
     started_at: SystemTime,
     header_written: bool,
     /// Per HistId, from [`hlog_tag`].
     tags: Vec<String>,
-    /// The first write error; the log stops there (a hole in the middle of
-    /// a log would be worse than a log that ends early).
-    error: Option<io::Error>,
+    /// The first write error, and the start of the interval it cut short;
+    /// the log stops there (a hole in the middle of a log would be worse
+    /// than a log that ends early).
+    error: Option<(Duration, io::Error)>,
 }
 
 impl HlogWriter {
@@ -91,12 +97,24 @@ impl HlogWriter {
     ) -> HlogWriter {
         HlogWriter {
             sink,
+            buf: Vec::new(),
+            whole: 0,
             serializer: V2DeflateSerializer::new(),
             started_at,
             header_written: false,
             tags: series.iter().map(hlog_tag).collect(),
             error: None,
         }
+    }
+
+    /// The first write error, if one ended the log (the caller says so:
+    /// the writer does not know the file's name).
+    pub fn failure(&self) -> Option<HlogFailure<'_>> {
+        self.error.as_ref().map(|(at, error)| HlogFailure {
+            at: *at,
+            error,
+            whole_bytes: self.whole,
+        })
     }
 
     /// Write one interval: `start` since the run's start, `length` long,
@@ -111,15 +129,15 @@ impl HlogWriter {
             return;
         }
         if let Err(e) = self.try_write_interval(start, length, hists) {
-            tracing::warn!("writing the interval log failed, it stops here: {e}");
-            self.error = Some(e);
+            tracing::debug!("writing the interval log failed, it stops here: {e}");
+            self.error = Some((start, e));
         }
     }
 
     /// Write the header if no interval was written, and report the first
     /// error, if any (every interval is flushed as it is written).
     pub fn finish(mut self) -> io::Result<()> {
-        if let Some(e) = self.error.take() {
+        if let Some((_, e)) = self.error.take() {
             return Err(e);
         }
         if !self.header_written {
@@ -134,6 +152,7 @@ impl HlogWriter {
         length: Duration,
         hists: &[Option<Histogram<u64>>],
     ) -> io::Result<()> {
+        self.buf.clear();
         if !self.header_written {
             IntervalLogWriterBuilder::new()
                 .add_comment("[Histogram log format version 1.3]")
@@ -142,15 +161,14 @@ impl HlogWriter {
                 )
                 .with_start_time(self.started_at)
                 .with_base_time(self.started_at)
-                .begin_log_with(&mut self.sink, &mut self.serializer)?;
+                .begin_log_with(&mut self.buf, &mut self.serializer)?;
             // The column legend, without `#` as the Java writer puts it; the
             // writer has no call for it, readers skip it.
-            self.sink.write_all(LEGEND.as_bytes())?;
-            self.header_written = true;
+            self.buf.extend_from_slice(LEGEND.as_bytes());
         }
         // A builder without headers writes nothing by itself.
         let mut writer =
-            IntervalLogWriterBuilder::new().begin_log_with(&mut self.sink, &mut self.serializer)?;
+            IntervalLogWriterBuilder::new().begin_log_with(&mut self.buf, &mut self.serializer)?;
         for (h, tag) in hists.iter().zip(&self.tags) {
             let Some(h) = h.as_ref().filter(|h| !h.is_empty()) else {
                 continue;
@@ -163,8 +181,24 @@ impl HlogWriter {
                 })?;
         }
         // Once a second: a crash keeps every interval written so far.
-        self.sink.flush()
+        self.sink.write_all(&self.buf)?;
+        self.sink.flush()?;
+        self.header_written = true;
+        self.whole += self.buf.len() as u64;
+        Ok(())
     }
+}
+
+/// Why an [`HlogWriter`] stopped.
+#[derive(Debug)]
+pub struct HlogFailure<'a> {
+    /// How far into the run the log is complete: the start of the interval
+    /// the error cut short.
+    pub at: Duration,
+    pub error: &'a io::Error,
+    /// The length of the log's header and whole intervals: a file cut to
+    /// this length is a valid log (what follows may end mid-line).
+    pub whole_bytes: u64,
 }
 
 /// One interval of a log, decoded.
@@ -447,5 +481,70 @@ mod tests {
         let (totals, result) = agg.into_totals();
         assert_eq!(result.unwrap_err().to_string(), "disk full");
         assert_eq!(totals.hist(id, None).len(), 1);
+    }
+
+    /// Takes `budget` bytes, then fails as a full disk does (a short write
+    /// first, then ENOSPC).
+    struct FullAfter {
+        budget: usize,
+        taken: SharedBuf,
+    }
+
+    impl Write for FullAfter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.budget == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(self.budget);
+            self.budget -= n;
+            self.taken.0.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_disk_that_fills_up_ends_the_log_after_its_last_whole_interval() {
+        let mut layout = Layout::default();
+        let id = layout.add_hist("http.latency", "", "");
+        let metrics = Metrics::new(layout);
+        let started = SystemTime::now();
+        // How long the header and the first interval are.
+        let probe = SharedBuf::default();
+        let mut agg = Aggregator::new(metrics.clone(), Some(Box::new(probe.clone())), started);
+        metrics.with(|s| s.record(id, 0, 1));
+        agg.tick(Duration::from_secs(1), &[]);
+        let first = probe.0.lock().unwrap().len();
+        drop(agg);
+        // A disk with room for that and 10 bytes more.
+        let taken = SharedBuf::default();
+        let sink = FullAfter {
+            budget: first + 10,
+            taken: taken.clone(),
+        };
+        let mut agg = Aggregator::new(metrics.clone(), Some(Box::new(sink)), started);
+        for second in 1..=3 {
+            metrics.with(|s| s.record(id, 0, 1));
+            agg.tick(Duration::from_secs(second), &[]);
+            let failure = agg
+                .hlog_failure()
+                .map(|f| (f.at, f.error.raw_os_error(), f.whole_bytes));
+            match second {
+                1 => assert_eq!(failure, None),
+                // Cut short in the interval from 1 s on; it stays so, and
+                // the whole part is the header and the first interval.
+                _ => assert_eq!(
+                    failure,
+                    Some((Duration::from_secs(1), Some(28), first as u64))
+                ),
+            }
+        }
+        assert_eq!(taken.0.lock().unwrap().len(), first + 10);
+        let (totals, result) = agg.into_totals();
+        assert_eq!(result.unwrap_err().raw_os_error(), Some(28));
+        // The run's counts are whole.
+        assert_eq!(totals.hist(id, None).len(), 3);
     }
 }

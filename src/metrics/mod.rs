@@ -42,7 +42,7 @@ mod totals;
 
 pub use aggregator::Aggregator;
 pub use buckets::Buckets;
-pub use hlog::{hlog_tag, HlogInterval, HlogReadError, HlogReader, HlogWriter};
+pub use hlog::{hlog_tag, HlogFailure, HlogInterval, HlogReadError, HlogReader, HlogWriter};
 pub use recorder::{Metrics, Shard};
 pub use totals::Totals;
 

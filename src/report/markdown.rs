@@ -4,7 +4,9 @@
 //!
 //! # Content
 //! 1. A verdict heading: `✅ all 3 SLOs held`, `❌ 2 of 3 SLOs failed`,
-//!    `⚠️ interrupted`, or `✅ completed (no SLOs)`, with the scenario name,
+//!    `⚠️ interrupted`, `⚠️ results incomplete` (exit 3 without an
+//!    interruption: a result file lost on a bad disk), or `✅ completed (no
+//!    SLOs)`, with the scenario name,
 //!    then one line of run facts (length, start, host, version, exit code).
 //! 2. `SLOs`: slo, target, measured, ✅ / ❌.
 //! 3. `HTTP steps`: per step, requests, rate, errors, p50, p95, p99, max
@@ -101,6 +103,15 @@ fn verdict(out: &mut String, summary: &Summary) {
         (true, _, _) => (
             "⚠️",
             format!("interrupted; {failed} of {total} {} failed", slos(total)),
+        ),
+        // Not interrupted, yet exit 3: a result file was lost (a bad disk).
+        (false, 0, _) if meta.exit_code == 3 => ("⚠️", "results incomplete (see the notes)".into()),
+        (false, _, _) if meta.exit_code == 3 => (
+            "⚠️",
+            format!(
+                "results incomplete (see the notes); {failed} of {total} {} failed",
+                slos(total)
+            ),
         ),
         (false, 0, _) => ("✅", "completed (no SLOs)".to_string()),
         (false, _, 0) if total == 1 => ("✅", "the SLO held".to_string()),

@@ -105,6 +105,9 @@ pub struct Written {
     /// The step summary file `summary.md` was appended to, if any.
     pub step_summary: Option<PathBuf>,
     pub warnings: Vec<Warning>,
+    /// The reports that could not be written (disk full, read-only
+    /// directory), with why; the others were still written.
+    pub failed: Vec<(PathBuf, io::Error)>,
 }
 
 /// Write every report of `summary` into `dir`, and append `summary.md` to
@@ -124,6 +127,13 @@ pub fn write_reports_or_warn(dir: &Path, summary: &Summary) {
         Ok(written) => {
             for warning in &written.warnings {
                 eprintln!("stampede: warning: {warning}");
+            }
+            for (path, error) in &written.failed {
+                eprintln!(
+                    "stampede: warning: writing {}: {error}; the results are in summary.json (retry with `stampede report {}`)",
+                    path.display(),
+                    dir.display()
+                );
             }
         }
         Err(e) => eprintln!(
@@ -152,14 +162,14 @@ pub fn write_reports_to(
             Ok((file, content))
         })
         .collect::<Result<Vec<_>, ReportError>>()?;
+    // Each is tried whatever became of the others.
     let mut written = Written::default();
     for (name, content) in &rendered {
         let path = dir.join(name);
-        write_atomic(&path, content.as_bytes()).map_err(|error| ReportError::Write {
-            path: path.clone(),
-            error,
-        })?;
-        written.files.push(path);
+        match write_atomic(&path, content.as_bytes()) {
+            Ok(()) => written.files.push(path),
+            Err(error) => written.failed.push((path, error)),
+        }
     }
     let markdown = rendered
         .iter()
@@ -226,6 +236,9 @@ pub fn rebuild(dir: &Path) -> Result<Written, ReportError> {
         }),
     }
     let mut written = write_reports(dir, &summary)?;
+    if let Some((path, error)) = written.failed.drain(..).next() {
+        return Err(ReportError::Write { path, error });
+    }
     warnings.append(&mut written.warnings);
     written.warnings = warnings;
     Ok(written)

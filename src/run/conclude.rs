@@ -13,7 +13,6 @@ use crate::report::console;
 use crate::report::generator::{Figures, GeneratorHealth};
 use crate::report::json::{RunMeta, Summary};
 use crate::scenario::Scenario;
-use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 /// What the run left for judging and writing.
@@ -27,6 +26,8 @@ pub struct Finished<'a> {
     pub totals: Totals,
     /// `abort_on_fail` stopped the run.
     pub aborted: bool,
+    /// What was lost of `metrics.hlog`, as a note (see `monitor::Monitored`).
+    pub hlog_lost: Option<String>,
     pub baseline: Option<Summary>,
     /// What the process used while the engine ran (its generator health).
     pub process: crate::report::generator::ProcessUse,
@@ -43,6 +44,7 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
         report,
         totals,
         aborted,
+        hlog_lost,
         baseline,
         process,
     } = finished;
@@ -96,7 +98,11 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
         ),
         scenario.generator_health,
     );
-    let exit = if interrupted {
+    // A lost result file is exit 3 like an interruption, whatever the
+    // verdicts: they stand (summary.json holds every histogram), but a CI
+    // job must not pass on results that are not all there (README: "Result
+    // files"). Exit 1 would blame the system under test for our disk.
+    let exit = if interrupted || hlog_lost.is_some() {
         ExitStatus::NotCarriedOut
     } else if verdicts.iter().any(|v| !v.pass) || generator.fails_the_run() {
         ExitStatus::SloFailed
@@ -143,6 +149,7 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
             report.cancelled
         ));
     }
+    notes.extend(hlog_lost);
     meta.exit_code = exit.code();
     meta.notes = notes.clone();
     let mut summary = crate::report::json::build(meta, &spans, &totals, &verdicts);
@@ -152,7 +159,13 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
     summary.http_disruptions = http_disruptions;
     summary.generator = Some(generator);
     summary.set_models(|name| phase_model(plan, name));
-    write_results(&dir, &summary, comparison.as_ref())?;
+    // A result file that could not be written is exit 3 as well (each
+    // failure is on stderr, naming the file; the others are still written).
+    let exit = if write_results(&dir, &summary, comparison.as_ref()) {
+        exit
+    } else {
+        ExitStatus::NotCarriedOut
+    };
     let silent = matches!(options.progress, Progress::Silent | Progress::Json);
     if !silent && (options.progress != Progress::Quiet || exit != ExitStatus::Passed) {
         console::emit(&console::final_report(&summary));
@@ -196,25 +209,51 @@ pub fn action_marks(
 
 /// summary.json first (what `stampede report DIR` rebuilds from), the
 /// comparison when there is a baseline, then the reports for people and CI.
-/// A failure in the latter leaves summary.json and the exit code as they
-/// are: `stampede report DIR` can write them again.
+/// Every file is tried whatever became of the others (each is written
+/// atomically: complete or absent); each failure is an error on stderr
+/// naming the file. Returns whether all were written.
 fn write_results(
     dir: &Path,
     summary: &Summary,
     comparison: Option<&crate::compare::Comparison>,
-) -> Result<(), CommandError> {
-    if let Some(c) = comparison {
-        let json = serde_json::to_vec_pretty(c).map_err(anyhow::Error::from)?;
-        crate::report::write_atomic(&dir.join("comparison.json"), &json)
-            .with_context(|| format!("writing {}", dir.join("comparison.json").display()))?;
-        crate::report::write_atomic(
-            &dir.join("comparison.md"),
-            crate::compare::markdown(c).as_bytes(),
-        )
-        .with_context(|| format!("writing {}", dir.join("comparison.md").display()))?;
+) -> bool {
+    let mut ok = true;
+    let mut failed = |what: String| {
+        eprintln!("stampede: error: {what}");
+        ok = false;
+    };
+    let summary_path = dir.join(crate::report::json::FILE_NAME);
+    if let Err(e) = crate::report::json::write(dir, summary) {
+        failed(format!("writing {}: {e}", summary_path.display()));
     }
-    crate::report::json::write(dir, summary)
-        .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
-    crate::report::rebuild::write_reports_or_warn(dir, summary);
-    Ok(())
+    if let Some(c) = comparison {
+        let files = [
+            (
+                "comparison.json",
+                serde_json::to_vec_pretty(c).map_err(std::io::Error::other),
+            ),
+            (
+                "comparison.md",
+                Ok(crate::compare::markdown(c).into_bytes()),
+            ),
+        ];
+        for (name, bytes) in files {
+            let path = dir.join(name);
+            if let Err(e) = bytes.and_then(|b| crate::report::write_atomic(&path, &b)) {
+                failed(format!("writing {}: {e}", path.display()));
+            }
+        }
+    }
+    match crate::report::rebuild::write_reports(dir, summary) {
+        Ok(written) => {
+            for warning in &written.warnings {
+                eprintln!("stampede: warning: {warning}");
+            }
+            for (path, e) in &written.failed {
+                failed(format!("writing {}: {e}", path.display()));
+            }
+        }
+        Err(e) => failed(format!("{e:#}")),
+    }
+    ok
 }

@@ -148,7 +148,7 @@ pub async fn run_scenario(
     };
     let dir = processes::result_dir_for(options, &dir_name(&scenario, plan.segment), started_at)?;
     let metrics = Metrics::new(layout);
-    let aggregator = open_aggregator(&dir, &metrics, started_at)?;
+    let (aggregator, hlog) = open_aggregator(&dir, &metrics, started_at)?;
     let live = Arc::new(Live::default());
     let engine = Engine::new(Shared {
         scenario: scenario.clone(),
@@ -182,6 +182,7 @@ pub async fn run_scenario(
             scenario: scenario.clone(),
             export: export.as_ref().map(|(_, published)| published.clone()),
             start: std_instant_of(started_at),
+            hlog,
         },
     );
     let signal_task = signals.watch(live, options.grace);
@@ -193,7 +194,11 @@ pub async fn run_scenario(
         allowance: crate::metrics::process::CpuAllowance::now(),
     };
     signal_task.abort();
-    let (totals, aborted) = monitor.finish()?;
+    let monitor::Monitored {
+        totals,
+        aborted,
+        hlog_lost,
+    } = monitor.finish()?;
     drop(targets);
     let outcome = conclude::conclude(conclude::Finished {
         scenario: &scenario,
@@ -204,6 +209,7 @@ pub async fn run_scenario(
         report,
         totals,
         aborted,
+        hlog_lost,
         baseline,
         process,
     });
@@ -288,20 +294,33 @@ fn dir_name(scenario: &Scenario, segment: Segment) -> String {
 }
 
 /// The interval aggregator, writing `metrics.hlog` into the result
-/// directory; its intervals count from `started_at`.
+/// directory; its intervals count from `started_at`. Not being able to
+/// create the file stops the run before it starts (exit 3); once it runs, a
+/// bad disk only costs the log (see `monitor::HlogWatch`).
 fn open_aggregator(
     dir: &Path,
     metrics: &Metrics,
     started_at: chrono::DateTime<chrono::Utc>,
-) -> Result<Aggregator, CommandError> {
-    let hlog_path = dir.join("metrics.hlog");
+) -> Result<(Aggregator, monitor::HlogFile), CommandError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let hlog_path = dir.join(crate::report::rebuild::HLOG_FILE);
     let hlog = std::fs::File::create(&hlog_path)
         .with_context(|| format!("creating {}", hlog_path.display()))?;
-    Ok(Aggregator::new(
+    let m = hlog
+        .metadata()
+        .with_context(|| format!("reading {}", hlog_path.display()))?;
+    let file = monitor::HlogFile {
+        path: hlog_path,
+        id: (m.dev(), m.ino()),
+    };
+    let aggregator = Aggregator::new(
         metrics.clone(),
-        Some(Box::new(std::io::BufWriter::new(hlog))),
+        // No BufWriter: each interval goes out in one write (HlogWriter),
+        // and nothing is left in a buffer after a failure.
+        Some(Box::new(hlog)),
         SystemTime::from(started_at),
-    ))
+    );
+    Ok((aggregator, file))
 }
 
 /// The monotonic instant that was (or will be) the wall-clock time `at`.

@@ -88,7 +88,134 @@ enum AggregatorMsg {
 
 pub struct AggregatorThread {
     tx: std::sync::mpsc::Sender<AggregatorMsg>,
-    handle: std::thread::JoinHandle<std::io::Result<(Totals, bool)>>,
+    handle: std::thread::JoinHandle<Monitored>,
+}
+
+/// What the monitor hands back at the end of a run.
+pub struct Monitored {
+    /// Everything recorded.
+    pub totals: Totals,
+    /// `abort_on_fail` stopped the run.
+    pub aborted: bool,
+    /// What was lost of `metrics.hlog` (a write failed, or the file was
+    /// removed during the run), as a note for the results; None when the
+    /// log is whole.
+    pub hlog_lost: Option<String>,
+}
+
+/// The run's `metrics.hlog` as it was opened, so a tick can tell that it
+/// was removed or replaced (writes into a removed file succeed, into an
+/// inode nobody can read again).
+#[derive(Debug, Clone)]
+pub struct HlogFile {
+    pub path: std::path::PathBuf,
+    /// `(st_dev, st_ino)` of the open file.
+    pub id: (u64, u64),
+}
+
+impl HlogFile {
+    /// Whether `path` no longer names the file being written.
+    fn removed(&self) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        match std::fs::metadata(&self.path) {
+            Ok(m) => (m.dev(), m.ino()) != self.id,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        }
+    }
+}
+
+/// How a bad disk is handled: the run goes on, one warning goes to stderr
+/// the moment `metrics.hlog` is lost (a write failed: disk full, quota,
+/// I/O error; or the file was removed), and the note returned here goes
+/// into summary.json's notes (and so every report). Nothing else is lost:
+/// summary.json holds every histogram and the per-second series.
+struct HlogWatch {
+    file: HlogFile,
+    lost: Option<String>,
+}
+
+impl HlogWatch {
+    /// After a tick at `elapsed`: has the log just been lost? Then warn (once).
+    fn check(
+        &mut self,
+        aggregator: &Aggregator,
+        elapsed: Duration,
+        bar: Option<&indicatif::ProgressBar>,
+    ) {
+        if self.lost.is_some() {
+            return;
+        }
+        let name = crate::report::rebuild::HLOG_FILE;
+        let (warning, note) = if let Some(failure) = aggregator.hlog_failure() {
+            let (at, error) = (failure.at, failure.error);
+            // Cut back to its whole intervals, so it stays a valid log
+            // (`stampede report` reads it). Best effort: on a full disk
+            // shrinking a file works; /dev/full cannot be truncated.
+            if !self.file.removed() {
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&self.file.path)
+                    .and_then(|f| f.set_len(failure.whole_bytes));
+            }
+            let whole = if at.is_zero() {
+                format!("{name} is empty")
+            } else {
+                format!("{name} is incomplete after {}s", at.as_secs())
+            };
+            (
+                format!(
+                    "writing {} failed after {}s: {error}; the run goes on without its interval \
+                     log (summary.json and the reports will hold every histogram)",
+                    self.file.path.display(),
+                    at.as_secs()
+                ),
+                format!(
+                    "{whole}: writing it failed ({error}); summary.json and the reports hold \
+                     every histogram"
+                ),
+            )
+        } else if self.file.removed() {
+            (
+                format!(
+                    "{} was removed during the run (noticed after {}s); the run goes on, its \
+                     interval log is lost (summary.json and the reports will hold every histogram)",
+                    self.file.path.display(),
+                    elapsed.as_secs()
+                ),
+                format!(
+                    "{name} was removed during the run (noticed after {}s): its intervals are \
+                     lost; summary.json and the reports hold every histogram",
+                    elapsed.as_secs()
+                ),
+            )
+        } else {
+            return;
+        };
+        let warn = || eprintln!("stampede: warning: {warning}");
+        match bar {
+            Some(bar) => bar.suspend(warn),
+            None => warn(),
+        }
+        self.lost = Some(note);
+    }
+
+    /// The end: a failure of the last flush counts too.
+    fn finish(mut self, aggregator: Aggregator, elapsed: Duration) -> (Totals, Option<String>) {
+        self.check(&aggregator, elapsed, None);
+        let (totals, result) = aggregator.into_totals();
+        if let (Err(error), None) = (&result, &self.lost) {
+            eprintln!(
+                "stampede: warning: writing {} failed at the end of the run: {error}",
+                self.file.path.display()
+            );
+            self.lost = Some(format!(
+                "{} is incomplete at the end: writing it failed ({error}); summary.json and the \
+                 reports hold every histogram",
+                crate::report::rebuild::HLOG_FILE
+            ));
+        }
+        (totals, self.lost)
+    }
 }
 
 /// What the monitor reads each second.
@@ -108,19 +235,21 @@ pub struct TickContext {
     /// The run's time zero on this clock (the common `--start-at` of a
     /// split run), so every segment's intervals are the same seconds.
     pub start: std::time::Instant,
+    /// The run's `metrics.hlog`, watched for a failed write or removal.
+    pub hlog: HlogFile,
 }
 
 impl AggregatorThread {
     /// Stops the thread after one last tick and returns everything
-    /// recorded, and whether `abort_on_fail` stopped the run.
-    pub fn finish(self) -> Result<(Totals, bool), crate::error::CommandError> {
-        use anyhow::Context as _;
+    /// recorded, whether `abort_on_fail` stopped the run, and what was lost
+    /// of `metrics.hlog` (not an error: the run is judged and reported
+    /// from the totals).
+    pub fn finish(self) -> Result<Monitored, crate::error::CommandError> {
         let _ = self.tx.send(AggregatorMsg::Stop);
         let finished = self
             .handle
             .join()
-            .map_err(|_| anyhow::anyhow!("the aggregator thread panicked"))?
-            .context("writing metrics.hlog")?;
+            .map_err(|_| anyhow::anyhow!("the aggregator thread panicked"))?;
         Ok(finished)
     }
 }
@@ -169,6 +298,11 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
             let mut last_wall = start;
             let mut n = 1u32;
             let mut aborted = false;
+            let mut watch = HlogWatch {
+                file: ctx.hlog.clone(),
+                lost: None,
+            };
+            let mut elapsed;
             let latency: Vec<crate::metrics::HistId> =
                 ctx.ids.steps.iter().flatten().map(|s| s.latency).collect();
             aggregator.watch(&latency, 5);
@@ -231,8 +365,9 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
                     gauges[hub.connected.0 as usize] = live.connected as f64;
                     gauges[hub.registered.0 as usize] = live.registered as f64;
                 }
-                let elapsed = now.duration_since(start);
+                elapsed = now.duration_since(start);
                 let point = aggregator.tick(elapsed, &gauges).clone();
+                watch.check(&aggregator, elapsed, bar.as_ref());
                 if let Some(export) = &ctx.export {
                     export.publish(snapshot(&aggregator, &ctx, &point, &live, elapsed, stop));
                 }
@@ -290,8 +425,12 @@ pub fn spawn_aggregator(mut aggregator: Aggregator, ctx: TickContext) -> Aggrega
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            let totals = aggregator.finish()?;
-            Ok((totals, aborted))
+            let (totals, hlog_lost) = watch.finish(aggregator, elapsed);
+            Monitored {
+                totals,
+                aborted,
+                hlog_lost,
+            }
         })
         .expect("spawn aggregator thread");
     AggregatorThread { tx, handle }

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod common;
 mod completions;
+mod disk;
 mod disruptions;
 mod distributed;
 mod engine;
