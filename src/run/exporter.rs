@@ -75,11 +75,6 @@ impl Endpoint {
         })
     }
 
-    /// The address it serves on (the port chosen when `:0` was asked).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// The URL to scrape.
     pub fn url(&self) -> String {
         format!("http://{}/metrics", self.addr)

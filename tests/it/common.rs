@@ -181,3 +181,66 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// Cargo's target directory: the one this test binary was built in
+/// (`<target>/<profile>/deps/it-…`): `target/` in a clean clone, where
+/// `.ci/run` creates the Python venvs, or `$CARGO_TARGET_DIR`. Not found by
+/// cargo's `CACHEDIR.TAG`: cargo writes none into a `target/` that existed
+/// before it (`.ci/run` creates `target/` for the venvs first).
+pub fn target_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let deps = exe.parent().filter(|d| d.ends_with("deps"));
+    deps.and_then(|deps| deps.parent()?.parent())
+        .unwrap_or_else(|| panic!("{} is not in <target>/<profile>/deps", exe.display()))
+        .to_path_buf()
+}
+
+/// The python of the venv `<target>/<name>` in which `import` (Python
+/// statements) runs, creating the venv with `package` (pinned as
+/// `.ci/run` pins it) on first use, one test at a time; Err says why not.
+pub fn python_venv(name: &str, package: &str, import: &str) -> Result<std::path::PathBuf, String> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = target_dir().join(name);
+    let python = venv.join("bin/python");
+    let usable = || {
+        std::process::Command::new(&python)
+            .args(["-c", import])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if usable() {
+        return Ok(python);
+    }
+    eprintln!(
+        "creating {} with {package} (python3 -m venv, pip install)",
+        venv.display()
+    );
+    let run = |cmd: &mut std::process::Command| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{cmd:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    run(std::process::Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))?;
+    run(std::process::Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        package,
+    ]))?;
+    if usable() {
+        Ok(python)
+    } else {
+        Err(format!("`{import}` fails in {}", python.display()))
+    }
+}

@@ -322,6 +322,22 @@ async fn run_stampede(dir: &Path, scenario: &Path, args: &[String]) -> PathBuf {
     dirs.into_iter().next().unwrap()
 }
 
+/// Run the stampede binary serving on `endpoint`, lingering 4 s: when it
+/// started (Unix seconds) and its result directory.
+async fn run_serving(dir: &Path, scenario: &Path, endpoint: SocketAddr) -> (f64, PathBuf) {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let args = [
+        "--metrics-listen".to_string(),
+        endpoint.to_string(),
+        "--metrics-linger".into(),
+        "4s".into(),
+    ];
+    (started, run_stampede(dir, scenario, &args).await)
+}
+
 /// stampede's own p95 of `http.latency` over everything, in seconds.
 fn stampede_p95_s(result: &Path) -> f64 {
     let summary = stampede::report::json::read(&result.join("summary.json")).unwrap();
@@ -430,21 +446,7 @@ async fn prometheus_scrapes_the_counts_and_latency_summary_json_has() {
     let port = free_ports(1);
     let endpoint: SocketAddr = ([127, 0, 0, 1], port).into();
     let prometheus = Prometheus::start(tmp.path(), &[endpoint]).await;
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let result = run_stampede(
-        tmp.path(),
-        &file,
-        &[
-            "--metrics-listen".into(),
-            endpoint.to_string(),
-            "--metrics-linger".into(),
-            "4s".into(),
-        ],
-    )
-    .await;
+    let (started, result) = run_serving(tmp.path(), &file, endpoint).await;
     prometheus.wait_for_final_scrapes(name, 1).await;
     check_against_summary(&prometheus, name, &result).await;
     // The labels a dashboard groups by.
@@ -645,21 +647,7 @@ async fn a_prometheus_with_native_histograms_reads_the_same_latencies() {
         &["--enable-feature=native-histograms"],
     )
     .await;
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let result = run_stampede(
-        tmp.path(),
-        &file,
-        &[
-            "--metrics-listen".into(),
-            endpoint.to_string(),
-            "--metrics-linger".into(),
-            "4s".into(),
-        ],
-    )
-    .await;
+    let (started, result) = run_serving(tmp.path(), &file, endpoint).await;
     prometheus.wait_for_final_scrapes(name, 1).await;
     let sel = format!("{{scenario=\"{name}\"}}");
     // Native series have no `_bucket`: the histogram is one sample.

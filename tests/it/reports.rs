@@ -15,7 +15,6 @@ use predicates::prelude::*;
 use stampede::metrics::hlog_tag;
 use stampede::report::json::{self, Summary};
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Two phases, two steps, an SLO: every report has something to show
@@ -318,75 +317,14 @@ async fn bad_result_directories_are_refused_naming_the_file() {
 /// The pinned version `.ci/run` installs too.
 const HDRH_PACKAGE: &str = "hdrhistogram==0.10.8";
 
-/// Cargo's target directory: the one this test binary was built in
-/// (`<target>/<profile>/deps/it-…`): `target/` in a clean clone, where
-/// `.ci/run` creates the venv, or `$CARGO_TARGET_DIR`. Not found by cargo's
-/// `CACHEDIR.TAG`: cargo writes none into a `target/` that existed before
-/// it (`.ci/run` creates `target/` for the venv first).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let deps = exe.parent().filter(|d| d.ends_with("deps"));
-    deps.and_then(|deps| deps.parent()?.parent())
-        .unwrap_or_else(|| panic!("{} is not in <target>/<profile>/deps", exe.display()))
-        .to_path_buf()
-}
-
 fn venv() -> PathBuf {
-    target_dir().join("hdrh-venv")
-}
-
-fn venv_python() -> PathBuf {
-    venv().join("bin/python")
-}
-
-fn has_hdrh(python: &Path) -> bool {
-    std::process::Command::new(python)
-        .args(["-c", "import hdrh.log"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    super::common::target_dir().join("hdrh-venv")
 }
 
 /// The venv's python with `hdrh` importable, creating the venv on first
 /// use; Err says why not.
 fn python_with_hdrh() -> Result<PathBuf, String> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let python = venv_python();
-    if has_hdrh(&python) {
-        return Ok(python);
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "reports: creating {} with {HDRH_PACKAGE} (python3 -m venv, pip install)",
-        venv().display()
-    );
-    let run = |cmd: &mut std::process::Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{cmd:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    run(std::process::Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(venv()))?;
-    run(std::process::Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        HDRH_PACKAGE,
-    ]))?;
-    if has_hdrh(&python) {
-        Ok(python)
-    } else {
-        Err(format!("`import hdrh.log` fails in {}", python.display()))
-    }
+    super::common::python_venv("hdrh-venv", HDRH_PACKAGE, "import hdrh.log")
 }
 
 /// Reads an hlog with the Python package's `HistogramLogReader` and prints,

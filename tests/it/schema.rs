@@ -119,69 +119,19 @@ fn every_scenario_points_at_the_committed_schema_on_its_first_line() {
 
 // --- an independent validator: Python's jsonschema ---------------------------
 
-/// Cargo's target directory: the one this test binary was built in
-/// (`<target>/<profile>/deps/it-…`), where `.ci/run` creates the venv.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let deps = exe.parent().filter(|d| d.ends_with("deps"));
-    deps.and_then(|deps| deps.parent()?.parent())
-        .unwrap_or_else(|| panic!("{} is not in <target>/<profile>/deps", exe.display()))
-        .to_path_buf()
-}
-
 fn venv() -> PathBuf {
-    target_dir().join("schema-venv")
-}
-
-fn usable(python: &Path) -> bool {
-    std::process::Command::new(python)
-        .args(["-c", "import jsonschema, tomllib"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    super::common::target_dir().join("schema-venv")
 }
 
 /// The venv's python with `jsonschema` (and the standard `tomllib`, Python
 /// 3.11+) importable, creating the venv on first use; Err says why not.
 fn python_with_jsonschema() -> Result<PathBuf, String> {
-    let python = venv().join("bin/python");
-    if usable(&python) {
-        return Ok(python);
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "schema: creating {} with {JSONSCHEMA_PACKAGE} (python3 -m venv, pip install)",
-        venv().display()
-    );
-    let run = |cmd: &mut std::process::Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{cmd:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    run(std::process::Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(venv()))?;
-    run(std::process::Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
+    super::common::python_venv(
+        "schema-venv",
         JSONSCHEMA_PACKAGE,
-    ]))?;
-    if usable(&python) {
-        Ok(python)
-    } else {
-        Err(format!(
-            "`import jsonschema, tomllib` fails in {} (tomllib needs Python 3.11+)",
-            python.display()
-        ))
-    }
+        "import jsonschema, tomllib",
+    )
+    .map_err(|e| format!("{e} (tomllib needs Python 3.11+)"))
 }
 
 /// Reads `{"schema": path, "documents": {name: toml text}}` on stdin,
