@@ -76,10 +76,16 @@ pub enum ErrorKind {
     /// A step polling `until` a condition held did not see it within
     /// `within` (counted on its last poll).
     WaitTimeout,
+    /// A response body longer than `[http] max_body`: the rest is not read
+    /// and the connection is closed.
+    BodyTooLarge,
+    /// A redirect to a host the scenario does not declare: not followed,
+    /// nothing sent there.
+    RedirectRefused,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::ConnectRefused,
         ErrorKind::Connect,
         ErrorKind::Reset,
@@ -92,6 +98,8 @@ impl ErrorKind {
         ErrorKind::Protocol,
         ErrorKind::Cancelled,
         ErrorKind::WaitTimeout,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::RedirectRefused,
     ];
 
     /// The name used in metrics, SLO tags and reports.
@@ -109,6 +117,8 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::WaitTimeout => "wait_timeout",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::RedirectRefused => "redirect_refused",
         }
     }
 

@@ -20,12 +20,15 @@
 use super::driver::{mix_seed, Arrival};
 use super::Shared;
 use crate::error::ErrorKind;
-use crate::protocol::http::{Conn, OutRequest};
+use crate::protocol::h1::is_redirect;
+use crate::protocol::http::{Conn, HttpError, InResponse, OutRequest};
+use crate::protocol::redirect;
 use crate::scenario::check::{Check, ResponseView};
 use crate::scenario::feeder::{FeedMode, Feeder};
 use crate::scenario::template::RenderCtx;
 use crate::scenario::{Body, Population, Step};
 use crate::units::DurRange;
+use http::header::LOCATION;
 use http::HeaderValue;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -45,6 +48,9 @@ pub struct Vu {
     text: String,
     /// The request being built, reused from one step to the next.
     request: OutRequest,
+    /// The request sent after a redirect (a polling step resends
+    /// `request` itself, so it is not rewritten).
+    redirected: OutRequest,
 }
 
 /// The latency sample of one request. Built only from an intended start and
@@ -196,6 +202,7 @@ impl Vu {
             rows: vec![0; shared.scenario.feeders.len()],
             text: String::with_capacity(256),
             request: OutRequest::default(),
+            redirected: OutRequest::default(),
         }
     }
 
@@ -425,8 +432,6 @@ impl Vu {
         until: Option<&Check>,
     ) -> Sent {
         let endpoint_index = shared.endpoint(step.origin);
-        let endpoint = &shared.endpoints[endpoint_index];
-        let conn = &mut self.conns[endpoint_index];
         let mut guard = InFlight {
             shared,
             population: arrival.population,
@@ -435,9 +440,15 @@ impl Vu {
             armed: true,
         };
         let sent = Instant::now();
+        // The timeout covers the whole answer: every redirect and body.
+        let exchange = Exchange {
+            shared,
+            conns: &mut self.conns,
+            redirected: &mut self.redirected,
+        };
         let result = tokio::time::timeout(
             step.timeout,
-            conn.send(&shared.client, endpoint, &self.request, step.needs_body),
+            exchange.run(&self.request, endpoint_index, step),
         )
         .await;
         let timing = Timing {
@@ -450,8 +461,11 @@ impl Vu {
         let mut met = false;
         let (error, record_latency) = match result {
             Err(_) => {
-                // The connection is in an unknown state: start afresh.
-                conn.close();
+                // The connection (one of them, after redirects) is in an
+                // unknown state: start afresh.
+                for conn in &mut self.conns {
+                    conn.close();
+                }
                 (Some(ErrorKind::Timeout), true)
             }
             Ok(Err(e)) => {
@@ -501,6 +515,93 @@ impl Vu {
             record_latency,
             met,
         }
+    }
+}
+
+/// Why an exchange failed: below HTTP, or a redirect not followed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Http(#[from] HttpError),
+    /// To a host the scenario does not declare (or a Location that is not
+    /// a URL): nothing is sent there.
+    #[error("redirect not followed: {0}")]
+    Redirect(String),
+}
+
+impl Failure {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Failure::Http(e) => e.kind(),
+            Failure::Redirect(_) => ErrorKind::RedirectRefused,
+        }
+    }
+}
+
+/// One request and the redirects it is sent on to, on the VU's
+/// connections.
+struct Exchange<'a> {
+    shared: &'a Shared,
+    conns: &'a mut [Conn],
+    redirected: &'a mut OutRequest,
+}
+
+impl Exchange<'_> {
+    /// Send `request` to endpoint `at`, then follow up to the step's
+    /// `max_redirects` redirects among the declared origins. Past the limit
+    /// the last 3xx is the answer (judged by the step's checks, as k6 does).
+    async fn run(
+        self,
+        request: &OutRequest,
+        mut at: usize,
+        step: &Step,
+    ) -> Result<InResponse, Failure> {
+        let Exchange {
+            shared,
+            conns,
+            redirected,
+        } = self;
+        let (client, endpoints) = (&shared.client, &shared.endpoints);
+        let keep = step.needs_body;
+        let mut response = conns[at]
+            .send(client, &endpoints[at], request, keep)
+            .await?;
+        let mut hops = 0;
+        while is_redirect(response.status) {
+            let Some(location) = response.headers.get(LOCATION) else {
+                break;
+            };
+            if hops == step.max_redirects {
+                if hops > 0 {
+                    tracing::debug!(step = %step.name, hops, "stopped after max_redirects");
+                }
+                break;
+            }
+            let current = if hops == 0 { request } else { &*redirected };
+            let from = &endpoints[at].origin;
+            let to = redirect::resolve(from, &current.path, location.as_bytes())
+                .map_err(Failure::Redirect)?;
+            let Some(next) = endpoints
+                .iter()
+                .position(|e| redirect::same_origin(&e.origin, &to.origin))
+            else {
+                return Err(Failure::Redirect(format!(
+                    "{to} is on a host the scenario does not declare \
+                     (add its origin to [target] hosts to follow it)"
+                )));
+            };
+            if hops == 0 {
+                redirected.clone_from(request);
+            }
+            let cross = !redirect::same_origin(from, &to.origin);
+            redirect::follow(redirected, response.status, &to, cross);
+            hops += 1;
+            at = next;
+            response = conns[at]
+                .send(client, &endpoints[at], redirected, keep)
+                .await?;
+        }
+        Ok(response)
     }
 }
 

@@ -11,9 +11,12 @@
 //! Supports keep-alive (one request at a time, no pipelining), bodies framed
 //! by `Content-Length`, `Transfer-Encoding: chunked` (extensions and trailers
 //! dropped) or EOF, interim 1xx responses (skipped) and HTTP/1.0. Refuses 101
-//! (no upgrades), heads over 64 KiB, bodies over 256 MiB, invalid or
-//! conflicting `Content-Length`, malformed chunks. A connection whose state
-//! is in doubt is never reused.
+//! (no upgrades), heads over 64 KiB, invalid or conflicting
+//! `Content-Length`, malformed chunks. A body longer than the connection's
+//! limit ([`H1Conn::with_max_body`], `[http] max_body`) is
+//! [`H1Error::BodyTooLarge`] as soon as that is known (a `Content-Length`
+//! above it, or the byte past it), without reading the rest. A connection
+//! whose state is in doubt is never reused.
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
@@ -23,6 +26,7 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const MAX_HEAD: usize = 64 * 1024;
+/// The body limit of [`H1Conn::new`] (the scenario's default is lower).
 const MAX_BODY: u64 = 256 * 1024 * 1024;
 
 /// One HTTP/1.1 connection: the stream plus reusable read and write buffers.
@@ -35,6 +39,8 @@ pub struct H1Conn<S> {
     write_buf: Vec<u8>,
     /// The body being read, when the caller keeps it.
     body: Option<Vec<u8>>,
+    /// Longest body read; past it the response is `BodyTooLarge`.
+    max_body: u64,
     reusable: bool,
     in_progress: bool,
 }
@@ -51,9 +57,17 @@ pub enum H1Error {
     /// connection).
     #[error("connection closed {}", if *before_response { "before the response" } else { "mid-response" })]
     Closed { before_response: bool },
+    /// Not one byte of the request could be written: the peer had already
+    /// closed or reset the connection, so it never saw the request (any
+    /// method may be resent on a fresh connection).
+    #[error("connection closed before the request was sent: {0}")]
+    NotSent(io::Error),
     /// The response is not valid HTTP/1.x.
     #[error("malformed response: {0}")]
     Parse(String),
+    /// The body is longer than the connection's limit (`max_body`).
+    #[error("response body larger than {limit} bytes (max_body)")]
+    BodyTooLarge { limit: u64 },
 }
 
 type Result<T, E = H1Error> = std::result::Result<T, E>;
@@ -96,9 +110,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             end: 0,
             write_buf: Vec::new(),
             body: None,
+            max_body: MAX_BODY,
             reusable: true,
             in_progress: false,
         }
+    }
+
+    /// The same connection refusing bodies longer than `limit` bytes.
+    pub fn with_max_body(mut self, limit: u64) -> Self {
+        self.max_body = limit;
+        self
     }
 
     /// Write one request and read its whole response. `path` is origin-form
@@ -106,7 +127,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
     /// Content-Length when the body is non-empty or the method is POST, PUT or
     /// PATCH; neither when the caller gave one, nor Content-Length beside a
     /// caller's Transfer-Encoding). Headers and body are returned only when
-    /// `keep`, but the body is always read so the connection stays usable.
+    /// `keep`, but the body is always read so the connection stays usable;
+    /// a redirect's `Location` is returned even when not `keep`.
     pub async fn send(
         &mut self,
         method: &Method,
@@ -138,12 +160,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
     }
 
     async fn exchange(&mut self, head_request: bool, keep: bool) -> Result<(Head, Bytes)> {
-        let written = self.stream.write_all(&self.write_buf).await;
-        written.map_err(|e| closed(e, true))?;
+        let mut written = 0;
+        while written < self.write_buf.len() {
+            match self.stream.write(&self.write_buf[written..]).await {
+                Ok(0) => return Err(closed(io::ErrorKind::WriteZero.into(), true)),
+                Ok(n) => written += n,
+                Err(e) if written == 0 => return Err(H1Error::NotSent(e)),
+                Err(e) => return Err(closed(e, true)),
+            }
+        }
         self.stream.flush().await.map_err(|e| closed(e, true))?;
         (self.start, self.end) = (0, 0);
         let parsed = loop {
-            match parse_head(&self.read_buf[self.start..self.end], head_request, keep)? {
+            let received = &self.read_buf[self.start..self.end];
+            match parse_head(received, head_request, keep, self.max_body)? {
                 Some(p) if p.head.status >= 200 => break p,
                 Some(p) => self.start += p.len,
                 // `end` is back to 0 only inside `fill`: 0 here means that
@@ -163,7 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             Framing::None => {}
             Framing::Length(n) => self.read_body(n, false).await?,
             Framing::Chunked => self.read_chunked().await?,
-            Framing::Eof => self.read_body(MAX_BODY + 1, true).await?,
+            Framing::Eof => self.read_body(self.max_body + 1, true).await?,
         }
         // We never pipeline, so more bytes are garbage or a desynchronised
         // peer: the next response could not be trusted to match its request.
@@ -214,7 +244,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             left -= take as u64;
         }
         match to_eof {
-            true => Err(malformed("body exceeds 256 MiB")),
+            true => Err(H1Error::BodyTooLarge {
+                limit: self.max_body,
+            }),
             false => Ok(()),
         }
     }
@@ -239,8 +271,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             }
             // No overflow: a chunk size has at most 15 hex digits.
             total += size;
-            if total > MAX_BODY {
-                return Err(malformed("body exceeds 256 MiB"));
+            if total > self.max_body {
+                let limit = self.max_body;
+                return Err(H1Error::BodyTooLarge { limit });
             }
             self.read_body(size, false).await?;
             while self.end - self.start < 2 {
@@ -338,19 +371,24 @@ fn push_decimal(buf: &mut Vec<u8>, n: usize) {
     buf.push(b'0' + (n % 10) as u8);
 }
 
-fn parse_head(buf: &[u8], head_request: bool, keep: bool) -> HeadResult {
-    parse_with::<32>(buf, head_request, keep)
-        .or_else(|| parse_with::<256>(buf, head_request, keep))
+fn parse_head(buf: &[u8], head_request: bool, keep: bool, max_body: u64) -> HeadResult {
+    parse_with::<32>(buf, head_request, keep, max_body)
+        .or_else(|| parse_with::<256>(buf, head_request, keep, max_body))
         .unwrap_or_else(|| Err(malformed("more than 256 header fields")))
 }
 
 /// `None` when `N` header slots are too few. The slots live on the stack of
 /// this synchronous call, not in the (much moved) request future.
-fn parse_with<const N: usize>(buf: &[u8], head: bool, keep: bool) -> Option<HeadResult> {
+fn parse_with<const N: usize>(
+    buf: &[u8],
+    head: bool,
+    keep: bool,
+    max_body: u64,
+) -> Option<HeadResult> {
     let mut slots = [httparse::EMPTY_HEADER; N];
     let mut response = httparse::Response::new(&mut slots);
     Some(match response.parse(buf) {
-        Ok(Status::Complete(len)) => interpret(&response, len, head, keep).map(Some),
+        Ok(Status::Complete(len)) => interpret(&response, len, head, keep, max_body).map(Some),
         Ok(Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => return None,
         Err(e) => Err(malformed(e.to_string())),
@@ -358,7 +396,13 @@ fn parse_with<const N: usize>(buf: &[u8], head: bool, keep: bool) -> Option<Head
 }
 
 /// Framing and reuse per RFC 9112 §6.3 and §9.3.
-fn interpret(r: &httparse::Response, len: usize, head: bool, keep: bool) -> Result<Parsed> {
+fn interpret(
+    r: &httparse::Response,
+    len: usize,
+    head: bool,
+    keep: bool,
+    max_body: u64,
+) -> Result<Parsed> {
     let status = r.code.unwrap_or(0);
     if status < 100 || status == 101 {
         return Err(malformed(format!("unsupported status {status}")));
@@ -390,7 +434,10 @@ fn interpret(r: &httparse::Response, len: usize, head: bool, keep: bool) -> Resu
                 keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         }
-        if keep && status >= 200 {
+        // A redirect's target is kept even when nothing else is: the engine
+        // follows it.
+        let location = || is_redirect(status) && name.eq_ignore_ascii_case(b"location");
+        if (keep && status >= 200) || location() {
             let name = HeaderName::from_bytes(name);
             let (Ok(name), Ok(value)) = (name, HeaderValue::from_bytes(header.value)) else {
                 return Err(malformed("invalid header field"));
@@ -403,7 +450,9 @@ fn interpret(r: &httparse::Response, len: usize, head: bool, keep: bool) -> Resu
         _ if head || status < 200 || status == 204 || status == 304 => Framing::None,
         (true, true, _) => Framing::Chunked,
         (true, false, _) | (false, _, None) => Framing::Eof,
-        (false, _, Some(n)) if n > MAX_BODY => return Err(malformed("body exceeds 256 MiB")),
+        (false, _, Some(n)) if n > max_body => {
+            return Err(H1Error::BodyTooLarge { limit: max_body })
+        }
         (false, _, Some(n)) => Framing::Length(n),
     };
     let http10 = r.version == Some(0);
@@ -419,6 +468,11 @@ fn interpret(r: &httparse::Response, len: usize, head: bool, keep: bool) -> Resu
         framing,
         reusable,
     })
+}
+
+/// The statuses a client follows (RFC 9110 §15.4), given a `Location`.
+pub fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
 fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -531,7 +585,7 @@ mod tests {
             ("HTTP/1.1 200 OK|Content-Length: 2|Content-Length: 3||ok", BAD),
             ("HTTP/1.1 200 OK|Content-Length: 2, 3||ok", BAD),
             ("HTTP/1.1 200 OK|Content-Length: -2||ok", BAD),
-            ("HTTP/1.1 200 OK|Content-Length: 268435457||", BAD),
+            ("HTTP/1.1 200 OK|Content-Length: 268435457||", "response body larger"),
         ];
         for (response, expected) in cases {
             for cap in 1..=crlf(response).len().max(1) {
@@ -549,6 +603,65 @@ mod tests {
         assert_eq!(once(1 << 20, Method::GET, two).await, "200 [ok] 1 spent");
         let head = "HTTP/1.1 200 OK|Content-Length: 100||";
         assert_eq!(once(1 << 20, Method::HEAD, head).await, "200 [] 1 reusable");
+    }
+
+    /// One GET through a roomy pipe on a connection with `max_body`.
+    async fn limited(max_body: u64, keep: bool, response: &str) -> String {
+        let (client, mut server) = duplex(1 << 16);
+        let response = crlf(response);
+        tokio::spawn(async move { serve(&mut server, &response, true).await });
+        let mut conn = H1Conn::new(client).with_max_body(max_body);
+        let (host, none) = (HeaderValue::from_static("example.test"), HeaderMap::new());
+        let result = conn.send(&Method::GET, "/", &host, &none, b"", keep).await;
+        let reusable = conn.is_reusable();
+        match result {
+            Ok((head, _)) if !keep => {
+                let names: Vec<&str> = head.headers.keys().map(|k| k.as_str()).collect();
+                format!("{} {names:?}", head.status)
+            }
+            other => outcome(other, reusable),
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_past_max_body_are_refused_in_every_framing() {
+        const LARGE: &str = "response body larger than 4 bytes (max_body)";
+        let te = |rest| format!("HTTP/1.1 200 OK|Transfer-Encoding: chunked||{rest}");
+        #[rustfmt::skip]
+        let cases = [
+            ("HTTP/1.1 200 OK|Content-Length: 4||four".to_string(), "200 [four] 1 reusable"),
+            ("HTTP/1.1 200 OK|Content-Length: 5||".to_string(), LARGE),
+            ("HTTP/1.1 200 OK|Content-Length: 99999999999||".to_string(), LARGE),
+            ("HTTP/1.1 200 OK||four".to_string(), "200 [four] 0 spent"),
+            ("HTTP/1.1 200 OK||fives".to_string(), LARGE),
+            (te("2|ab|2|cd|0||"), "200 [abcd] 1 reusable"),
+            (te("2|ab|3|cde|0||"), LARGE),
+            // A HEAD-like answer without a body is not limited.
+            ("HTTP/1.1 304 Not Modified|Content-Length: 99||".to_string(), "304 [] 1 reusable"),
+        ];
+        for (response, expected) in cases {
+            for keep in [true, false] {
+                let got = limited(4, keep, &response).await;
+                let expected = if keep || expected == LARGE {
+                    expected.to_string()
+                } else {
+                    format!("{} []", &expected[..3])
+                };
+                assert_eq!(got, expected, "{response} keep={keep}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirects_location_is_kept_when_nothing_else_is() {
+        let redirect = "HTTP/1.1 302 Found|Location: /next|X-Other: 1|Content-Length: 0||";
+        assert_eq!(
+            limited(1 << 20, false, redirect).await,
+            "302 [\"location\"]"
+        );
+        let ok = "HTTP/1.1 200 OK|Location: /next|Content-Length: 0||";
+        assert_eq!(limited(1 << 20, false, ok).await, "200 []");
+        assert_eq!(limited(1 << 20, true, redirect).await, "302 [] 3 reusable");
     }
 
     #[tokio::test]

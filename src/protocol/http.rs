@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 
 /// A request as the engine builds it: reused by its VU from one request to
 /// the next, so building one allocates nothing in the steady state.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct OutRequest {
     pub method: Method,
     /// Origin form: `/path?query` (checked: visible ASCII only).
@@ -45,11 +45,17 @@ pub struct InResponse {
     pub body: Bytes,
 }
 
+/// The default response body limit, `[http] max_body`: far above any API
+/// answer, low enough that a VU cannot be made to hold gigabytes.
+pub const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
+
 /// Shared, immutable client settings (one per run).
 pub struct Client {
     version: HttpVersion,
     connect_timeout: Duration,
     tls: Option<tokio_rustls::TlsConnector>,
+    /// Longest response body read (`[http] max_body`).
+    max_body: u64,
 }
 
 /// A resolved origin: where to connect and what to put in the request line.
@@ -115,6 +121,9 @@ pub enum HttpError {
     H1(#[from] H1Error),
     #[error("bad request: {0}")]
     Request(String),
+    /// An HTTP/2 body longer than `max_body` (HTTP/1.1 has its own).
+    #[error("response body larger than {0} bytes (max_body)")]
+    BodyTooLarge(u64),
 }
 
 impl HttpError {
@@ -128,7 +137,10 @@ impl HttpError {
             HttpError::ConnectTimeout => ErrorKind::Timeout,
             HttpError::Tls(_) => ErrorKind::Tls,
             HttpError::Request(_) => ErrorKind::Protocol,
-            HttpError::H1(H1Error::Closed { .. }) => ErrorKind::Reset,
+            HttpError::BodyTooLarge(_) | HttpError::H1(H1Error::BodyTooLarge { .. }) => {
+                ErrorKind::BodyTooLarge
+            }
+            HttpError::H1(H1Error::Closed { .. } | H1Error::NotSent(_)) => ErrorKind::Reset,
             HttpError::H1(H1Error::Parse(_)) => ErrorKind::Protocol,
             HttpError::H1(H1Error::Io(e)) => io_kind(e),
             HttpError::Hyper(e) => {
@@ -164,15 +176,18 @@ fn io_kind(e: &std::io::Error) -> ErrorKind {
 /// acted on it before it went away (an instance killed mid-request), so
 /// that is an error of kind `reset`. A connection the server closed while
 /// it sat idle is caught before it is reused ([`closed_by_peer`]),
-/// so the retry is rarely needed for those.
+/// so the retry is rarely needed for those. A request of which not one
+/// byte could be written ([`H1Error::NotSent`]: the reset was already
+/// there) never reached the server, so it is resent whatever its method.
 fn closed_while_idle(e: &H1Error) -> bool {
     match e {
         H1Error::Closed { before_response } => *before_response,
+        H1Error::NotSent(_) => true,
         H1Error::Io(io) => matches!(
             io.kind(),
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
         ),
-        H1Error::Parse(_) => false,
+        H1Error::Parse(_) | H1Error::BodyTooLarge { .. } => false,
     }
 }
 
@@ -254,7 +269,15 @@ impl Client {
             version,
             connect_timeout,
             tls,
+            max_body: DEFAULT_MAX_BODY,
         }
+    }
+
+    /// The same client refusing response bodies longer than `limit` bytes
+    /// (error `body_too_large`; default [`DEFAULT_MAX_BODY`]).
+    pub fn with_max_body(mut self, limit: u64) -> Client {
+        self.max_body = limit;
+        self
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<Sender, HttpError> {
@@ -276,11 +299,12 @@ impl Client {
                 if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                     h2_handshake(TokioIo::new(stream)).await
                 } else {
-                    Ok(Sender::H1Tls(Box::new(H1Conn::new(stream))))
+                    let conn = H1Conn::new(stream).with_max_body(self.max_body);
+                    Ok(Sender::H1Tls(Box::new(conn)))
                 }
             }
             _ if self.version == HttpVersion::Http2 => h2_handshake(TokioIo::new(stream)).await,
-            _ => Ok(Sender::H1(H1Conn::new(stream))),
+            _ => Ok(Sender::H1(H1Conn::new(stream).with_max_body(self.max_body))),
         }
     }
 }
@@ -343,7 +367,9 @@ impl Conn {
         }
         let result = match self.try_send(client, endpoint, request, keep).await {
             Err(HttpError::H1(e))
-                if self.served > 0 && closed_while_idle(&e) && idempotent(&request.method) =>
+                if self.served > 0
+                    && (matches!(e, H1Error::NotSent(_))
+                        || closed_while_idle(&e) && idempotent(&request.method)) =>
             {
                 self.sender = None;
                 self.try_send(client, endpoint, request, keep).await
@@ -399,7 +425,7 @@ impl Conn {
                 )
                 .await?
             }
-            Sender::H2(s) => return send_h2(s, endpoint, request, keep).await,
+            Sender::H2(s) => return send_h2(s, endpoint, request, keep, client.max_body).await,
         };
         Ok(InResponse {
             status: head.status,
@@ -420,6 +446,7 @@ async fn send_h2(
     endpoint: &Endpoint,
     request: &OutRequest,
     keep: bool,
+    max_body: u64,
 ) -> Result<InResponse, HttpError> {
     sender.ready().await?;
     let mut out = http::Request::builder()
@@ -430,30 +457,51 @@ async fn send_h2(
     *out.headers_mut() = request.headers.clone();
     let response = sender.send_request(out).await?;
     let (parts, body) = response.into_parts();
-    let body = read_body(body, keep).await?;
+    let status = parts.status.as_u16();
+    let declared = parts.headers.get(http::header::CONTENT_LENGTH);
+    let declared = declared.and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body) {
+        // Dropping the body resets the stream: the rest is not read.
+        return Err(HttpError::BodyTooLarge(max_body));
+    }
+    let body = read_body(body, keep, max_body).await?;
+    let headers = if keep {
+        parts.headers
+    } else if super::h1::is_redirect(status) {
+        let mut only = HeaderMap::new();
+        if let Some(location) = parts.headers.get(http::header::LOCATION) {
+            only.insert(http::header::LOCATION, location.clone());
+        }
+        only
+    } else {
+        HeaderMap::new()
+    };
     Ok(InResponse {
-        status: parts.status.as_u16(),
-        headers: if keep {
-            parts.headers
-        } else {
-            HeaderMap::new()
-        },
+        status,
+        headers,
         body,
     })
 }
 
-/// Read a response body to the end (keep-alive needs it). Returns the bytes
-/// when `keep` is true, else discards them as they arrive.
-pub async fn read_body(body: Incoming, keep: bool) -> Result<Bytes, HttpError> {
-    if keep {
-        Ok(body.collect().await?.to_bytes())
-    } else {
-        let mut body = body;
-        while let Some(frame) = body.frame().await {
-            frame?;
+/// Read a response body to the end (keep-alive needs it), at most
+/// `max_body` bytes. Returns the bytes when `keep` is true, else discards
+/// them as they arrive.
+pub async fn read_body(body: Incoming, keep: bool, max_body: u64) -> Result<Bytes, HttpError> {
+    let mut body = body;
+    let mut kept = Vec::new();
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            total += data.len() as u64;
+            if total > max_body {
+                return Err(HttpError::BodyTooLarge(max_body));
+            }
+            if keep {
+                kept.extend_from_slice(&data);
+            }
         }
-        Ok(Bytes::new())
     }
+    Ok(Bytes::from(kept))
 }
 
 /// `--insecure`: accept any certificate (signatures are still checked so the

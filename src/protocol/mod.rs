@@ -9,12 +9,14 @@
 //! - [`net`]: source-address spreading and the file-descriptor budget.
 //! - [`origin`]: where load may go ([`Origin`]) and the HTTP version policy.
 //! - [`json`]: JSON string escaping for payloads and templates.
+//! - [`redirect`]: where a redirect points and the request sent there.
 
 pub mod h1;
 pub mod http;
 pub mod json;
 pub mod net;
 pub mod origin;
+pub mod redirect;
 pub mod socketio;
 pub mod ws;
 

@@ -362,4 +362,5 @@ fn http_client(scenario: &Scenario, targets: &Targets) -> Client {
         scenario.http.insecure,
         needs_tls,
     )
+    .with_max_body(scenario.http.max_body)
 }

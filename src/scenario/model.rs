@@ -11,7 +11,7 @@ use super::feeder::FeedMode;
 use super::hub::{AgentSpec, AgentsLoadSpec, CommanderSpec, CommandersLoadSpec, HubSection};
 pub use crate::protocol::HttpVersion;
 use crate::target::TargetConfig;
-use crate::units::{DurRange, PositiveDur, RateCurve, VuCurve};
+use crate::units::{ByteSize, DurRange, PositiveDur, RateCurve, VuCurve};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
@@ -184,6 +184,13 @@ pub struct HttpSection {
     pub queue_timeout: Option<PositiveDur>,
     /// Connect timeout.
     pub connect_timeout: PositiveDur,
+    /// Longest response body read: past it the request fails with kind
+    /// `body_too_large` and the rest is not read (bytes, or `"16MiB"`).
+    pub max_body: ByteSize,
+    /// Redirects (301, 302, 303, 307, 308) followed per request, to hosts
+    /// the scenario declares; `0` makes a 3xx the answer (a step's
+    /// `max_redirects` overrides it).
+    pub max_redirects: u32,
 }
 
 impl Default for HttpSection {
@@ -197,6 +204,8 @@ impl Default for HttpSection {
             queue: None,
             queue_timeout: None,
             connect_timeout: PositiveDur(std::time::Duration::from_secs(5)),
+            max_body: ByteSize(crate::protocol::http::DEFAULT_MAX_BODY),
+            max_redirects: 10,
         }
     }
 }
@@ -273,8 +282,12 @@ pub struct StepSpec {
     /// A JSON body, written as TOML (templates allowed in strings).
     #[schemars(with = "Option<serde_json::Value>")]
     pub json: Option<Spanned<toml::Value>>,
-    /// This request's timeout (default `[http] timeout`).
+    /// This request's timeout (default `[http] timeout`); it covers the
+    /// whole answer, redirects and body included.
     pub timeout: Option<PositiveDur>,
+    /// Redirects this request follows (default `[http] max_redirects`; `0`:
+    /// a 3xx is the answer, e.g. to check a login's `302`).
+    pub max_redirects: Option<u32>,
     /// Assertions on the response; a failed one is an error of kind `check`.
     pub check: Option<CheckSpec>,
     /// Values taken from the response for later steps: `name = "$.json.path"`,

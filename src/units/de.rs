@@ -9,7 +9,9 @@ use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::{Dur, DurRange, Fraction, PositiveDur, RateCurve, UnitError, ValueKind, VuCurve};
+use super::{
+    ByteSize, Dur, DurRange, Fraction, PositiveDur, RateCurve, UnitError, ValueKind, VuCurve,
+};
 
 /// A TOML number, as seen by a visitor.
 #[derive(Clone, Copy)]
@@ -177,6 +179,26 @@ impl<'de> Deserialize<'de> for Fraction {
             |n| match n {
                 Num::Int(i) => Fraction::from_number(i as f64, &n.to_string()),
                 Num::Float(x) => Fraction::from_number(x, &n.to_string()),
+            },
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UnitVisitor::run(
+            d,
+            "a number of bytes or a size string such as \"16MiB\"",
+            str::parse,
+            |n| match n {
+                Num::Int(i) => u64::try_from(i).map(ByteSize).map_err(|_| {
+                    UnitError::new(ValueKind::Size, n, "a size is a whole number of bytes")
+                }),
+                Num::Float(_) => Err(UnitError::new(
+                    ValueKind::Size,
+                    n,
+                    "a number of bytes is whole; with a unit write a string, e.g. `\"1.5MiB\"`",
+                )),
             },
         )
     }

@@ -39,6 +39,10 @@ const PERCENT_EXPECTED: &str = "expected a percentage such as `20%` or `0.5%`";
 const FRACTION_EXPECTED: &str =
     "expected a percentage such as `\"20%\"` or a number between 0 and 1 such as `0.2`";
 
+const SIZE_EXPECTED: &str =
+    "expected a whole number of bytes or a number with a unit (B, KB, MB, GB, KiB, MiB, GiB), \
+     e.g. `16MiB` or `512KB`";
+
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
 /// What kind of value a [`UnitError`] is about, as its message names it.
@@ -50,6 +54,7 @@ pub enum ValueKind {
     VuCount,
     Percentage,
     Fraction,
+    Size,
 }
 
 impl fmt::Display for ValueKind {
@@ -61,6 +66,7 @@ impl fmt::Display for ValueKind {
             ValueKind::VuCount => "VU count",
             ValueKind::Percentage => "percentage",
             ValueKind::Fraction => "fraction",
+            ValueKind::Size => "size",
         })
     }
 }
@@ -453,6 +459,84 @@ pub struct VuCurve {
     pub to: u32,
 }
 
+/// A size in bytes: a whole number (`1048576`) or a string with a unit
+/// (`"16MiB"`, `"512KB"`, `"1.5GB"`; KB, MB, GB are powers of 1000, KiB,
+/// MiB, GiB of 1024).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+/// The size units, longest names first for matching.
+const SIZE_UNITS: [(&str, u128); 7] = [
+    ("KiB", 1 << 10),
+    ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
+    ("KB", 1_000),
+    ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+    ("B", 1),
+];
+
+fn size_inner(text: &str) -> Result<u64, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("the value is empty".into());
+    }
+    if s.starts_with('-') {
+        return Err("a size cannot be negative".into());
+    }
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = (&s[..split], s[split..].trim());
+    if !is_decimal(num) {
+        return Err(format!("`{num}` is not a number"));
+    }
+    let scale = match unit {
+        "" if !num.contains('.') => 1,
+        "" => return Err("a number of bytes is whole".into()),
+        unit => SIZE_UNITS
+            .iter()
+            .find(|(name, _)| *name == unit)
+            .map(|&(_, scale)| scale)
+            .ok_or_else(|| format!("unknown unit `{unit}`"))?,
+    };
+    // Whole bytes: a fraction of a byte is dropped (`1.5KiB` is 1536).
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let int: u128 = int.parse().map_err(|_| "the value is too large")?;
+    let frac = &frac[..frac.len().min(18)];
+    let part = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<u128>().map_err(|_| "the value is too large")? * scale
+            / 10u128.pow(frac.len() as u32)
+    };
+    int.checked_mul(scale)
+        .and_then(|n| n.checked_add(part))
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| "the value is too large".into())
+}
+
+impl FromStr for ByteSize {
+    type Err = UnitError;
+    fn from_str(s: &str) -> Result<Self, UnitError> {
+        size_inner(s)
+            .map(ByteSize)
+            .map_err(|why| UnitError::new(ValueKind::Size, s, format!("{why}; {SIZE_EXPECTED}")))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    /// The largest binary unit that divides it (`16MiB`), else bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if self.0 >= scale && self.0.is_multiple_of(scale) {
+                return write!(f, "{}{name}", self.0 / scale);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
 /// A fraction written as a percentage string `"20%"`, or as a float in
 /// [0, 1] (`0.2`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -675,6 +759,42 @@ impl fmt::Display for Fraction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_decimal_and_binary_units() {
+        let ok = [
+            ("0", 0),
+            ("1048576", 1 << 20),
+            ("512B", 512),
+            ("16MiB", 16 << 20),
+            (" 16 MiB ", 16 << 20),
+            ("512KB", 512_000),
+            ("1.5KiB", 1536),
+            ("1.5GB", 1_500_000_000),
+            ("2GiB", 2 << 30),
+        ];
+        for (text, bytes) in ok {
+            assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(bytes)), "{text}");
+        }
+        for bad in [
+            "",
+            "-1",
+            "16mib",
+            "16 MiBs",
+            "1.5",
+            "MiB",
+            "1e6",
+            "99999999999GiB",
+        ] {
+            let e = bad.parse::<ByteSize>().unwrap_err();
+            assert_eq!(e.kind, ValueKind::Size, "{bad}");
+        }
+        for bytes in [0, 1, 1000, 1024, 16 << 20, 3 << 30, (1 << 20) + 1] {
+            let shown = ByteSize(bytes).to_string();
+            assert_eq!(shown.parse::<ByteSize>(), Ok(ByteSize(bytes)), "{shown}");
+        }
+        assert_eq!(ByteSize(16 << 20).to_string(), "16MiB");
+    }
 
     pub(super) fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

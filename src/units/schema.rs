@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Serialize, Serializer};
 
-use super::{Dur, DurRange, Fraction, PositiveDur, RateCurve, VuCurve};
+use super::{ByteSize, Dur, DurRange, Fraction, PositiveDur, RateCurve, VuCurve};
 
 /// A decimal number as the parser reads it: digits, optionally a point and
 /// more digits (no sign, exponent or `_`).
@@ -72,6 +72,27 @@ impl JsonSchema for Dur {
                 decimals and compounds from the largest unit down are allowed, `0s` too. \
                 A bare number is refused: write `\"5s\"`, not `5`.",
             "examples": ["250ms", "1.5s", "1m30s", "0s"],
+        })
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> Cow<'static, str> {
+        "Size".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "oneOf": [
+                { "type": "integer", "minimum": 0 },
+                {
+                    "type": "string",
+                    "pattern": format!(r"^\s*(?:[0-9]+|{NUMBER}\s*(?:B|KB|MB|GB|KiB|MiB|GiB))\s*$"),
+                },
+            ],
+            "description": "A size: a whole number of bytes, or a string with a unit (B, KB, MB, \
+                GB in powers of 1000; KiB, MiB, GiB in powers of 1024).",
+            "examples": ["16MiB", "512KB", 1048576],
         })
     }
 }
@@ -185,7 +206,7 @@ macro_rules! serialize_as_text {
     )*};
 }
 
-serialize_as_text!(Dur, PositiveDur, DurRange, RateCurve, Fraction);
+serialize_as_text!(ByteSize, Dur, PositiveDur, DurRange, RateCurve, Fraction);
 
 impl Serialize for VuCurve {
     /// A constant count as a number (`300`), a ramp as its string.

@@ -10,6 +10,7 @@ mod disk;
 mod disruptions;
 mod distributed;
 mod engine;
+mod http_faults;
 mod http_recovery;
 mod hub;
 mod hub_clock;

@@ -154,6 +154,8 @@ mod raw_server {
     #[derive(Clone, Copy, PartialEq)]
     pub enum Mode {
         CloseWhenIdle,
+        /// Like `CloseWhenIdle` with a reset (RST) instead of a close.
+        ResetWhenIdle,
         DieMidRequest,
     }
 
@@ -211,6 +213,11 @@ mod raw_server {
                         .unwrap();
                     if mode == Mode::DieMidRequest && read_request(&mut s).await {
                         counts.requests.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if mode == Mode::ResetWhenIdle {
+                        // A zero linger does not block: close() sends RST.
+                        #[allow(deprecated)]
+                        s.set_linger(Some(std::time::Duration::ZERO)).unwrap();
                     }
                     drop(s);
                     let _ = closed_tx.send(());
@@ -299,6 +306,27 @@ async fn a_connection_closed_while_idle_is_not_reused() {
     // Idle past the check's threshold (this is the condition under test,
     // not a synchronisation: the close was awaited above).
     tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let req = request(http::Method::POST);
+    let post = conn.send(&client, &endpoint, &req, false).await;
+    assert_eq!(post.unwrap().status, 200);
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 2);
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
+}
+
+/// A keep-alive connection the server reset, reused at once (before the
+/// idle check would look): not one byte of the POST can be written, so the
+/// server never saw it and it is resent on a fresh connection, whatever
+/// its method.
+#[tokio::test]
+async fn a_post_into_a_connection_already_reset_is_resent() {
+    use raw_server::Mode;
+    let (addr, seen, mut closed) = raw_server::start(Mode::ResetWhenIdle).await;
+    let (client, endpoint) = raw_client(addr).await;
+    let mut conn = stampede::protocol::http::Conn::default();
+    let req = request(http::Method::GET);
+    let first = conn.send(&client, &endpoint, &req, false).await;
+    assert_eq!(first.unwrap().status, 200);
+    closed.recv().await.unwrap();
     let req = request(http::Method::POST);
     let post = conn.send(&client, &endpoint, &req, false).await;
     assert_eq!(post.unwrap().status, 200);

@@ -616,7 +616,7 @@ fn parses_as<T: serde::de::DeserializeOwned>(value: &Value) -> Result<(), String
 fn the_unit_patterns_accept_what_the_units_parser_accepts() {
     use stampede::scenario::hub::ConnectRate;
     use stampede::target::TargetConfig;
-    use stampede::units::{Dur, DurRange, Fraction, PositiveDur, RateCurve, VuCurve};
+    use stampede::units::{ByteSize, Dur, DurRange, Fraction, PositiveDur, RateCurve, VuCurve};
 
     // From the printed schema, as editors and validators see it.
     let out = stampede().arg("schema").output().unwrap();
@@ -779,6 +779,24 @@ fn the_unit_patterns_accept_what_the_units_parser_accepts() {
         &def("Fraction"),
         "Fraction",
         parses_as::<Fraction>,
+        &good,
+        &bad,
+    );
+
+    // Sizes (`[http] max_body`): bytes as a number, or a string with a unit.
+    let mut good = vals(&[
+        "16MiB", "512KB", "1.5GB", " 2 GiB ", "0B", "1048576", "007KiB", "1.25MiB",
+    ]);
+    good.extend([json!(0), json!(1048576)]);
+    let mut bad = vals(&[
+        "16mib", "16 MiBs", "1.5", "MiB", "1e6", "", "-1KB", "16M", "1,5MB",
+    ]);
+    bad.extend([json!(-1), json!(1.5), json!(true)]);
+    agree(
+        &root,
+        &def("Size"),
+        "Size",
+        parses_as::<ByteSize>,
         &good,
         &bad,
     );

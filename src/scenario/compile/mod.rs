@@ -64,6 +64,9 @@ pub struct HttpSettings {
     pub max_in_flight: usize,
     pub queue: usize,
     pub queue_timeout: Duration,
+    /// `max_body` in bytes.
+    pub max_body: u64,
+    pub max_redirects: u32,
 }
 
 /// A request body.
@@ -87,6 +90,8 @@ pub struct Step {
     pub headers: Vec<(http::HeaderName, Template)>,
     pub body: Body,
     pub timeout: Duration,
+    /// Redirects followed (0: a 3xx is the answer).
+    pub max_redirects: u32,
     pub check: Check,
     /// (variable slot, extractor).
     pub extract: Vec<(usize, Extractor)>,

@@ -381,6 +381,7 @@ fn compile_step(
         headers,
         body,
         timeout: spec.timeout.map(|t| t.0).unwrap_or(http.timeout),
+        max_redirects: spec.max_redirects.unwrap_or(http.max_redirects),
         check,
         extract,
         think: spec.think.or(users.think),

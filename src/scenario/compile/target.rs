@@ -128,6 +128,8 @@ pub(super) fn http_settings(h: &HttpSection, diags: &mut Diags<'_>) -> HttpSetti
         max_in_flight: h.max_in_flight.max(1),
         queue: h.queue.unwrap_or(h.max_in_flight.max(1)),
         queue_timeout: h.queue_timeout.map(|d| d.0).unwrap_or(h.timeout.0),
+        max_body: h.max_body.0,
+        max_redirects: h.max_redirects,
     };
     if h.max_in_flight == 0 {
         let span = find_key(diags.src, "max_in_flight");
