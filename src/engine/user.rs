@@ -523,10 +523,12 @@ impl Vu {
 enum Failure {
     #[error("{0}")]
     Http(#[from] HttpError),
-    /// To a host the scenario does not declare (or a Location that is not
-    /// a URL): nothing is sent there.
+    /// To a host the scenario does not declare: nothing is sent there.
     #[error("redirect not followed: {0}")]
     Redirect(String),
+    /// A redirect whose Location is not an http(s) URL: `protocol`.
+    #[error("redirect not followed: {0}")]
+    BadLocation(String),
 }
 
 impl Failure {
@@ -534,6 +536,7 @@ impl Failure {
         match self {
             Failure::Http(e) => e.kind(),
             Failure::Redirect(_) => ErrorKind::RedirectRefused,
+            Failure::BadLocation(_) => ErrorKind::Protocol,
         }
     }
 }
@@ -580,7 +583,7 @@ impl Exchange<'_> {
             let current = if hops == 0 { request } else { &*redirected };
             let from = &endpoints[at].origin;
             let to = redirect::resolve(from, &current.path, location.as_bytes())
-                .map_err(Failure::Redirect)?;
+                .map_err(Failure::BadLocation)?;
             let Some(next) = endpoints
                 .iter()
                 .position(|e| redirect::same_origin(&e.origin, &to.origin))

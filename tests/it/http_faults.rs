@@ -652,3 +652,42 @@ async fn a_failed_tls_handshake_is_counted_as_tls() {
     assert_eq!(handshakes.load(Ordering::SeqCst), N);
     server.abort();
 }
+
+/// A Location that is not an http(s) URL is the target's fault
+/// (`protocol`); a 3xx without one is an answer like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_nowhere_is_protocol_and_one_without_location_the_answer() {
+    let server = Faulty::start("127.0.0.1", |_, r| match r.path.as_str() {
+        "/ftp" => Reply::Keep(crlf(
+            "HTTP/1.1 301 Moved|Location: ftp://files.test/x|Content-Length: 0||",
+        )),
+        _ => Reply::Keep(crlf("HTTP/1.1 302 Found|Content-Length: 0||")),
+    })
+    .await;
+    let (outcome, took) = run(&scenario(r#"get = "/ftp""#, "", ""), server.addr).await;
+    assert_counts(&outcome, took, &[("protocol", N)]);
+    let step = r#"get = "/none", check = { status = 302 }"#;
+    let (outcome, took) = run(&scenario(step, "", ""), server.addr).await;
+    assert_counts(&outcome, took, &[]);
+    assert_eq!(server.requests().len() as u64, 2 * N);
+}
+
+/// HTTP/2 (h2c, against the built-in target) keeps the same limit: its
+/// ~2 KB pages pass under 1 MiB and are `body_too_large` under 100 bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_body_holds_over_http2_too() {
+    use stampede::target::{self, TargetConfig};
+    let target = target::spawn("127.0.0.1:0".parse().unwrap(), TargetConfig::default())
+        .await
+        .unwrap();
+    let step = r#"get = "/api/servers""#;
+    for (limit, kinds) in [("1MiB", vec![]), ("100B", vec![("body_too_large", N)])] {
+        for keep in ["", r#", check = { body_contains = "items" }"#] {
+            let http = format!("version = \"2\"\nmax_body = \"{limit}\"");
+            let text = scenario(&format!("{step}{keep}"), &http, "");
+            let (outcome, took) = run(&text, target.addr).await;
+            assert_counts(&outcome, took, &kinds);
+        }
+    }
+    target.shutdown().await;
+}
