@@ -68,8 +68,11 @@ fn one_recovery(outcome: &stampede::run::RunOutcome) -> (Value, f64) {
 /// seconds), give or take the interval each end falls in.
 fn assert_about(recovery_s: f64, burst_s: f64) {
     let want = burst_s + 3.0;
+    // One interval either way, and the milliseconds by which a loaded
+    // machine shifts the burst against the interval edges (seen: 4.99991 s
+    // for a 3 s burst whose first second fell below the error threshold).
     assert!(
-        (want - 1.0..=want + 1.5).contains(&recovery_s),
+        (want - 1.05..=want + 1.5).contains(&recovery_s),
         "recovery {recovery_s} s, want about {want} s"
     );
 }
