@@ -11,7 +11,7 @@
 #   - the RSS table (one row per sample);
 #   - the growth of each process after the first five minutes: the highest
 #     and the last sample against the first sample at or after 5 min, in %
-#     (goal: ≤ LIMIT, 5 %);
+#     (goal: ≤ LIMIT, 5 %), and the least-squares slope of those samples;
 #   - the load delivered, from summary.json: requests/s achieved against
 #     offered, agents registered, errors and disconnects, the generator's
 #     health (lag p99, run-queue wait);
@@ -22,6 +22,8 @@
 #   DURATION=600 bash benches/soak.sh                  # ten minutes
 #   BIN=target/debug/stampede DURATION=75 SAMPLE=10 AGENTS=500 RATE=100 bash benches/soak.sh
 #                      # the smoke .ci/run plays: the mechanics only, too short for the 5 % rule
+#   ANALYZE=target/soak-20261201T064926Z bash benches/soak.sh
+#                      # print the figures of a finished soak again (same settings)
 #
 # Settings: DURATION (s, 3600), SAMPLE (s, 60), AGENTS (5000), RATE
 # (journeys/s, 1000; two requests each), LIMIT (growth %, 5), OUT (where
@@ -47,81 +49,86 @@ CONNECT=20 # the first phase: agents connected at AGENTS/15 per second
 [ "$DURATION" -ge 60 ] || { echo "DURATION must be at least 60 (seconds)" >&2; exit 2; }
 [ "$SAMPLE" -ge 1 ] || { echo "SAMPLE must be at least 1 (second)" >&2; exit 2; }
 
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --locked --quiet
-  BIN=${CARGO_TARGET_DIR:-target}/release/stampede
-fi
-OUT=${OUT:-target/soak-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-CSV=$OUT/rss.csv
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
-
-# The target, in its own process, for the whole run.
-"$BIN" target --listen 127.0.0.1:0 --latency 1ms..3ms --hub-ping-interval 25s --hub-ping-timeout 20s \
-  >"$OUT/target.log" 2>&1 &
-target_pid=$!
-pids+=("$target_pid")
-for _ in $(seq 100); do
-  grep -q "listening on" "$OUT/target.log" 2>/dev/null && break
-  sleep 0.1
-done
-URL=$(grep -o 'http://[0-9.:]*' "$OUT/target.log" | head -1)
-[ -n "$URL" ] || { echo "the target did not start" >&2; cat "$OUT/target.log" >&2; exit 1; }
-hub_connected() {
-  curl -s --max-time 5 "$URL/admin/hub/stats" \
-    | python3 -c "import json,sys; print(json.load(sys.stdin)['connected'])" 2>/dev/null || echo -1
-}
-
-cmd=("$BIN" run benches/soak.toml --quiet --api "$URL" --hub "$URL" --out "$OUT"
-  --set "phases.connect.duration=${CONNECT}s"
-  --set "phases.connect.agents.connected=$AGENTS"
-  --set "phases.connect.agents.connect_rate=$(((AGENTS + 14) / 15))/s"
-  --set "phases.connect.users.rate=$RATE/s"
-  --set "phases.hold.duration=$((DURATION - CONNECT))s"
-  --set "phases.hold.users.rate=$RATE/s")
-echo "== soak: $((2 * RATE)) requests/s ($RATE journeys/s) + $AGENTS agents, ${DURATION}s, a sample every ${SAMPLE}s"
-echo "target: $URL (pid $target_pid); results, CSV and logs: $OUT"
-echo "command: ${cmd[*]}"
-"${cmd[@]}" >"$OUT/run.log" 2>&1 &
-run_pid=$!
-pids+=("$run_pid")
-t0=$(date +%s)
-
-echo "elapsed_s,utc,run_rss_kib,target_rss_kib,run_fds,target_fds,hub_connected,load1" >"$CSV"
-k=1
-while kill -0 "$run_pid" 2>/dev/null; do
-  # Whole seconds from the start; checks the run every second so the loop
-  # ends with it.
-  if [ $(($(date +%s) - t0)) -lt $((k * SAMPLE)) ]; then
-    sleep 1
-    continue
+if [ -z "${ANALYZE:-}" ]; then
+  if [ -z "${BIN:-}" ]; then
+    cargo build --release --locked --quiet
+    BIN=${CARGO_TARGET_DIR:-target}/release/stampede
   fi
-  kill -0 "$run_pid" 2>/dev/null || break
-  row="$(($(date +%s) - t0)),$(date -u +%H:%M:%S),$(rss_kib "$run_pid"),$(rss_kib "$target_pid")"
-  row="$row,$(fds "$run_pid"),$(fds "$target_pid"),$(hub_connected),$(cut -d' ' -f1 /proc/loadavg)"
-  echo "$row" >>"$CSV"
-  k=$((k + 1))
-done
-rc=0
-wait "$run_pid" || rc=$?
-pids=("$target_pid")
-kill -0 "$target_pid" 2>/dev/null || { echo "the target died during the run" >&2; cat "$OUT/target.log" >&2; exit 1; }
-echo "run exit code: $rc ($(tail -1 "$OUT/run.log"))"
-if [ "$rc" -ge 2 ]; then
-  echo "FAILED: the run was not carried out" >&2
-  cat "$OUT/run.log" >&2
-  exit 1
+  OUT=${OUT:-target/soak-$(date -u +%Y%m%dT%H%M%SZ)}
+  mkdir -p "$OUT"
+  OUT=$(cd "$OUT" && pwd)
+  CSV=$OUT/rss.csv
+
+  pids=()
+  cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+  }
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+
+  rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+  fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+  # The target, in its own process, for the whole run.
+  "$BIN" target --listen 127.0.0.1:0 --latency 1ms..3ms --hub-ping-interval 25s --hub-ping-timeout 20s \
+    >"$OUT/target.log" 2>&1 &
+  target_pid=$!
+  pids+=("$target_pid")
+  for _ in $(seq 100); do
+    grep -q "listening on" "$OUT/target.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  URL=$(grep -o 'http://[0-9.:]*' "$OUT/target.log" | head -1)
+  [ -n "$URL" ] || { echo "the target did not start" >&2; cat "$OUT/target.log" >&2; exit 1; }
+  hub_connected() {
+    curl -s --max-time 5 "$URL/admin/hub/stats" \
+      | python3 -c "import json,sys; print(json.load(sys.stdin)['connected'])" 2>/dev/null || echo -1
+  }
+
+  cmd=("$BIN" run benches/soak.toml --quiet --api "$URL" --hub "$URL" --out "$OUT"
+    --set "phases.connect.duration=${CONNECT}s"
+    --set "phases.connect.agents.connected=$AGENTS"
+    --set "phases.connect.agents.connect_rate=$(((AGENTS + 14) / 15))/s"
+    --set "phases.connect.users.rate=$RATE/s"
+    --set "phases.hold.duration=$((DURATION - CONNECT))s"
+    --set "phases.hold.users.rate=$RATE/s")
+  echo "== soak: $((2 * RATE)) requests/s ($RATE journeys/s) + $AGENTS agents, ${DURATION}s, a sample every ${SAMPLE}s"
+  echo "target: $URL (pid $target_pid); results, CSV and logs: $OUT"
+  echo "command: ${cmd[*]}"
+  "${cmd[@]}" >"$OUT/run.log" 2>&1 &
+  run_pid=$!
+  pids+=("$run_pid")
+  t0=$(date +%s)
+
+  echo "elapsed_s,utc,run_rss_kib,target_rss_kib,run_fds,target_fds,hub_connected,load1" >"$CSV"
+  k=1
+  while kill -0 "$run_pid" 2>/dev/null; do
+    # Whole seconds from the start; checks the run every second so the loop
+    # ends with it.
+    if [ $(($(date +%s) - t0)) -lt $((k * SAMPLE)) ]; then
+      sleep 1
+      continue
+    fi
+    kill -0 "$run_pid" 2>/dev/null || break
+    row="$(($(date +%s) - t0)),$(date -u +%H:%M:%S),$(rss_kib "$run_pid"),$(rss_kib "$target_pid")"
+    row="$row,$(fds "$run_pid"),$(fds "$target_pid"),$(hub_connected),$(cut -d' ' -f1 /proc/loadavg)"
+    echo "$row" >>"$CSV"
+    k=$((k + 1))
+  done
+  rc=0
+  wait "$run_pid" || rc=$?
+  pids=("$target_pid")
+  kill -0 "$target_pid" 2>/dev/null || { echo "the target died during the run" >&2; cat "$OUT/target.log" >&2; exit 1; }
+  echo "run exit code: $rc ($(tail -1 "$OUT/run.log"))"
+  if [ "$rc" -ge 2 ]; then
+    echo "FAILED: the run was not carried out" >&2
+    cat "$OUT/run.log" >&2
+    exit 1
+  fi
+else # only the analysis of a finished soak
+  OUT=$(cd "$ANALYZE" && pwd)
+  CSV=$OUT/rss.csv
 fi
 DIR=$(ls -d "$OUT"/soak-*/ 2>/dev/null | head -1)
 [ -n "$DIR" ] || { echo "FAILED: no result directory in $OUT" >&2; exit 1; }
@@ -151,9 +158,15 @@ if duration >= 600 and len(late) >= 2:
         g_max = (int(top[key]) - ref) * 100 / ref
         g_last = (last - ref) * 100 / ref
         ok = g_max <= limit
+        # Least-squares slope over the same samples: a step (reached once)
+        # and a slope (growing with time) look alike in two numbers.
+        xs = [int(r["elapsed_s"]) / 60 for r in late]
+        ys = [int(r[key]) for r in late]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
         print(f"  {name:<6}: {ref/1024:.1f} MiB at {late[0]['elapsed_s']} s, highest {int(top[key])/1024:.1f} MiB "
               f"at {top['elapsed_s']} s ({g_max:+.2f} %), last {last/1024:.1f} MiB at {late[-1]['elapsed_s']} s "
-              f"({g_last:+.2f} %) -> {'PASS' if ok else 'FAIL'}")
+              f"({g_last:+.2f} %), slope {slope:+.1f} KiB/min -> {'PASS' if ok else 'FAIL'}")
         if not ok:
             failed.append(f"{name} RSS grew {g_max:.2f} % after 5 minutes (limit {limit:g} %)")
 else:
