@@ -6,7 +6,9 @@
 //! swaps the shard's buffers with the spare (the thread keeps recording into
 //! the cleared spare at once), merges what came out, resets those histograms
 //! (keeping their memory) and keeps them as the spare for the next shard. In
-//! steady state a tick allocates only the new [`Point`].
+//! steady state a tick allocates only the new [`Point`], which replaces the
+//! previous one, and appends its compact record to the series (`series`:
+//! ~0.2 KiB a second in fixed 64 KiB blocks).
 
 use super::hlog::HlogWriter;
 use super::recorder::Buffers;
@@ -37,6 +39,9 @@ pub struct Aggregator {
     /// Classic buckets of every series × phase, for the live Prometheus
     /// endpoint; None unless [`Aggregator::keep_buckets`] asked for them.
     buckets: Option<super::Buckets>,
+    /// The point of the last interval, as [`Aggregator::tick`] returns it
+    /// (the series keeps it only in compact form).
+    last: Point,
 }
 
 impl Aggregator {
@@ -91,6 +96,7 @@ impl Aggregator {
             window_len: 0,
             window: std::collections::VecDeque::new(),
             buckets: None,
+            last: Point::default(),
         }
     }
     /// Close the interval ending at `elapsed` (since start): swap every
@@ -151,11 +157,9 @@ impl Aggregator {
         }
         self.interval_counters.fill(0);
         self.last_elapsed = elapsed;
-        self.totals.push_point(point);
-        self.totals
-            .series()
-            .last()
-            .expect("a point was just pushed")
+        self.totals.push_point_ref(&point);
+        self.last = point;
+        &self.last
     }
     pub fn totals(&self) -> &Totals {
         &self.totals

@@ -5,8 +5,10 @@
 //! histograms in microseconds, 3 significant digits, and counters) behind an
 //! uncontended lock that the aggregator takes once per interval (1 s) to swap
 //! the interval data out. Totals are kept per series × phase; the time series
-//! keeps a few numbers per series per interval; interval histograms stream to
-//! the `.hlog` file, so memory stays flat as a run gets longer.
+//! keeps a few numbers per series per interval, compactly (~0.2 KiB a second
+//! for a run of 15 histogram series and 46 counters: `series`); interval
+//! histograms stream to the `.hlog` file, so memory stays nearly flat as a
+//! run gets longer.
 //!
 //! # Layout
 //! - [`Layout`]: every series of a run (histograms, counters, gauges) and the
@@ -18,6 +20,8 @@
 //!   interval into [`Totals`] and a [`Point`] of the time series.
 //! - `totals`: [`Totals`], everything recorded, merged; queried by id or by
 //!   metric name and [`TagFilter`].
+//! - `series`: the time series as [`Totals`] holds it, a few bytes per
+//!   series per interval (varints in fixed blocks), decoded when read.
 //! - `hlog`: the HdrHistogram interval log writer; tag format in [`hlog_tag`].
 //! - [`process`]: the generator process as the OS sees it: run-queue
 //!   delay, CPU used, CPUs allowed (affinity, cgroup quota).
@@ -38,6 +42,7 @@ pub mod catalogue;
 mod hlog;
 pub mod process;
 mod recorder;
+mod series;
 mod totals;
 
 pub use aggregator::Aggregator;

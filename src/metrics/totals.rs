@@ -3,6 +3,7 @@
 //! ([`Totals::new`], [`Totals::merge_hist`], [`Totals::add_counter`]) to
 //! rebuild or merge results read back from `summary.json`.
 
+use super::series::SeriesLog;
 use super::{merge_into, new_histogram, CounterId, Dims, HistId, Layout, Point, TagFilter};
 use hdrhistogram::Histogram;
 
@@ -15,8 +16,8 @@ pub struct Totals {
     hists: Vec<Option<Histogram<u64>>>,
     /// Flat `phase * n_counters + id`.
     counters: Vec<u64>,
-    /// One point per interval, in order.
-    series: Vec<Point>,
+    /// One point per interval, in order, compactly.
+    series: SeriesLog,
 }
 
 impl Totals {
@@ -26,7 +27,7 @@ impl Totals {
         Totals {
             hists: (0..dims.phases * dims.hists).map(|_| None).collect(),
             counters: vec![0; dims.phases * dims.counters],
-            series: Vec::new(),
+            series: SeriesLog::default(),
             layout,
             dims,
         }
@@ -101,9 +102,14 @@ impl Totals {
         }
         sum
     }
-    /// The time series, one point per interval.
-    pub fn series(&self) -> &[Point] {
-        &self.series
+    /// The time series, one point per interval, decoded from its compact
+    /// form (a copy: read it once, at the end).
+    pub fn series(&self) -> Vec<Point> {
+        self.series.points().collect()
+    }
+    /// Intervals in the time series.
+    pub fn series_len(&self) -> usize {
+        self.series.len()
     }
 
     /// Gauge `name`, one value per interval (empty when the layout lacks it).
@@ -112,7 +118,7 @@ impl Totals {
             return Vec::new();
         };
         self.series
-            .iter()
+            .points()
             .map(|p| p.gauges.get(id).copied().unwrap_or(0.0))
             .collect()
     }
@@ -132,6 +138,10 @@ impl Totals {
     }
     /// Append one interval to the time series.
     pub fn push_point(&mut self, point: Point) {
+        self.series.push(&point);
+    }
+    /// Like [`Totals::push_point`], without giving the point up.
+    pub(super) fn push_point_ref(&mut self, point: &Point) {
         self.series.push(point);
     }
 

@@ -420,7 +420,7 @@ pub fn build(
         layout: layout.clone(),
         histograms,
         counters,
-        series: totals.series().to_vec(),
+        series: totals.series(),
         verdicts: verdicts.to_vec(),
         disruptions: Vec::new(),
         actions: Vec::new(),

@@ -93,7 +93,7 @@ pub fn conclude(finished: Finished<'_>) -> Result<RunOutcome, CommandError> {
         Figures::measure(
             &process,
             &totals,
-            totals.series(),
+            &totals.series(),
             scenario.http.max_in_flight,
         ),
         scenario.generator_health,

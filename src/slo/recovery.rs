@@ -104,7 +104,7 @@ pub fn http_disruptions(
     // (start, cause action, bad seconds, steady count)
     let mut open: Option<(f64, Option<String>, f64, usize)> = None;
     let mut from = 0.0f64;
-    for point in totals.series() {
+    for point in &totals.series() {
         let (start, end) = (from, point.elapsed_s);
         from = end;
         let health = judge.health(point, start, end, phases);
