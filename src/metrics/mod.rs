@@ -46,6 +46,7 @@ pub use hlog::{hlog_tag, HlogFailure, HlogInterval, HlogReadError, HlogReader, H
 pub use recorder::{Metrics, Shard};
 pub use totals::Totals;
 
+use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 
 /// Highest value a histogram tracks, in microseconds (1 hour); larger
@@ -60,6 +61,58 @@ pub const SIGNIFICANT_DIGITS: u8 = 3;
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_TRACKABLE_US, SIGNIFICANT_DIGITS)
         .expect("constant histogram bounds are valid")
+}
+
+/// Decode one HdrHistogram V2 encoding, plain or deflated, read from a
+/// file (`metrics.hlog`, the `hdr` fields of `summary.json`).
+///
+/// The `hdrhistogram` crate allocates the payload length a header states
+/// before it reads the payload, so a corrupt header (up to 4 GiB) would run
+/// out of memory. Here the deflated form is inflated first and the stated
+/// length checked against the bytes actually there; the error is the
+/// crate's `DeserializeError` (Debug form) or says what is wrong.
+pub fn decode_histogram(
+    deserializer: &mut Deserializer,
+    raw: &[u8],
+) -> Result<Histogram<u64>, String> {
+    use std::io::Read as _;
+    /// The V2 cookies (`0x1c849303` / `0x1c849304`, word size 8 | 0x10).
+    const V2: u32 = 0x1c84_9313;
+    const V2_DEFLATE: u32 = 0x1c84_9314;
+    /// Cookie, payload length, normalizing offset, digits, low, high, ratio.
+    const HEADER: usize = 40;
+    let word = |bytes: &[u8], at: usize| {
+        let word = bytes.get(at..at + 4)?;
+        Some(u32::from_be_bytes([word[0], word[1], word[2], word[3]]) as usize)
+    };
+    let inflated;
+    let plain = if word(raw, 0) == Some(V2_DEFLATE as usize) {
+        let len = word(raw, 4).ok_or("cut short in the header")?;
+        let data = raw.get(8..).unwrap_or_default();
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(&data[..len.min(data.len())])
+            .read_to_end(&mut out)
+            .map_err(|e| format!("the deflated histogram does not inflate: {e}"))?;
+        if word(&out, 0) != Some(V2 as usize) {
+            return Err("InvalidCookie".into());
+        }
+        inflated = out;
+        &inflated[..]
+    } else {
+        raw
+    };
+    if word(plain, 0) == Some(V2 as usize) {
+        let stated = word(plain, 4).unwrap_or(0);
+        let there = plain.len().saturating_sub(HEADER);
+        if stated > there {
+            return Err(format!(
+                "the header states a payload of {stated} bytes, {there} follow"
+            ));
+        }
+    }
+    deserializer
+        .deserialize(&mut &plain[..])
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// Add `source` into `target`. Every histogram here is built by
