@@ -611,4 +611,45 @@ mod tests {
             crate::metrics::decode_histogram(&mut de, &[0x1c, 0x84, 0x93, 0x14, 0, 0]).is_err()
         );
     }
+
+    /// Found by the metrics_hlog fuzz target (fuzz/corpus/metrics_hlog/
+    /// regress-zigzag-min, whose deflate checksum is wrong: the fuzz build's
+    /// miniz_oxide skips it): a payload holding the varint `u64::MAX`,
+    /// which the hdrhistogram crate decodes to `i64::MIN` and negates (a
+    /// panic where overflow checks are on, as in tests and debug builds).
+    /// Here in a valid deflate stream in a log, and in a plain encoding
+    /// (`summary.json`'s `hdr`).
+    #[test]
+    fn a_count_out_of_range_is_an_error_not_an_overflow() {
+        use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+        let mut h = crate::metrics::new_histogram();
+        h.record(7).unwrap();
+        let mut plain = Vec::new();
+        V2Serializer::new().serialize(&h, &mut plain).unwrap();
+        plain.extend_from_slice(&[0xff; 9]);
+        let stated = (plain.len() - 40) as u32;
+        plain[4..8].copy_from_slice(&stated.to_be_bytes());
+        let e = crate::metrics::decode_histogram(&mut Deserializer::new(), &plain).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&plain).unwrap();
+        let zlib = zlib.finish().unwrap();
+        let mut deflated = vec![0x1c, 0x84, 0x93, 0x14];
+        deflated.extend_from_slice(&(zlib.len() as u32).to_be_bytes());
+        deflated.extend_from_slice(&zlib);
+        let log = format!(
+            "#[StartTime: 1796107443.721 (seconds since epoch)]\n\
+             \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n\
+             Tag=http.latency|u|list,0.000,1.003,5327.000,{}\n",
+            base64::engine::general_purpose::STANDARD.encode(&deflated)
+        );
+        let mut reader = HlogReader::new(log.as_bytes());
+        match reader.next() {
+            Some(Err(HlogReadError::Encoding { line: 3, detail })) => {
+                assert!(detail.contains("out of range"), "{detail}")
+            }
+            other => panic!("expected an encoding error on line 3, got {other:?}"),
+        }
+    }
 }

@@ -109,10 +109,49 @@ pub fn decode_histogram(
                 "the header states a payload of {stated} bytes, {there} follow"
             ));
         }
+        if plain
+            .get(HEADER..HEADER + stated)
+            .is_some_and(holds_min_zigzag)
+        {
+            return Err("a count or run of zeros out of range".into());
+        }
     }
     deserializer
         .deserialize(&mut &plain[..])
         .map_err(|e| format!("{e:?}"))
+}
+
+/// Whether a V2 payload holds the varint `u64::MAX`, whose zig-zag
+/// decoding `i64::MIN` the hdrhistogram crate negates (an overflow: a panic
+/// where overflow checks are on). Its varints: up to eight bytes of 7 bits
+/// with the high bit as continuation, then a ninth of 8 bits.
+fn holds_min_zigzag(payload: &[u8]) -> bool {
+    let mut at = 0;
+    while at < payload.len() {
+        let mut value = 0u64;
+        let mut len = 0;
+        loop {
+            let Some(&b) = payload.get(at + len) else {
+                // Cut short: the crate refuses it.
+                return false;
+            };
+            if len == 8 {
+                value |= u64::from(b) << 56;
+                len += 1;
+                break;
+            }
+            value |= u64::from(b & 0x7f) << (7 * len);
+            len += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        if value == u64::MAX {
+            return true;
+        }
+        at += len;
+    }
+    false
 }
 
 /// Add `source` into `target`. Every histogram here is built by
