@@ -46,31 +46,7 @@ pub(super) fn read(path: &Path) -> Result<Input, CommandError> {
     }
     let summary_path = dir.join(json::FILE_NAME);
     let summary = rebuild::read_summary(&summary_path)?;
-    rebuild::check_summary(&summary_path, &summary)?;
-    let Some(segment) = summary.meta.segment else {
-        return Err(refuse(format!(
-            "{}: not a segment's result (meta.segment is absent): merge combines the results of \
-             `stampede run --segment i/n`, one per segment",
-            dir.display()
-        )));
-    };
-    if segment.count == 0 || segment.index >= segment.count {
-        return Err(refuse(format!(
-            "{}: meta.segment {}/{} is not a segment (the index must be below the count)",
-            dir.display(),
-            segment.index,
-            segment.count
-        )));
-    }
-    let started_at = DateTime::parse_from_rfc3339(&summary.meta.started_at)
-        .map_err(|e| {
-            refuse(format!(
-                "{}: meta.started_at {:?} is not an RFC 3339 time ({e})",
-                summary_path.display(),
-                summary.meta.started_at
-            ))
-        })?
-        .with_timezone(&Utc);
+    let (segment, started_at) = checked(&dir, &summary_path, &summary)?;
     let hlog_path = dir.join(HLOG_FILE);
     let hlog = match std::fs::read(&hlog_path) {
         Ok(bytes) if bytes.is_empty() => {
@@ -95,6 +71,41 @@ pub(super) fn read(path: &Path) -> Result<Input, CommandError> {
         started_at,
         hlog,
     })
+}
+
+/// The checks of one segment's summary (`dir` holds `summary_path`): its
+/// segment and start time.
+pub(super) fn checked(
+    dir: &Path,
+    summary_path: &Path,
+    summary: &Summary,
+) -> Result<(Segment, DateTime<Utc>), CommandError> {
+    rebuild::check_summary(summary_path, summary)?;
+    let Some(segment) = summary.meta.segment else {
+        return Err(refuse(format!(
+            "{}: not a segment's result (meta.segment is absent): merge combines the results of \
+             `stampede run --segment i/n`, one per segment",
+            dir.display()
+        )));
+    };
+    if segment.count == 0 || segment.index >= segment.count {
+        return Err(refuse(format!(
+            "{}: meta.segment {}/{} is not a segment (the index must be below the count)",
+            dir.display(),
+            segment.index,
+            segment.count
+        )));
+    }
+    let started_at = DateTime::parse_from_rfc3339(&summary.meta.started_at)
+        .map_err(|e| {
+            refuse(format!(
+                "{}: meta.started_at {:?} is not an RFC 3339 time ({e})",
+                summary_path.display(),
+                summary.meta.started_at
+            ))
+        })?
+        .with_timezone(&Utc);
+    Ok((segment, started_at))
 }
 
 /// The SLOs the segments were judged on, baseline comparisons left out:

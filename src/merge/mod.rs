@@ -68,6 +68,42 @@ use std::time::Duration;
 
 pub use discover::{gather, Found, Gather, SETTLE};
 
+/// How `merge` reads one segment's `summary.json` from its bytes (`path`
+/// names it in errors): parsed and checked as `stampede report` does, then
+/// its segment and start time. For the fuzz targets (fuzz/).
+#[doc(hidden)]
+pub fn read_segment_summary(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(Summary, Segment, DateTime<Utc>), CommandError> {
+    let summary = rebuild::parse_summary(path, bytes)?;
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let (segment, started_at) = inputs::checked(dir, path, &summary)?;
+    Ok((summary, segment, started_at))
+}
+
+/// How `merge` reads one segment's `metrics.hlog` (`hlog`), its summary
+/// read by [`read_segment_summary`]: the merged log of that one segment.
+/// For the fuzz targets (fuzz/).
+#[doc(hidden)]
+pub fn merge_segment_hlog(
+    summary: Summary,
+    segment: Segment,
+    started_at: DateTime<Utc>,
+    hlog: Vec<u8>,
+) -> Result<Vec<u8>, CommandError> {
+    let layout = summary.layout.clone();
+    let input = [Input {
+        dir: PathBuf::from("segment"),
+        summary,
+        segment,
+        started_at,
+        hlog: Some(hlog),
+    }];
+    let recomputed = fleet::recompute(&input, &layout);
+    Ok(timeline::merge(&input, &layout, started_at, &recomputed)?.hlog)
+}
+
 /// What `stampede merge` (or `run --processes`) asks for.
 #[derive(Debug, Clone, Default)]
 pub struct MergeOptions {

@@ -283,12 +283,12 @@ impl<'a> HlogReader<'a> {
                     }))
                 }
             };
-            let histogram = match self.deserializer.deserialize(&mut raw.as_slice()) {
+            let histogram = match super::decode_histogram(&mut self.deserializer, &raw) {
                 Ok(h) => h,
-                Err(e) => {
+                Err(detail) => {
                     return Some(Err(HlogReadError::Encoding {
                         line: self.line_at(offset),
-                        detail: format!("{e:?}"),
+                        detail,
                     }))
                 }
             };
@@ -546,5 +546,110 @@ mod tests {
         assert_eq!(result.unwrap_err().raw_os_error(), Some(28));
         // The run's counts are whole.
         assert_eq!(totals.hist(id, None).len(), 3);
+    }
+
+    /// Found by the metrics_hlog fuzz target (fuzz/corpus/metrics_hlog/
+    /// regress-oom-payload-length): a deflated histogram whose inner header
+    /// states a payload of 3.7 GB (and whose deflate stream is cut). The
+    /// hdrhistogram crate allocated that length before reading (out of
+    /// memory); it is an encoding error on line 6.
+    #[test]
+    fn a_histogram_stating_a_huge_payload_is_an_error_not_an_allocation() {
+        let log = concat!(
+            "#[Histogram log format version 1.3]\n",
+            "#stampede interval log: values in microseconds; Tag=metric|population|step\n",
+            "#[StartTime: 1796107443.721 (seconds since epoch)]\n",
+            "#[BaseTime: 1796107443.721 (seconds since epoch)]\n",
+            "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
+            "Tag=http.latency|u|list,0.000,1.003,6343.000,HISTFAAAAE54nAFDALz/HISTE+AAABsAAAAAAAAAAwAAAAAAAAABAAAAANaTpAA/8AAAAAAAAKUXAgUCnwECmQQC9wEC5wgCiw4CfwK1AQJHAikTag==\n",
+        );
+        let mut reader = HlogReader::new(log.as_bytes());
+        match reader.next() {
+            Some(Err(HlogReadError::Encoding { line: 6, detail })) => {
+                assert!(detail.contains("does not inflate"), "{detail}")
+            }
+            other => panic!("expected an encoding error on line 6, got {other:?}"),
+        }
+        assert!(reader.next().is_none());
+    }
+
+    /// The same in the plain form (`summary.json`'s `hdr`), and a header cut
+    /// short; valid encodings of both forms still decode to the histogram.
+    #[test]
+    fn decode_histogram_checks_the_stated_payload_of_both_forms() {
+        use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+        let mut h = crate::metrics::new_histogram();
+        for v in [1, 250, 4_000, 77_777] {
+            h.record(v).unwrap();
+        }
+        let mut de = Deserializer::new();
+        for deflate in [false, true] {
+            let mut raw = Vec::new();
+            if deflate {
+                V2DeflateSerializer::new().serialize(&h, &mut raw).unwrap();
+            } else {
+                V2Serializer::new().serialize(&h, &mut raw).unwrap();
+            }
+            assert_eq!(crate::metrics::decode_histogram(&mut de, &raw).unwrap(), h);
+        }
+        let mut plain = Vec::new();
+        V2Serializer::new().serialize(&h, &mut plain).unwrap();
+        plain[4..8].copy_from_slice(&0xE000_0000u32.to_be_bytes());
+        let e = crate::metrics::decode_histogram(&mut de, &plain).unwrap_err();
+        assert!(e.contains("states a payload of 3758096384 bytes"), "{e}");
+        // Deflated whole (a valid stream), the inner header lying.
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&plain).unwrap();
+        let zlib = zlib.finish().unwrap();
+        let mut deflated = vec![0x1c, 0x84, 0x93, 0x14];
+        deflated.extend_from_slice(&(zlib.len() as u32).to_be_bytes());
+        deflated.extend_from_slice(&zlib);
+        let e = crate::metrics::decode_histogram(&mut de, &deflated).unwrap_err();
+        assert!(e.contains("states a payload of 3758096384 bytes"), "{e}");
+        assert!(crate::metrics::decode_histogram(&mut de, &plain[..6]).is_err());
+        assert!(
+            crate::metrics::decode_histogram(&mut de, &[0x1c, 0x84, 0x93, 0x14, 0, 0]).is_err()
+        );
+    }
+
+    /// Found by the metrics_hlog fuzz target (fuzz/corpus/metrics_hlog/
+    /// regress-zigzag-min, whose deflate checksum is wrong: the fuzz build's
+    /// miniz_oxide skips it): a payload holding the varint `u64::MAX`,
+    /// which the hdrhistogram crate decodes to `i64::MIN` and negates (a
+    /// panic where overflow checks are on, as in tests and debug builds).
+    /// Here in a valid deflate stream in a log, and in a plain encoding
+    /// (`summary.json`'s `hdr`).
+    #[test]
+    fn a_count_out_of_range_is_an_error_not_an_overflow() {
+        use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+        let mut h = crate::metrics::new_histogram();
+        h.record(7).unwrap();
+        let mut plain = Vec::new();
+        V2Serializer::new().serialize(&h, &mut plain).unwrap();
+        plain.extend_from_slice(&[0xff; 9]);
+        let stated = (plain.len() - 40) as u32;
+        plain[4..8].copy_from_slice(&stated.to_be_bytes());
+        let e = crate::metrics::decode_histogram(&mut Deserializer::new(), &plain).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&plain).unwrap();
+        let zlib = zlib.finish().unwrap();
+        let mut deflated = vec![0x1c, 0x84, 0x93, 0x14];
+        deflated.extend_from_slice(&(zlib.len() as u32).to_be_bytes());
+        deflated.extend_from_slice(&zlib);
+        let log = format!(
+            "#[StartTime: 1796107443.721 (seconds since epoch)]\n\
+             \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n\
+             Tag=http.latency|u|list,0.000,1.003,5327.000,{}\n",
+            base64::engine::general_purpose::STANDARD.encode(&deflated)
+        );
+        let mut reader = HlogReader::new(log.as_bytes());
+        match reader.next() {
+            Some(Err(HlogReadError::Encoding { line: 3, detail })) => {
+                assert!(detail.contains("out of range"), "{detail}")
+            }
+            other => panic!("expected an encoding error on line 3, got {other:?}"),
+        }
     }
 }

@@ -51,6 +51,7 @@ pub use hlog::{hlog_tag, HlogFailure, HlogInterval, HlogReadError, HlogReader, H
 pub use recorder::{Metrics, Shard};
 pub use totals::Totals;
 
+use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 
 /// Highest value a histogram tracks, in microseconds (1 hour); larger
@@ -65,6 +66,97 @@ pub const SIGNIFICANT_DIGITS: u8 = 3;
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_TRACKABLE_US, SIGNIFICANT_DIGITS)
         .expect("constant histogram bounds are valid")
+}
+
+/// Decode one HdrHistogram V2 encoding, plain or deflated, read from a
+/// file (`metrics.hlog`, the `hdr` fields of `summary.json`).
+///
+/// The `hdrhistogram` crate allocates the payload length a header states
+/// before it reads the payload, so a corrupt header (up to 4 GiB) would run
+/// out of memory. Here the deflated form is inflated first and the stated
+/// length checked against the bytes actually there; the error is the
+/// crate's `DeserializeError` (Debug form) or says what is wrong.
+pub fn decode_histogram(
+    deserializer: &mut Deserializer,
+    raw: &[u8],
+) -> Result<Histogram<u64>, String> {
+    use std::io::Read as _;
+    /// The V2 cookies (`0x1c849303` / `0x1c849304`, word size 8 | 0x10).
+    const V2: u32 = 0x1c84_9313;
+    const V2_DEFLATE: u32 = 0x1c84_9314;
+    /// Cookie, payload length, normalizing offset, digits, low, high, ratio.
+    const HEADER: usize = 40;
+    let word = |bytes: &[u8], at: usize| {
+        let word = bytes.get(at..at + 4)?;
+        Some(u32::from_be_bytes([word[0], word[1], word[2], word[3]]) as usize)
+    };
+    let inflated;
+    let plain = if word(raw, 0) == Some(V2_DEFLATE as usize) {
+        let len = word(raw, 4).ok_or("cut short in the header")?;
+        let data = raw.get(8..).unwrap_or_default();
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(&data[..len.min(data.len())])
+            .read_to_end(&mut out)
+            .map_err(|e| format!("the deflated histogram does not inflate: {e}"))?;
+        if word(&out, 0) != Some(V2 as usize) {
+            return Err("InvalidCookie".into());
+        }
+        inflated = out;
+        &inflated[..]
+    } else {
+        raw
+    };
+    if word(plain, 0) == Some(V2 as usize) {
+        let stated = word(plain, 4).unwrap_or(0);
+        let there = plain.len().saturating_sub(HEADER);
+        if stated > there {
+            return Err(format!(
+                "the header states a payload of {stated} bytes, {there} follow"
+            ));
+        }
+        if plain
+            .get(HEADER..HEADER + stated)
+            .is_some_and(holds_min_zigzag)
+        {
+            return Err("a count or run of zeros out of range".into());
+        }
+    }
+    deserializer
+        .deserialize(&mut &plain[..])
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Whether a V2 payload holds the varint `u64::MAX`, whose zig-zag
+/// decoding `i64::MIN` the hdrhistogram crate negates (an overflow: a panic
+/// where overflow checks are on). Its varints: up to eight bytes of 7 bits
+/// with the high bit as continuation, then a ninth of 8 bits.
+fn holds_min_zigzag(payload: &[u8]) -> bool {
+    let mut at = 0;
+    while at < payload.len() {
+        let mut value = 0u64;
+        let mut len = 0;
+        loop {
+            let Some(&b) = payload.get(at + len) else {
+                // Cut short: the crate refuses it.
+                return false;
+            };
+            if len == 8 {
+                value |= u64::from(b) << 56;
+                len += 1;
+                break;
+            }
+            value |= u64::from(b & 0x7f) << (7 * len);
+            len += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        if value == u64::MAX {
+            return true;
+        }
+        at += len;
+    }
+    false
 }
 
 /// Add `source` into `target`. Every histogram here is built by

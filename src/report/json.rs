@@ -494,9 +494,8 @@ pub fn decode_histogram(b64: &str) -> anyhow::Result<Histogram<u64>> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .context("histogram is not valid base64")?;
-    Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .map_err(|e| anyhow::anyhow!("histogram is not a valid HdrHistogram encoding: {e:?}"))
+    crate::metrics::decode_histogram(&mut Deserializer::new(), &bytes)
+        .map_err(|e| anyhow::anyhow!("histogram is not a valid HdrHistogram encoding: {e}"))
 }
 
 impl Summary {

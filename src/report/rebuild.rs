@@ -263,10 +263,15 @@ pub fn read_summary(path: &Path) -> Result<Summary, ReportError> {
         }
         Err(e) => return Err(bad(path, format!("cannot be read: {e}"))),
     };
+    parse_summary(path, &bytes)
+}
+
+/// [`read_summary`] of bytes already read (`path` names them in errors).
+pub fn parse_summary(path: &Path, bytes: &[u8]) -> Result<Summary, ReportError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(bad(path, "empty"));
     }
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         if e.is_eof() {
             bad(path, format!("cut short ({e}): the file is incomplete"))
         } else {
@@ -290,7 +295,7 @@ pub fn read_summary(path: &Path) -> Result<Summary, ReportError> {
         }
     }
     // Parsed again, typed, so errors carry a line and column.
-    serde_json::from_slice(&bytes).map_err(|e| {
+    serde_json::from_slice(bytes).map_err(|e| {
         bad(
             path,
             format!(
@@ -393,6 +398,11 @@ pub fn read_hlog(path: &Path) -> Result<Option<BTreeMap<String, u64>>, ReportErr
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(bad(path, format!("cannot be read: {e}"))),
     };
+    hlog_counts(path, &bytes).map(Some)
+}
+
+/// [`read_hlog`] of bytes already read (`path` names them in errors).
+pub fn hlog_counts(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, u64>, ReportError> {
     if bytes.is_empty() {
         return Err(bad(
             path,
@@ -400,11 +410,11 @@ pub fn read_hlog(path: &Path) -> Result<Option<BTreeMap<String, u64>>, ReportErr
         ));
     }
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for interval in HlogReader::new(&bytes) {
+    for interval in HlogReader::new(bytes) {
         let interval = interval.map_err(|e| bad(path, format!("corrupt: {e}")))?;
         *counts.entry(interval.tag).or_default() += interval.histogram.len();
     }
-    Ok(Some(counts))
+    Ok(counts)
 }
 
 /// One warning when the hlog's sample counts per tag differ from the
